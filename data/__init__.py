@@ -1,0 +1,1 @@
+"""Synthetic recommendation impression logs (see data.generator)."""

@@ -1,0 +1,383 @@
+"""Synthetic multi-task recommendation impression logs with known ground truth.
+
+Span N is written as ``<out_dir>/span-<N>/events-00000-of-00001.tfrecord.gz`` (gzip TFRecord of
+``tf.train.Example``) plus ``truth.npz``, the true probability / mean behind every label, aligned
+with the event order. The world (users, items, latent factors, categories, preferences) depends
+only on the seed and the sizes in the spec, so all spans share it; the events of span N are drawn
+from a generator seeded with (seed, N). The same spec and span therefore always give byte-identical files.
+
+Label arrays in ``Events.labels``: ``click`` is int64 and never missing. ``conversion``,
+``watch_time`` and ``interest`` are float32 where NaN means "absent from the Example" and -1 means
+"written as the sentinel value -1" (see ``LogSpec.minus_one_fraction``).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+EVENTS_FILE = "events-00000-of-00001.tfrecord.gz"
+TRUTH_FILE = "truth.npz"
+FEATURE_KINDS = {
+    "event_id": "bytes",
+    "user_id": "bytes",
+    "item_id": "bytes",
+    "item_category": "bytes",
+    "device": "bytes",
+    "country": "bytes",
+    "hour": "int",
+    "user_activity": "float",
+    "item_popularity": "float",
+    "price": "float",
+}
+LABEL_KINDS = {"click": "int", "conversion": "int", "watch_time": "float", "interest": "int"}
+DEVICES = (b"mobile", b"desktop", b"tablet")
+COUNTRIES = (b"US", b"IN", b"BR", b"GB", b"DE", b"JP", b"MX", b"FR")
+INTEREST_MISSING_RATE = 0.10
+WATCH_TIME_SHAPE = 2.0
+
+_COUNTRY_P = np.array([0.30, 0.18, 0.12, 0.10, 0.09, 0.08, 0.07, 0.06])
+_DEVICE_P = np.array([0.62, 0.28, 0.10])
+_DEVICE_CLICK = np.array([0.0, 0.15, -0.2])
+_DEVICE_CONVERSION = np.array([-0.3, 0.35, 0.0])
+_HOURS = np.arange(24)
+_HOUR_P = np.exp(np.cos(2 * np.pi * (_HOURS - 20) / 24) + 0.4 * np.cos(4 * np.pi * (_HOURS - 8) / 24))
+_HOUR_P /= _HOUR_P.sum()
+_HOUR_CLICK = 0.25 * np.cos(2 * np.pi * (_HOURS - 22) / 24)
+_WORLD_STREAM, _EVENT_STREAM = 0, 1
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+_FIELD_1, _FIELD_2 = b"\x0a", b"\x12"  # protobuf keys of length-delimited fields 1 and 2
+
+
+@dataclass(frozen=True)
+class LogSpec:
+    """Size and randomness of the synthetic logs; ``num_events`` is per span."""
+
+    num_events: int = 20_000
+    num_users: int = 5_000
+    num_items: int = 2_000
+    num_categories: int = 12
+    num_interests: int = 5
+    latent_dim: int = 8
+    seed: int = 0
+    minus_one_fraction: float = 0.0  # share of missing labels written as -1 instead of left absent
+
+    def __post_init__(self) -> None:
+        sizes = ("num_events", "num_users", "num_items", "num_categories", "num_interests", "latent_dim")
+        for name in sizes:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"LogSpec.{name} must be positive, got {getattr(self, name)}")
+        if self.seed < 0:
+            raise ValueError(f"LogSpec.seed must be non-negative, got {self.seed}")
+        if not 0.0 <= self.minus_one_fraction <= 1.0:
+            raise ValueError(f"LogSpec.minus_one_fraction must be in [0, 1], got {self.minus_one_fraction}")
+
+
+@dataclass(frozen=True)
+class Events:
+    """One span of events: feature columns, label columns (missing as documented above), truth."""
+
+    features: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    truth: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class _World:
+    """Everything that is fixed across spans."""
+
+    user_weight: np.ndarray
+    user_factors: np.ndarray
+    user_country: np.ndarray
+    user_device_p: np.ndarray
+    user_activity: np.ndarray
+    user_purchase: np.ndarray
+    user_interest: np.ndarray
+    user_watch: np.ndarray
+    item_weight: np.ndarray
+    item_factors: np.ndarray
+    item_category: np.ndarray
+    item_popularity: np.ndarray
+    item_price: np.ndarray
+    category_country: np.ndarray
+    category_interest: np.ndarray
+    category_watch: np.ndarray
+
+
+def _zipf_weights(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
+    """Long-tail sampling weights 1/rank^exponent, with ranks shuffled over the ids."""
+    weights = 1.0 / np.arange(1, n + 1) ** exponent
+    return rng.permutation(weights / weights.sum())
+
+
+def _standardize(x: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Zero mean, unit variance under ``weights`` (e.g. how often each entity shows up in the logs)."""
+    mean = np.average(x, weights=weights)
+    return (x - mean) / (np.sqrt(np.average((x - mean) ** 2, weights=weights)) + 1e-12)
+
+
+def _sample_rows(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
+    """One categorical draw per row of ``probs`` (rows sum to 1)."""
+    draws = (probs.cumsum(axis=1) < rng.random((len(probs), 1))).sum(axis=1)
+    return np.minimum(draws, probs.shape[1] - 1)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _ids(prefix: str, indices: np.ndarray, count: int, min_width: int) -> np.ndarray:
+    """Byte-string ids like b"u00042", zero-padded wide enough for ``count`` distinct ids."""
+    width = max(min_width, len(str(count - 1)))
+    return np.array([f"{prefix}{i:0{width}d}" for i in indices.tolist()], dtype=np.bytes_)
+
+
+def _build_world(spec: LogSpec) -> _World:
+    """Draw users, items and their fixed attributes (independent of the span)."""
+    rng = np.random.default_rng([_WORLD_STREAM, spec.seed])
+    nu, ni, nc, d = spec.num_users, spec.num_items, spec.num_categories, spec.latent_dim
+    factor_scale = d**-0.25  # makes U_u . V_i have unit variance
+    user_weight = _zipf_weights(rng, nu, 0.7)
+    item_weight = _zipf_weights(rng, ni, 0.9)
+    user_factors = rng.normal(0.0, factor_scale, (nu, d))
+    category = rng.integers(nc, size=ni)
+    category_log_price = rng.normal(3.0, 0.8, nc)
+    return _World(
+        user_weight=user_weight,
+        user_factors=user_factors,
+        user_country=rng.choice(len(COUNTRIES), nu, p=_COUNTRY_P),
+        user_device_p=rng.dirichlet(4.0 * _DEVICE_P, nu),
+        user_activity=np.exp(1.0 + 0.3 * _standardize(np.log(user_weight)) + 0.5 * rng.standard_normal(nu)),
+        user_purchase=rng.normal(0.0, 0.8, nu),
+        user_interest=rng.normal(0.0, 1.0, (nu, spec.num_interests)),
+        user_watch=_standardize(user_factors @ rng.standard_normal(d)),
+        item_weight=item_weight,
+        item_factors=rng.normal(0.0, factor_scale, (ni, d)),
+        item_category=category,
+        item_popularity=10.0 * ni * item_weight * np.exp(0.1 * rng.standard_normal(ni)),
+        item_price=np.exp(category_log_price[category] + 0.5 * rng.standard_normal(ni)),
+        category_country=rng.normal(0.0, 0.3, (nc, len(COUNTRIES))),
+        category_interest=rng.normal(0.0, 1.5, (nc, spec.num_interests)),
+        category_watch=rng.normal(0.0, 0.35, nc),
+    )
+
+
+def _true_params(
+    world: _World, users: np.ndarray, items: np.ndarray, hours: np.ndarray, devices: np.ndarray
+) -> dict[str, np.ndarray]:
+    """True p_click, p_conversion (given click), watch_time_mean and interest_probs per event.
+
+    Coefficients are tuned so the default LogSpec gives CTR ~0.19 (Bayes AUC ~0.78) and CVR ~0.14.
+    """
+    u, v = world.user_factors[users], world.item_factors[items]
+    d = u.shape[1]
+    half = math.ceil(d / 2)
+    conversion_affinity = (u[:, :half] * v[:, :half]).sum(axis=1)
+    watch_affinity = (u[:, d // 2 :] * v[:, d // 2 :]).sum(axis=1)
+    category = world.item_category[items]
+    click_logit = (
+        -1.95
+        + 0.35 * _standardize(np.log(world.user_activity), world.user_weight)[users]
+        + 0.3 * _standardize(np.log(world.item_popularity), world.item_weight)[items]
+        + _DEVICE_CLICK[devices]
+        + _HOUR_CLICK[hours]
+        + world.category_country[category, world.user_country[users]]
+        + (u * v).sum(axis=1)
+    )
+    conversion_logit = (
+        -2.4
+        + 0.7 * conversion_affinity
+        + world.user_purchase[users]
+        - 0.5 * _standardize(np.log(world.item_price), world.item_weight)[items]
+        + _DEVICE_CONVERSION[devices]
+    )
+    log_watch = np.log(1.4) + world.category_watch[category] + 0.25 * world.user_watch[users]
+    return {
+        "p_click": _sigmoid(click_logit),
+        "p_conversion": _sigmoid(conversion_logit),
+        "watch_time_mean": np.exp(log_watch + 0.3 * watch_affinity),
+        "interest_probs": _softmax(world.user_interest[users] + world.category_interest[category]),
+    }
+
+
+def _with_missing(
+    values: np.ndarray, present: np.ndarray, rng: np.random.Generator, minus_one_fraction: float
+) -> np.ndarray:
+    """float32 label column: NaN where absent, -1 for the sentinel share of the missing."""
+    sentinel = rng.random(len(values)) < minus_one_fraction
+    return np.where(present, values, np.where(sentinel, -1.0, np.nan)).astype(np.float32)
+
+
+def _sample_labels(
+    truth: dict[str, np.ndarray], rng: np.random.Generator, minus_one_fraction: float
+) -> dict[str, np.ndarray]:
+    """Sample every label from the truth; the draws do not depend on ``minus_one_fraction``."""
+    n = len(truth["p_click"])
+    click = rng.random(n) < truth["p_click"]
+    conversion = rng.random(n) < truth["p_conversion"]
+    watch_time = rng.gamma(WATCH_TIME_SHAPE, truth["watch_time_mean"] / WATCH_TIME_SHAPE)
+    interest = _sample_rows(rng, truth["interest_probs"])
+    interest_present = rng.random(n) >= INTEREST_MISSING_RATE
+    return {
+        "click": click.astype(np.int64),
+        "conversion": _with_missing(conversion, click, rng, minus_one_fraction),
+        "watch_time": _with_missing(watch_time, click, rng, minus_one_fraction),
+        "interest": _with_missing(interest, interest_present, rng, minus_one_fraction),
+    }
+
+
+def generate_span(spec: LogSpec, span: int) -> Events:
+    """Draw the events of one span (in memory)."""
+    if span < 0:
+        raise ValueError(f"span must be non-negative, got {span}")
+    world = _build_world(spec)
+    rng = np.random.default_rng([_EVENT_STREAM, spec.seed, span])
+    n = spec.num_events
+    users = rng.choice(spec.num_users, n, p=world.user_weight)
+    items = rng.choice(spec.num_items, n, p=world.item_weight)
+    hours = rng.choice(24, n, p=_HOUR_P)
+    devices = _sample_rows(rng, world.user_device_p[users])
+    truth = _true_params(world, users, items, hours, devices)
+    labels = _sample_labels(truth, rng, spec.minus_one_fraction)
+    event_id = _ids(f"s{span}-", np.arange(n), n, 6)
+    features = {
+        "event_id": event_id,
+        "user_id": _ids("u", users, spec.num_users, 5),
+        "item_id": _ids("i", items, spec.num_items, 5),
+        "item_category": _ids("cat_", world.item_category[items], spec.num_categories, 2),
+        "device": np.array(DEVICES)[devices],
+        "country": np.array(COUNTRIES)[world.user_country[users]],
+        "hour": hours.astype(np.int64),
+        "user_activity": world.user_activity[users].astype(np.float32),
+        "item_popularity": world.item_popularity[items].astype(np.float32),
+        "price": world.item_price[items].astype(np.float32),
+    }
+    return Events(features=features, labels=labels, truth={"event_id": event_id, **truth})
+
+
+def _feature(kind: str, value: bytes | int | float) -> tf.train.Feature:
+    if kind == "bytes":
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+    if kind == "int":
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+    return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (``tag`` is its one-byte key)."""
+    return tag + _varint(len(payload)) + payload
+
+
+def _map_entries(name: str, kind: str, values: np.ndarray) -> np.ndarray:
+    """Per event, the serialized ``Features.feature`` map entry for this column (b"" where NaN).
+
+    Each distinct value is turned into a tf.train.Feature only once.
+    """
+    present = ~np.isnan(values) if values.dtype.kind == "f" else np.ones(len(values), bool)
+    distinct, inverse = np.unique(values[present], return_inverse=True)
+    key = _field(_FIELD_1, name.encode())
+    encoded = [
+        _field(_FIELD_1, key + _field(_FIELD_2, _feature(kind, value).SerializeToString()))
+        for value in distinct.tolist()
+    ]
+    entries = np.full(len(values), b"", dtype=object)
+    entries[present] = np.array(encoded, dtype=object)[inverse]
+    return entries
+
+
+def _serialized_examples(events: Events) -> Iterator[bytes]:
+    """tf.train.Examples serialized as protobuf does with deterministic=True (map keys sorted).
+
+    Labels that are NaN are left out of the Example.
+    """
+    columns = {**events.features, **events.labels}
+    kinds = {**FEATURE_KINDS, **LABEL_KINDS}
+    entries = [_map_entries(name, kinds[name], columns[name]) for name in sorted(kinds)]
+    for row in np.stack(entries, axis=1):
+        yield _field(_FIELD_1, b"".join(row))
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Like np.savez_compressed, but with fixed zip timestamps so the bytes are reproducible."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_DATE)
+            archive.writestr(info, buffer.getvalue(), compress_type=zipfile.ZIP_DEFLATED)
+
+
+def write_span(events: Events, out_dir: str | Path, span: int) -> Path:
+    """Write events and truth of one span under ``out_dir/span-<span>``; return that directory."""
+    span_dir = Path(out_dir) / f"span-{span}"
+    span_dir.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(span_dir / EVENTS_FILE), options="GZIP") as writer:
+        for record in _serialized_examples(events):
+            writer.write(record)
+    _save_npz(span_dir / TRUTH_FILE, events.truth)
+    return span_dir
+
+
+def generate_logs(spec: LogSpec, out_dir: str | Path, spans: Sequence[int]) -> list[Path]:
+    """Generate and write every span in ``spans``; return the span directories."""
+    return [write_span(generate_span(spec, span), out_dir, span) for span in spans]
+
+
+def load_truth(span_dir: str | Path) -> dict[str, np.ndarray]:
+    """Read the truth arrays written next to a span's events."""
+    with np.load(Path(span_dir) / TRUTH_FILE) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Exact ROC AUC of ``scores`` for binary ``labels`` via average ranks (ties count one half)."""
+    labels = np.asarray(labels).astype(bool)
+    num_pos = int(labels.sum())
+    num_neg = len(labels) - num_pos
+    if num_pos == 0 or num_neg == 0:
+        raise ValueError("roc_auc needs both positive and negative labels")
+    _, inverse, counts = np.unique(np.asarray(scores), return_inverse=True, return_counts=True)
+    average_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based mean rank of each distinct score
+    rank_sum = average_rank[inverse][labels].sum()
+    return float((rank_sum - num_pos * (num_pos + 1) / 2.0) / (num_pos * num_neg))
+
+
+def _present(label: np.ndarray) -> np.ndarray:
+    """True where a label column holds a real value (neither NaN nor the -1 sentinel)."""
+    return ~np.isnan(label) & (label != -1)
+
+
+def bayes_limits(truth: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
+    """Best achievable metrics: the true probabilities / means scored against the sampled labels."""
+    conversion_ok = _present(labels["conversion"])
+    watch_ok = _present(labels["watch_time"])
+    interest_ok = _present(labels["interest"])
+    watch_error = labels["watch_time"][watch_ok] - truth["watch_time_mean"][watch_ok]
+    predicted_interest = truth["interest_probs"][interest_ok].argmax(axis=1)
+    return {
+        "click_auc": roc_auc(labels["click"], truth["p_click"]),
+        "conversion_auc": roc_auc(labels["conversion"][conversion_ok], truth["p_conversion"][conversion_ok]),
+        "watch_time_rmse": float(np.sqrt(np.mean(watch_error**2))),
+        "interest_accuracy": float(np.mean(predicted_interest == labels["interest"][interest_ok])),
+    }

@@ -1,0 +1,202 @@
+"""Tests for the synthetic log generator (data/generator.py)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data.generator import (
+    EVENTS_FILE,
+    FEATURE_KINDS,
+    LABEL_KINDS,
+    TRUTH_FILE,
+    LogSpec,
+    bayes_limits,
+    generate_logs,
+    generate_span,
+    load_truth,
+    roc_auc,
+    write_span,
+)
+
+SMALL = LogSpec(num_events=2_000, num_users=300, num_items=150, num_categories=6, seed=7)
+TF_DTYPES = {"bytes": tf.string, "int": tf.int64, "float": tf.float32}
+
+
+def _read_examples(span_dir: Path) -> list[tf.train.Example]:
+    records = tf.data.TFRecordDataset(str(span_dir / EVENTS_FILE), compression_type="GZIP")
+    return [tf.train.Example.FromString(record.numpy()) for record in records]
+
+
+def _values(example: tf.train.Example, key: str) -> list | None:
+    """The value list of a feature, or None when the key is absent."""
+    if key not in example.features.feature:
+        return None
+    feature = example.features.feature[key]
+    return list(getattr(feature, feature.WhichOneof("kind")).value)
+
+
+@pytest.fixture(scope="module")
+def small_span(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tf.train.Example]]:
+    span_dir = write_span(generate_span(SMALL, 3), tmp_path_factory.mktemp("logs"), 3)
+    return span_dir, _read_examples(span_dir)
+
+
+def test_layout_and_truth_round_trip(small_span):
+    span_dir, examples = small_span
+    assert span_dir.name == "span-3"
+    assert sorted(p.name for p in span_dir.iterdir()) == sorted([EVENTS_FILE, TRUTH_FILE])
+    truth = load_truth(span_dir)
+    assert [_values(e, "event_id")[0] for e in examples] == truth["event_id"].tolist()
+    assert truth["interest_probs"].shape == (SMALL.num_events, SMALL.num_interests)
+    np.testing.assert_allclose(truth["interest_probs"].sum(axis=1), 1.0)
+    assert ((truth["p_click"] > 0) & (truth["p_click"] < 1)).all()
+    assert ((truth["p_conversion"] > 0) & (truth["p_conversion"] < 1)).all()
+    assert (truth["watch_time_mean"] > 0).all()
+
+
+def test_same_spec_gives_identical_bytes_and_other_seed_differs(tmp_path):
+    paths = [
+        generate_logs(spec, tmp_path / name, [2])[0]
+        for name, spec in [("a", SMALL), ("b", SMALL), ("c", replace(SMALL, seed=8))]
+    ]
+    for file in (EVENTS_FILE, TRUTH_FILE):
+        contents = [(path / file).read_bytes() for path in paths]
+        assert contents[0] == contents[1]
+        assert contents[0] != contents[2]
+
+
+def _attributes_by_id(events, key: str, names: tuple[str, ...]) -> dict[bytes, set[tuple]]:
+    """Every combination of the ``names`` features seen with each value of ``key``."""
+    table = defaultdict(set)
+    for row, value in enumerate(events.features[key].tolist()):
+        table[value].add(tuple(events.features[name][row] for name in names))
+    return table
+
+
+def test_spans_share_the_world_but_not_the_events():
+    first, second = generate_span(SMALL, 0), generate_span(SMALL, 1)
+    fixed = {
+        "item_id": ("item_category", "price", "item_popularity"),
+        "user_id": ("country", "user_activity"),
+    }
+    for key, names in fixed.items():
+        a, b = _attributes_by_id(first, key, names), _attributes_by_id(second, key, names)
+        common = a.keys() & b.keys()
+        assert len(common) > 50
+        assert all(len(a[k]) == 1 and a[k] == b[k] for k in common)
+    assert not set(first.features["event_id"].tolist()) & set(second.features["event_id"].tolist())
+    assert (first.features["user_id"] != second.features["user_id"]).mean() > 0.9
+    assert (first.labels["click"] != second.labels["click"]).any()
+
+
+def test_written_examples_have_the_schema_and_label_presence(small_span):
+    span_dir, examples = small_span
+    for example in examples:
+        keys = set(example.features.feature)
+        assert set(FEATURE_KINDS) | {"click"} <= keys
+        clicked = _values(example, "click") == [1]
+        assert ("conversion" in keys) == clicked
+        assert ("watch_time" in keys) == clicked
+        if clicked:
+            assert _values(example, "conversion")[0] in (0, 1)
+            assert _values(example, "watch_time")[0] >= 0
+    interest_missing = np.mean([_values(e, "interest") is None for e in examples])
+    assert 0.07 < interest_missing < 0.13
+    # Everything parses with TF's own parser under the documented dtypes.
+    spec = {k: tf.io.FixedLenFeature([], TF_DTYPES[kind]) for k, kind in FEATURE_KINDS.items()}
+    spec.update({k: tf.io.VarLenFeature(TF_DTYPES[kind]) for k, kind in LABEL_KINDS.items()})
+    records = tf.data.TFRecordDataset(str(span_dir / EVENTS_FILE), compression_type="GZIP")
+    batch = tf.io.parse_example(next(iter(records.batch(SMALL.num_events))), spec)
+    hours = batch["hour"].numpy()
+    assert hours.min() >= 0 and hours.max() <= 23
+    assert set(batch["device"].numpy().tolist()) <= {b"mobile", b"desktop", b"tablet"}
+    assert (batch["price"].numpy() > 0).all() and (batch["user_activity"].numpy() > 0).all()
+
+
+def test_written_values_match_the_events_in_memory(small_span):
+    _, examples = small_span
+    events = generate_span(SMALL, 3)
+    for name in ("event_id", "item_category", "hour", "price"):
+        written = [_values(e, name)[0] for e in examples]
+        assert written == events.features[name].tolist()
+    watch = events.labels["watch_time"]
+    written_watch = [(_values(e, "watch_time") or [np.nan])[0] for e in examples]
+    np.testing.assert_array_equal(np.array(written_watch, np.float32), watch)
+
+
+def test_minus_one_fraction_one_writes_every_missing_label_as_minus_one(tmp_path):
+    spec = replace(SMALL, num_events=500, minus_one_fraction=1.0)
+    examples = _read_examples(write_span(generate_span(spec, 0), tmp_path, 0))
+    unclicked = [e for e in examples if _values(e, "click") == [0]]
+    assert unclicked
+    assert all(_values(e, "conversion") == [-1] for e in unclicked)
+    assert all(_values(e, "watch_time") == [-1.0] for e in unclicked)
+    interest = [_values(e, "interest") for e in examples]
+    assert None not in interest and [-1] in interest
+
+
+def test_minus_one_fraction_only_changes_how_missing_labels_are_marked():
+    half = generate_span(replace(SMALL, minus_one_fraction=0.5), 0)
+    plain = generate_span(SMALL, 0)
+    missing = plain.labels["click"] == 0
+    conversion = half.labels["conversion"]
+    assert 0.4 < (conversion[missing] == -1).mean() < 0.6
+    assert np.isnan(conversion[missing & (conversion != -1)]).all()
+    np.testing.assert_array_equal(conversion[~missing], plain.labels["conversion"][~missing])
+    assert bayes_limits(half.truth, half.labels) == bayes_limits(plain.truth, plain.labels)
+
+
+def test_roc_auc_exact_with_a_tie():
+    # Positive/negative pairs: (.9,.9) tie=0.5, (.9,.1)=1, (.3,.9)=0, (.3,.1)=1, (.5,.9)=0, (.5,.1)=1.
+    assert roc_auc(np.array([1, 0, 1, 0, 1]), np.array([0.9, 0.9, 0.3, 0.1, 0.5])) == pytest.approx(3.5 / 6)
+    assert roc_auc(np.array([0, 0, 1]), np.array([0.1, 0.2, 0.3])) == 1.0
+    assert roc_auc(np.array([1, 0]), np.array([0.5, 0.5])) == 0.5
+    with pytest.raises(ValueError, match="both"):
+        roc_auc(np.array([1, 1]), np.array([0.1, 0.2]))
+
+
+def test_default_spec_lands_in_the_target_ranges():
+    spec = LogSpec()
+    events = generate_span(spec, 0)
+    labels, truth = events.labels, events.truth
+    clicked = labels["click"] == 1
+    limits = bayes_limits(truth, labels)
+    assert 0.15 <= clicked.mean() <= 0.25
+    assert 0.08 <= labels["conversion"][clicked].mean() <= 0.2
+    assert 0.75 <= limits["click_auc"] <= 0.85
+    assert 0.7 <= limits["conversion_auc"] <= 0.85
+    assert 0.5 <= labels["watch_time"][clicked].mean() <= 4.0
+    # Gamma noise floor: E[(y - mean)^2] = mean^2 / shape.
+    expected_rmse = np.sqrt(np.mean(truth["watch_time_mean"][clicked] ** 2 / 2.0))
+    assert limits["watch_time_rmse"] == pytest.approx(expected_rmse, rel=0.1)
+    assert 1.0 / spec.num_interests < limits["interest_accuracy"] < 0.9
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"num_events": 0},
+        {"num_users": -1},
+        {"num_items": 0},
+        {"num_categories": 0},
+        {"num_interests": 0},
+        {"latent_dim": 0},
+        {"seed": -1},
+        {"minus_one_fraction": -0.1},
+        {"minus_one_fraction": 1.5},
+    ],
+)
+def test_bad_spec_raises(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        LogSpec(**bad)
+
+
+def test_negative_span_raises():
+    with pytest.raises(ValueError, match="span"):
+        generate_span(SMALL, -1)
