@@ -1,0 +1,1 @@
+"""Custom TFX components, only where a standard one cannot do the job."""

@@ -1,0 +1,6 @@
+"""Model code: preprocessing_fn, task types, layers, architectures, run_fn, signatures, TFMA config."""
+
+import os
+
+# Keras 2 (tf_keras) must be chosen before TensorFlow is first imported; tf.Transform sets it too late.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

@@ -1,0 +1,45 @@
+"""The exported SavedModel: ``serving_default`` for scoring and ``transform_features`` for TFMA.
+
+Both take serialized tf.Examples. ``serving_default`` parses only the declared features and returns one named
+output per task; ``transform_features`` parses only the labels and returns ``<task>_label`` and
+``<task>_weight`` (0.0 where the label is missing), which the EvalConfig names as label and example-weight keys.
+"""
+
+import tensorflow as tf
+
+from models.tasks import Task
+from pipeline.config import PipelineConfig
+
+SERVING_SIGNATURE = "serving_default"
+TRANSFORM_SIGNATURE = "transform_features"
+_EXAMPLES = tf.TensorSpec([None], tf.string, name="examples")
+
+
+class ServingModule(tf.Module):
+    """Holds the trained model and the Transform graph together, so serving skew cannot creep in."""
+
+    def __init__(self, model, tf_transform_output, config: PipelineConfig, tasks: list[Task]):
+        super().__init__()
+        self.model = model
+        self.tft_layer = tf_transform_output.transform_features_layer()
+        raw_spec = tf_transform_output.raw_feature_spec()
+        self._feature_spec = {f.name: raw_spec[f.name] for f in config.features}
+        self._label_spec = {t.config.label_key: raw_spec[t.config.label_key] for t in tasks}
+        self._label_outputs = [key for t in tasks for key in (t.label_feature, t.weight_feature)]
+
+    @tf.function(input_signature=[_EXAMPLES])
+    def serve(self, examples):
+        transformed = self.tft_layer(tf.io.parse_example(examples, self._feature_spec))
+        return self.model(transformed)
+
+    @tf.function(input_signature=[_EXAMPLES])
+    def transform_features(self, examples):
+        transformed = self.tft_layer(tf.io.parse_example(examples, self._label_spec))
+        return {key: transformed[key] for key in self._label_outputs}
+
+
+def export(model, tf_transform_output, config: PipelineConfig, tasks: list[Task], export_dir: str) -> None:
+    """Writes the SavedModel with both signatures to ``export_dir``."""
+    module = ServingModule(model, tf_transform_output, config, tasks)
+    tf.saved_model.save(module, export_dir, signatures={SERVING_SIGNATURE: module.serve,
+                                                        TRANSFORM_SIGNATURE: module.transform_features})

@@ -1,0 +1,127 @@
+"""Task types. A task owns, in one place, everything that depends on its type: how a raw label becomes a
+(label, weight) pair, its output layer, its masked loss, its Keras metrics and the TFMA metrics that judge it.
+The model, the trainer and the evaluator ask the task; none of them switch on the type.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import tensorflow as tf
+import tf_keras
+
+from models import tensors
+from pipeline.config import PipelineConfig, TaskConfig
+
+
+class Task:
+    """One prediction head of the multi-task model."""
+
+    units: ClassVar[int] = 1
+    activation: ClassVar[str | None] = None
+    label_dtype: ClassVar[tf.DType] = tf.float32
+    key_metric: ClassVar[str]
+    higher_is_better: ClassVar[bool] = True
+    tfma_metrics: ClassVar[tuple[str, ...]]
+
+    def __init__(self, config: TaskConfig):
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def label_feature(self) -> str:
+        return f"{self.name}_label"
+
+    @property
+    def weight_feature(self) -> str:
+        return f"{self.name}_weight"
+
+    def encode_label(self, raw) -> tuple[tf.Tensor, tf.Tensor]:
+        """(label, weight): a valid label everywhere (0 where missing) and weight 0.0 where it is missing."""
+        values = tensors.column_values(raw, default=0)
+        present = tensors.column_present(raw)
+        if self.config.missing_value is not None:
+            present &= tf.not_equal(values, tf.cast(self.config.missing_value, values.dtype))
+        label = tf.where(present, tf.cast(values, self.label_dtype), tf.zeros_like(values, self.label_dtype))
+        return label, tf.cast(present, tf.float32)
+
+    def make_head(self) -> tf_keras.layers.Layer:
+        """The output layer on top of this task's tower."""
+        return tf_keras.layers.Dense(self.units, activation=self.activation, name=f"{self.name}_head")
+
+    def predictions(self, head_output: tf.Tensor) -> tf.Tensor:
+        """The served prediction: [batch] for scalar heads, [batch, units] otherwise."""
+        return tf.squeeze(head_output, axis=-1) if self.units == 1 else head_output
+
+    def per_example_loss(self, labels: tf.Tensor, predictions: tf.Tensor) -> tf.Tensor:
+        raise NotImplementedError
+
+    def loss(self, labels: tf.Tensor, weights: tf.Tensor, predictions: tf.Tensor) -> tf.Tensor:
+        """Mean loss over the examples whose label is present; 0 (never NaN) when none is."""
+        weighted = tf.reduce_sum(weights * self.per_example_loss(labels, predictions))
+        return tf.math.divide_no_nan(weighted, tf.reduce_sum(weights))
+
+    def make_metrics(self) -> list[tf_keras.metrics.Metric]:
+        """Keras training metrics, updated with the label weights so missing labels do not count."""
+        raise NotImplementedError
+
+
+class BinaryTask(Task):
+    activation = "sigmoid"
+    key_metric = "AUC"
+    tfma_metrics = ("ExampleCount", "WeightedExampleCount", "AUC", "AUCPrecisionRecall", "Calibration",
+                    "MeanLabel", "MeanPrediction")
+
+    def per_example_loss(self, labels, predictions):
+        return tf_keras.losses.binary_crossentropy(labels[:, None], predictions[:, None])
+
+    def make_metrics(self):
+        return [tf_keras.metrics.AUC(name=f"{self.name}_auc")]
+
+
+class RegressionTask(Task):
+    key_metric = "RootMeanSquaredError"
+    higher_is_better = False
+    tfma_metrics = ("ExampleCount", "WeightedExampleCount", "RootMeanSquaredError", "MeanAbsoluteError",
+                    "MeanLabel", "MeanPrediction")
+
+    def per_example_loss(self, labels, predictions):
+        return tf.square(labels - predictions)
+
+    def make_metrics(self):
+        return [tf_keras.metrics.RootMeanSquaredError(name=f"{self.name}_rmse")]
+
+
+class MulticlassTask(Task):
+    activation = "softmax"
+    label_dtype = tf.int64
+    key_metric = "SparseCategoricalAccuracy"
+    tfma_metrics = ("ExampleCount", "WeightedExampleCount", "SparseCategoricalAccuracy")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.units = config.num_classes
+
+    def per_example_loss(self, labels, predictions):
+        return tf_keras.losses.sparse_categorical_crossentropy(labels, predictions)
+
+    def make_metrics(self):
+        return [tf_keras.metrics.SparseCategoricalAccuracy(name=f"{self.name}_accuracy")]
+
+
+TASK_TYPES: dict[str, type[Task]] = {
+    "binary": BinaryTask,
+    "regression": RegressionTask,
+    "multiclass": MulticlassTask,
+}
+
+
+def make_task(config: TaskConfig) -> Task:
+    return TASK_TYPES[config.type](config)
+
+
+def make_tasks(config: PipelineConfig) -> list[Task]:
+    return [make_task(t) for t in config.tasks]

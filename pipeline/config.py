@@ -1,0 +1,194 @@
+"""The typed pipeline config: the one source of truth for features, tasks, model and evaluation.
+
+A YAML file (``pipeline/configs/default.yaml`` describes the bundled logs) is loaded into frozen dataclasses;
+the preprocessing_fn, the model, its losses and metrics, the TFMA EvalConfig and the serving signatures are all
+derived from it. Unknown keys, kinds and types are rejected with a message naming them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+FEATURE_KINDS = ("vocabulary", "hash", "bucketized", "zscore", "log")
+CATEGORICAL_KINDS = ("vocabulary", "hash", "bucketized")
+TASK_TYPES = ("binary", "regression", "multiclass")
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.yaml"
+
+
+class ConfigError(ValueError):
+    """A config file that cannot describe a pipeline."""
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """One raw log feature and how Transform turns it into a model input."""
+
+    name: str
+    kind: str
+    embedding_dim: int = 8
+    top_k: int | None = None
+    oov_buckets: int = 1
+    hash_buckets: int = 0
+    boundaries: tuple[float, ...] = ()
+
+    def __post_init__(self):
+        _require(self.kind in FEATURE_KINDS, f"feature '{self.name}': kind '{self.kind}' not in {FEATURE_KINDS}")
+        if self.kind == "vocabulary":
+            _require(self.oov_buckets >= 1, f"feature '{self.name}': oov_buckets must be >= 1")
+        if self.kind == "hash":
+            _require(self.hash_buckets >= 2, f"feature '{self.name}': hash needs hash_buckets >= 2")
+        if self.kind == "bucketized":
+            _require(list(self.boundaries) == sorted(self.boundaries) and self.boundaries,
+                     f"feature '{self.name}': bucketized needs sorted, non-empty boundaries")
+
+    @property
+    def is_categorical(self) -> bool:
+        return self.kind in CATEGORICAL_KINDS
+
+
+@dataclass(frozen=True)
+class BlessingConfig:
+    """What a head must reach to be blessed: a bound on its key metric and a tolerance against the baseline."""
+
+    bound: float | None = None
+    tolerance: float = 0.01
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """One prediction head: its label, loss weight, tower and blessing rule."""
+
+    name: str
+    type: str
+    label_key: str
+    loss_weight: float = 1.0
+    tower: tuple[int, ...] = (32,)
+    num_classes: int = 0
+    missing_value: float | None = -1
+    blessing: BlessingConfig = field(default_factory=BlessingConfig)
+
+    def __post_init__(self):
+        _require(self.type in TASK_TYPES, f"task '{self.name}': type '{self.type}' not in {TASK_TYPES}")
+        _require(self.loss_weight >= 0, f"task '{self.name}': loss_weight must be >= 0")
+        if self.type == "multiclass":
+            _require(self.num_classes >= 2, f"task '{self.name}': multiclass needs num_classes >= 2")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture, sizes and optimisation of the multi-task model."""
+
+    architecture: str = "shared_bottom"
+    shared_layers: tuple[int, ...] = (64, 32)
+    learning_rate: float = 1e-3
+    batch_size: int = 256
+    train_steps: int = 1000
+    eval_steps: int = 50
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the logs are and how ImportExampleGen splits them."""
+
+    log_root: str = "data/logs"
+    span: str = "latest"
+    presplit: bool = False
+    train_buckets: int = 4
+    eval_buckets: int = 1
+    schema_path: str | None = None
+
+    def __post_init__(self):
+        _require(self.span == "latest" or self.span.isdigit(), f"data.span '{self.span}' is not 'latest' or N")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """TFMA slices (raw feature names) beside the overall slice."""
+
+    slices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The whole pipeline, as one YAML file declares it."""
+
+    name: str
+    features: tuple[FeatureConfig, ...]
+    tasks: tuple[TaskConfig, ...]
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+    def __post_init__(self):
+        _require(self.features and self.tasks, "a pipeline needs at least one feature and one task")
+        _require_unique("feature", [f.name for f in self.features])
+        _require_unique("task", [t.name for t in self.tasks])
+        feature_names = {f.name for f in self.features}
+        for task in self.tasks:
+            _require(task.label_key not in feature_names, f"task '{task.name}': label '{task.label_key}' is a feature")
+        for name in self.evaluation.slices:
+            _require(name in feature_names, f"evaluation slice '{name}' is not a declared feature")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
+        return _build(cls, data, "config")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> PipelineConfig:
+        with open(path) as f:
+            return cls.from_dict(yaml.safe_load(f))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict that ``from_dict`` turns back into an equal config."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> PipelineConfig:
+        return dataclasses.replace(self, **changes)
+
+
+_NESTED = {
+    (PipelineConfig, "features"): FeatureConfig,
+    (PipelineConfig, "tasks"): TaskConfig,
+    (PipelineConfig, "model"): ModelConfig,
+    (PipelineConfig, "data"): DataConfig,
+    (PipelineConfig, "evaluation"): EvaluationConfig,
+    (TaskConfig, "blessing"): BlessingConfig,
+}
+
+
+def _build(cls, data: Any, where: str):
+    """Builds dataclass ``cls`` from plain YAML data, naming the place of any unknown or missing key."""
+    _require(isinstance(data, dict), f"{where}: expected a mapping, got {type(data).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    _require(not unknown, f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+    kwargs = {}
+    for name, value in data.items():
+        nested = _NESTED.get((cls, name))
+        if nested and isinstance(value, (list, tuple)):
+            value = tuple(_build(nested, item, f"{where}.{name}[{i}]") for i, item in enumerate(value))
+        elif nested:
+            value = _build(nested, value, f"{where}.{name}")
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def _require(condition: Any, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _require_unique(what: str, names: list[str]) -> None:
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    _require(not duplicates, f"duplicate {what} name(s): {duplicates}")

@@ -1,0 +1,112 @@
+"""create_pipeline: the TFX components wired in data-flow order. Runners only differ in how they execute it."""
+
+import os
+
+from tfx import v1 as tfx
+
+from components.anomaly_gate import AnomalyGate
+from models.eval_config import make_eval_config
+from models.preprocessing import CONFIG_KEY
+from pipeline.config import DataConfig, PipelineConfig
+
+PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
+RUN_FN = "models.training.run_fn"
+
+
+def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: str,
+                    metadata_connection_config=None, beam_pipeline_args=None) -> tfx.dsl.Pipeline:
+    """The whole pipeline for ``config``; user code is referenced by module path, importable in any runner."""
+    custom_config = {CONFIG_KEY: config.to_dict()}
+
+    # Ingest one span of TFRecord logs and split it, so every run trains on a known, versioned slice of data.
+    example_gen = tfx.components.ImportExampleGen(
+        input_base=_local_or_uri(config.data.log_root),
+        input_config=_input_config(config.data),
+        output_config=None if config.data.presplit else _hash_split(config.data),
+        range_config=_range_config(config.data))
+
+    # Describe the data: statistics are what the schema is inferred from and what the validator checks.
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+
+    # The schema: a curated file when the config names one, else inferred from this span.
+    if config.data.schema_path:
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=_local_or_uri(config.data.schema_path))
+    else:
+        schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
+                                              infer_feature_shape=True)
+
+    # Check every split against the schema; the gate turns anomalies into a failed run before Transform.
+    example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"],
+                                                        schema=schema_gen.outputs["schema"])
+    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+
+    # Features and (label, weight) pairs from the config; the same graph is baked into the serving model.
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config)
+    transform.add_upstream_node(anomaly_gate)
+
+    # Train the multi-task model on the transformed examples and export both signatures.
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(num_steps=config.model.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.model.eval_steps),
+        custom_config=custom_config)
+
+    # The latest blessed model is the baseline that no head may regress against.
+    baseline_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+
+    # Per-head, per-slice metrics on the eval split; blesses only if every head passes its thresholds.
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline_resolver.outputs["model"],
+        eval_config=make_eval_config(config))
+
+    # Ship only a blessed model, as a new version directory in TF Serving's layout.
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
+            base_directory=os.path.join(_local_or_uri(serving_dir), config.name))))
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.name,
+        pipeline_root=pipeline_root,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate, transform,
+                    trainer, baseline_resolver, evaluator, pusher],
+        enable_cache=False,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args or [])
+
+
+def _input_config(data: DataConfig) -> tfx.proto.Input:
+    splits = ["train", "eval"] if data.presplit else []
+    return tfx.proto.Input(splits=[tfx.proto.Input.Split(name=name, pattern=f"span-{{SPAN}}/{name}/*")
+                                   for name in splits]
+                           or [tfx.proto.Input.Split(name="single_split", pattern="span-{SPAN}/*.tfrecord*")])
+
+
+def _hash_split(data: DataConfig) -> tfx.proto.Output:
+    return tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
+        tfx.proto.SplitConfig.Split(name="train", hash_buckets=data.train_buckets),
+        tfx.proto.SplitConfig.Split(name="eval", hash_buckets=data.eval_buckets)]))
+
+
+def _range_config(data: DataConfig):
+    if data.span == "latest":
+        return None
+    span = int(data.span)
+    return tfx.proto.RangeConfig(static_range=tfx.proto.StaticRange(start_span_number=span, end_span_number=span))
+
+
+def _local_or_uri(path: str) -> str:
+    """Absolute local paths, so runs do not depend on the working directory; URIs (gs://...) unchanged."""
+    return path if "://" in path else os.path.abspath(path)

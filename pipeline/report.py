@@ -1,0 +1,96 @@
+"""What a run produced, read back from ML Metadata and the TFMA output: per-head metrics per slice, the
+blessing verdict with its reasons, and the pushed model's path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import tensorflow_model_analysis as tfma
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+OVERALL = "overall"
+
+
+@dataclass
+class RunReport:
+    """The outcome of the latest run of one pipeline."""
+
+    metrics: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # (slice, head) -> values
+    evaluation_uri: str | None = None
+    blessed: bool | None = None
+    failures: list[str] = field(default_factory=list)
+    pushed_model: str | None = None
+
+
+def load_run_report(metadata_path: str) -> RunReport:
+    """Reads the artifacts of the newest pipeline run recorded in the sqlite MLMD at ``metadata_path``."""
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = metadata_path
+    store = metadata_store.MetadataStore(connection)
+    runs = store.get_contexts_by_type("pipeline_run")
+    if not runs:
+        raise FileNotFoundError(f"no pipeline run recorded in {metadata_path}")
+    latest = max(runs, key=lambda c: c.create_time_since_epoch)
+    type_names = {t.id: t.name for t in store.get_artifact_types()}
+    artifacts = {type_names[a.type_id]: a for a in store.get_artifacts_by_context(latest.id)}
+    report = RunReport()
+    if "ModelEvaluation" in artifacts:
+        report.evaluation_uri = artifacts["ModelEvaluation"].uri
+        report.metrics = _slice_metrics(report.evaluation_uri)
+        validation = tfma.load_validation_result(report.evaluation_uri)
+        report.blessed = validation.validation_ok
+        report.failures = _failures(validation)
+    pushed = artifacts.get("PushedModel")
+    if pushed and pushed.custom_properties["pushed"].int_value:
+        report.pushed_model = pushed.custom_properties["pushed_destination"].string_value
+    return report
+
+
+def _slice_metrics(evaluation_uri: str) -> dict[tuple[str, str], dict[str, float]]:
+    result = tfma.load_eval_result(evaluation_uri)
+    table = {}
+    for slice_key, by_output in result.slicing_metrics:
+        name = ", ".join(f"{k}={_text(v)}" for k, v in slice_key) or OVERALL
+        for head, by_sub_key in by_output.items():
+            values = by_sub_key.get("", {})
+            table[(name, head)] = {metric: value["doubleValue"] for metric, value in values.items()
+                                   if "doubleValue" in value}
+    return table
+
+
+def _failures(validation) -> list[str]:
+    return [f"{f.metric_key.output_name}/{f.metric_key.name} = {_number(f.metric_value.double_value.value)} "
+            f"failed {_one_line(f.metric_threshold)}"
+            for per_slice in validation.metric_validations_per_slice for f in per_slice.failures]
+
+
+def _one_line(message) -> str:
+    return " ".join(str(message).split())
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def format_report(report: RunReport, max_slices: int = 12) -> str:
+    """A markdown table per head (rows: overall, then slices; columns: its TFMA metrics), then the verdict."""
+    lines = []
+    for head in sorted({h for _, h in report.metrics}):
+        rows = sorted(((s, values) for (s, h), values in report.metrics.items() if h == head),
+                      key=lambda row: (row[0] != OVERALL, row[0]))
+        names = sorted(rows[0][1])
+        lines += [f"\n### {head}", "| slice | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        lines += ["| " + s + " | " + " | ".join(_number(values.get(n)) for n in names) + " |"
+                  for s, values in rows[:max_slices]]
+        if len(rows) > max_slices:
+            lines.append(f"| … {len(rows) - max_slices} more slices in the TFMA output | " + "| " * len(names))
+    verdict = {True: "BLESSED", False: "NOT BLESSED", None: "not evaluated"}[report.blessed]
+    lines += ["", f"Blessing: {verdict}"] + [f"  - {f}" for f in report.failures]
+    lines.append(f"Pushed model: {report.pushed_model or 'nothing pushed'}")
+    lines.append(f"TFMA output: {report.evaluation_uri}")
+    return "\n".join(lines)
+
+
+def _number(value) -> str:
+    return "" if value is None else f"{value:.4g}"

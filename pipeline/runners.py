@@ -1,0 +1,32 @@
+"""The two ways to execute create_pipeline: in this process with LocalDagRunner, or compiled for Kubeflow."""
+
+import os
+
+from tfx import v1 as tfx
+
+from pipeline.config import PipelineConfig
+from pipeline.pipeline import create_pipeline
+
+
+def run_local(config: PipelineConfig, *, output_dir: str, serving_dir: str) -> str:
+    """Runs every component here; returns the MLMD sqlite path that records the run."""
+    metadata_path = os.path.join(os.path.abspath(output_dir), "metadata.db")
+    pipeline = create_pipeline(
+        config,
+        pipeline_root=os.path.join(os.path.abspath(output_dir), "pipeline_root"),
+        serving_dir=serving_dir,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
+        beam_pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"])
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    return metadata_path
+
+
+def compile_kubeflow(config: PipelineConfig, *, output_file: str, image: str, pipeline_root: str,
+                     serving_dir: str) -> str:
+    """Writes the Kubeflow Pipelines (v2) JSON spec; user code runs from ``image`` by module path."""
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
+        output_dir=os.path.dirname(os.path.abspath(output_file)),
+        output_filename=os.path.basename(output_file))
+    runner.run(create_pipeline(config, pipeline_root=pipeline_root, serving_dir=serving_dir))
+    return os.path.abspath(output_file)

@@ -1,0 +1,88 @@
+"""Task types: masked losses with exact values on tiny tensors, label encoding, heads and metrics."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models.tasks import BinaryTask, MulticlassTask, RegressionTask
+from pipeline.config import TaskConfig
+
+
+def _task(cls, type_, **kwargs):
+    return cls(TaskConfig(name="t", type=type_, label_key="y", **kwargs))
+
+
+def _loss(task, labels, weights, predictions):
+    return float(task.loss(tf.constant(labels), tf.constant(weights, tf.float32), tf.constant(predictions)))
+
+
+def test_binary_loss_averages_over_present_labels_only():
+    task = _task(BinaryTask, "binary")
+    loss = _loss(task, [1.0, 0.0, 0.0], [1, 1, 0], [0.8, 0.4, 0.9])
+    assert loss == pytest.approx((-math.log(0.8) - math.log(0.6)) / 2, rel=1e-5)
+
+
+def test_regression_loss_is_masked_mean_squared_error():
+    task = _task(RegressionTask, "regression")
+    assert _loss(task, [2.0, 0.0, 5.0], [1, 0, 1], [1.0, 7.0, 2.0]) == pytest.approx(5.0)
+
+
+def test_multiclass_loss_is_masked_cross_entropy():
+    task = _task(MulticlassTask, "multiclass", num_classes=3)
+    probs = [[0.2, 0.3, 0.5], [0.1, 0.6, 0.3]]
+    assert _loss(task, np.array([2, 0], np.int64), [1, 1], probs) == pytest.approx(
+        (-math.log(0.5) - math.log(0.1)) / 2, rel=1e-5)
+    assert _loss(task, np.array([2, 0], np.int64), [0, 1], probs) == pytest.approx(-math.log(0.1), rel=1e-5)
+
+
+@pytest.mark.parametrize("task", [_task(BinaryTask, "binary"), _task(RegressionTask, "regression")])
+def test_all_missing_batch_gives_zero_loss_and_zero_gradient(task):
+    predictions = tf.Variable([0.3, 0.9])
+    with tf.GradientTape() as tape:
+        loss = task.loss(tf.constant([1.0, 0.0]), tf.zeros([2]), predictions)
+    assert float(loss) == 0.0
+    assert np.all(np.isfinite(tape.gradient(loss, predictions).numpy()))
+
+
+def test_encode_label_maps_absent_and_minus_one_to_weight_zero():
+    # Rows: 1, absent, -1, 0  (a sparse column, as a label that is only sometimes logged is parsed).
+    raw = tf.SparseTensor(indices=[[0, 0], [2, 0], [3, 0]], values=tf.constant([1, -1, 0], tf.int64),
+                          dense_shape=[4, 1])
+    label, weight = _task(BinaryTask, "binary").encode_label(raw)
+    assert label.numpy().tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert weight.numpy().tolist() == [1.0, 0.0, 0.0, 1.0]
+
+
+def test_encode_label_of_an_all_absent_batch():
+    raw = tf.SparseTensor(indices=tf.zeros([0, 2], tf.int64), values=tf.zeros([0], tf.float32), dense_shape=[3, 0])
+    label, weight = _task(RegressionTask, "regression").encode_label(raw)
+    assert label.numpy().tolist() == [0.0, 0.0, 0.0] and weight.numpy().tolist() == [0.0, 0.0, 0.0]
+
+
+def test_encode_label_keeps_minus_one_when_the_task_says_it_is_a_value():
+    raw = tf.constant([[-1.0], [2.5]])
+    label, weight = _task(RegressionTask, "regression", missing_value=None).encode_label(raw)
+    assert label.numpy().tolist() == [-1.0, 2.5] and weight.numpy().tolist() == [1.0, 1.0]
+
+
+def test_multiclass_label_is_an_int_class_id():
+    raw = tf.constant([[3], [-1]], tf.int64)
+    label, weight = _task(MulticlassTask, "multiclass", num_classes=5).encode_label(raw)
+    assert label.dtype == tf.int64 and label.numpy().tolist() == [3, 0] and weight.numpy().tolist() == [1.0, 0.0]
+
+
+def test_heads_and_served_shapes():
+    x = tf.ones([4, 6])
+    binary, multiclass = _task(BinaryTask, "binary"), _task(MulticlassTask, "multiclass", num_classes=3)
+    assert binary.predictions(binary.make_head()(x)).shape == (4,)
+    probs = multiclass.predictions(multiclass.make_head()(x))
+    assert probs.shape == (4, 3) and np.allclose(probs.numpy().sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_metrics_ignore_missing_labels():
+    (auc,) = _task(BinaryTask, "binary").make_metrics()
+    # Perfectly ranked on the present labels; the missing one would invert the ranking if it counted.
+    auc.update_state([1.0, 0.0, 0.0], [0.9, 0.1, 0.95], sample_weight=[1.0, 1.0, 0.0])
+    assert float(auc.result()) == pytest.approx(1.0)
