@@ -7,7 +7,7 @@ setup(
     name="mtl-pipeline",
     version="0.1.0",
     description="A TFX pipeline that trains, validates and ships a multi-task recommendation model",
-    python_requires=">=3.9,<3.12",
+    python_requires=">=3.10",
     packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*", "models", "models.*",
                                     "data", "data.*"]),
     package_data={"pipeline": ["configs/*.yaml"]},

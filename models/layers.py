@@ -13,13 +13,16 @@ class FeatureEncoder(tf_keras.layers.Layer):
     """
 
     def __init__(self, cardinalities: dict[str, int], embedding_dims: dict[str, int], numeric: list[str],
-                 **kwargs):
+                 embedding_l2: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.cardinalities = dict(cardinalities)
         self.embedding_dims = dict(embedding_dims)
         self.numeric = list(numeric)
-        self.embeddings = {name: tf_keras.layers.Embedding(size, self.embedding_dims[name], name=f"{name}_embedding")
-                           for name, size in sorted(self.cardinalities.items())}
+        self.embedding_l2 = embedding_l2
+        self.embeddings = {
+            name: tf_keras.layers.Embedding(size, self.embedding_dims[name], name=f"{name}_embedding",
+                                            embeddings_regularizer=_l2(embedding_l2))
+            for name, size in sorted(self.cardinalities.items())}
 
     def call(self, features):
         parts = [self.embeddings[name](features[name]) for name in sorted(self.embeddings)]
@@ -28,22 +31,36 @@ class FeatureEncoder(tf_keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "cardinalities": self.cardinalities,
-                "embedding_dims": self.embedding_dims, "numeric": self.numeric}
+                "embedding_dims": self.embedding_dims, "numeric": self.numeric, "embedding_l2": self.embedding_l2}
 
 
 @tf_keras.utils.register_keras_serializable(package="mtl")
 class MLP(tf_keras.layers.Layer):
-    """A stack of ReLU Dense layers; empty ``units`` is the identity."""
+    """A stack of Dense -> [BatchNorm] -> ReLU -> [Dropout] blocks; empty ``units`` is the identity."""
 
-    def __init__(self, units: list[int], **kwargs):
+    def __init__(self, units: list[int], dropout: float = 0.0, batch_norm: bool = False, l2: float = 0.0,
+                 **kwargs):
         super().__init__(**kwargs)
         self.units = list(units)
-        self.dense_layers = [tf_keras.layers.Dense(u, activation="relu") for u in self.units]
+        self.dropout, self.batch_norm, self.l2 = dropout, batch_norm, l2
+        self.blocks = []
+        for u in self.units:
+            block = [tf_keras.layers.Dense(u, use_bias=not batch_norm, kernel_regularizer=_l2(l2))]
+            block += [tf_keras.layers.BatchNormalization()] if batch_norm else []
+            block += [tf_keras.layers.ReLU()]
+            block += [tf_keras.layers.Dropout(dropout)] if dropout else []
+            self.blocks.append(block)
 
-    def call(self, x):
-        for layer in self.dense_layers:
-            x = layer(x)
+    def call(self, x, training=False):
+        for block in self.blocks:
+            for layer in block:
+                x = layer(x, training=training)
         return x
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units}
+        return {**super().get_config(), "units": self.units, "dropout": self.dropout,
+                "batch_norm": self.batch_norm, "l2": self.l2}
+
+
+def _l2(factor: float):
+    return tf_keras.regularizers.L2(factor) if factor else None

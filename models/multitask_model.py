@@ -19,9 +19,11 @@ class MultiTaskModel(tf_keras.Model):
         self.encoder = FeatureEncoder(
             cardinalities,
             {f.name: f.embedding_dim for f in config.features if f.is_categorical},
-            [f.name for f in config.features if not f.is_categorical])
+            [f.name for f in config.features if not f.is_categorical],
+            embedding_l2=config.model.embedding_l2)
         self.architecture = zoo.make_architecture(config.model, [t.name for t in tasks])
-        self.towers = {t.name: MLP(list(t.config.tower), name=f"{t.name}_tower") for t in tasks}
+        self.towers = {t.name: MLP(list(t.config.tower), dropout=t.config.dropout, batch_norm=t.config.batch_norm,
+                                   l2=t.config.l2, name=f"{t.name}_tower") for t in tasks}
         self.heads = {t.name: t.make_head() for t in tasks}
         self.loss_weights = {t.name: t.config.loss_weight for t in tasks}
         self.total_tracker = tf_keras.metrics.Mean(name="loss")
@@ -42,6 +44,8 @@ class MultiTaskModel(tf_keras.Model):
         total = tf.add_n([self.loss_weights[name] * loss for name, loss in losses.items()])
         return total + tf.add_n(self.losses) if self.losses else total
 
+    # The steps have no tensor-dependent Python control flow; autograph would spend ~25 s transpiling Keras.
+    @tf.autograph.experimental.do_not_convert
     def train_step(self, features):
         with tf.GradientTape() as tape:
             predictions = self(features, training=True)
@@ -50,6 +54,7 @@ class MultiTaskModel(tf_keras.Model):
         self.optimizer.minimize(total, self.trainable_variables, tape=tape)
         return self._update_metrics(features, predictions, losses, total)
 
+    @tf.autograph.experimental.do_not_convert
     def test_step(self, features):
         predictions = self(features, training=False)
         losses = self.task_losses(features, predictions)

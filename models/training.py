@@ -20,10 +20,16 @@ def build_model(config: PipelineConfig, tf_transform_output) -> MultiTaskModel:
     return model
 
 
-def _dataset(files, data_accessor, tf_transform_output, batch_size: int):
-    return data_accessor.tf_dataset_factory(
-        files, tfxio.TensorFlowDatasetOptions(batch_size=batch_size),
-        tf_transform_output.transformed_metadata.schema)
+def fit(model: MultiTaskModel, config: PipelineConfig, train_dataset, eval_dataset, *, train_steps: int,
+        eval_steps: int, log_dir: str | None = None, verbose: int = 2):
+    """Trains in ``config.model.epochs`` epochs of equal steps, keeping the weights of the best validation loss."""
+    epochs = config.model.epochs
+    callbacks = [tf_keras.callbacks.EarlyStopping(patience=config.model.early_stopping_patience,
+                                                  restore_best_weights=True)]
+    if log_dir:
+        callbacks.append(tf_keras.callbacks.TensorBoard(log_dir, update_freq=100))
+    return model.fit(train_dataset, epochs=epochs, steps_per_epoch=max(1, train_steps // epochs),
+                     validation_data=eval_dataset, validation_steps=eval_steps, callbacks=callbacks, verbose=verbose)
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -31,13 +37,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     config = PipelineConfig.from_dict(fn_args.custom_config[CONFIG_KEY])
     tf_keras.utils.set_random_seed(config.model.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    batch_size = config.model.batch_size
     model = build_model(config, tf_transform_output)
-    model.fit(
-        _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, batch_size),
-        steps_per_epoch=fn_args.train_steps,
-        validation_data=_dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, batch_size),
-        validation_steps=fn_args.eval_steps,
-        callbacks=[tf_keras.callbacks.TensorBoard(fn_args.model_run_dir, update_freq=100)],
-        verbose=2)
+
+    def dataset(files):
+        return fn_args.data_accessor.tf_dataset_factory(
+            files, tfxio.TensorFlowDatasetOptions(batch_size=config.model.batch_size),
+            tf_transform_output.transformed_metadata.schema)
+
+    fit(model, config, dataset(fn_args.train_files), dataset(fn_args.eval_files), train_steps=fn_args.train_steps,
+        eval_steps=fn_args.eval_steps, log_dir=fn_args.model_run_dir)
     signatures.export(model, tf_transform_output, config, model.tasks, fn_args.serving_model_dir)

@@ -8,6 +8,7 @@ derived from it. Unknown keys, kinds and types are rejected with a message namin
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,9 @@ class TaskConfig:
     label_key: str
     loss_weight: float = 1.0
     tower: tuple[int, ...] = (32,)
+    dropout: float = 0.0
+    batch_norm: bool = False
+    l2: float = 0.0
     num_classes: int = 0
     missing_value: float | None = -1
     blessing: BlessingConfig = field(default_factory=BlessingConfig)
@@ -85,11 +89,17 @@ class ModelConfig:
 
     architecture: str = "shared_bottom"
     shared_layers: tuple[int, ...] = (64, 32)
+    embedding_l2: float = 0.0
     learning_rate: float = 1e-3
     batch_size: int = 256
     train_steps: int = 1000
     eval_steps: int = 50
+    epochs: int = 10
+    early_stopping_patience: int = 2
     seed: int = 0
+
+    def __post_init__(self):
+        _require(1 <= self.epochs <= self.train_steps, "model.epochs must be in [1, train_steps]")
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,8 @@ class PipelineConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
     def __post_init__(self):
+        _require(re.fullmatch(r"[a-z0-9][a-z0-9-]{0,127}", self.name),
+                 f"name '{self.name}' must match [a-z0-9][a-z0-9-]{{0,127}} (Kubeflow pipeline and model names)")
         _require(self.features and self.tasks, "a pipeline needs at least one feature and one task")
         _require_unique("feature", [f.name for f in self.features])
         _require_unique("task", [t.name for t in self.tasks])

@@ -21,6 +21,7 @@ class RunReport:
     blessed: bool | None = None
     failures: list[str] = field(default_factory=list)
     pushed_model: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)  # component -> wall time
 
 
 def load_run_report(metadata_path: str) -> RunReport:
@@ -34,7 +35,7 @@ def load_run_report(metadata_path: str) -> RunReport:
     latest = max(runs, key=lambda c: c.create_time_since_epoch)
     type_names = {t.id: t.name for t in store.get_artifact_types()}
     artifacts = {type_names[a.type_id]: a for a in store.get_artifacts_by_context(latest.id)}
-    report = RunReport()
+    report = RunReport(seconds=_component_seconds(store, latest.id))
     if "ModelEvaluation" in artifacts:
         report.evaluation_uri = artifacts["ModelEvaluation"].uri
         report.metrics = _slice_metrics(report.evaluation_uri)
@@ -45,6 +46,13 @@ def load_run_report(metadata_path: str) -> RunReport:
     if pushed and pushed.custom_properties["pushed"].int_value:
         report.pushed_model = pushed.custom_properties["pushed_destination"].string_value
     return report
+
+
+def _component_seconds(store, run_id: int) -> dict[str, float]:
+    """Wall time of each component's execution, from MLMD's timestamps."""
+    type_names = {t.id: t.name.rsplit(".", 1)[-1] for t in store.get_execution_types()}
+    return {type_names[e.type_id]: (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000
+            for e in sorted(store.get_executions_by_context(run_id), key=lambda e: e.id)}
 
 
 def _slice_metrics(evaluation_uri: str) -> dict[tuple[str, str], dict[str, float]]:
@@ -89,6 +97,7 @@ def format_report(report: RunReport, max_slices: int = 12) -> str:
     lines += ["", f"Blessing: {verdict}"] + [f"  - {f}" for f in report.failures]
     lines.append(f"Pushed model: {report.pushed_model or 'nothing pushed'}")
     lines.append(f"TFMA output: {report.evaluation_uri}")
+    lines.append("Component seconds: " + ", ".join(f"{name} {s:.1f}" for name, s in report.seconds.items()))
     return "\n".join(lines)
 
 

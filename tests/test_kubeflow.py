@@ -1,0 +1,28 @@
+"""The same create_pipeline compiles for Kubeflow Pipelines v2, to a spec the KFP proto parses."""
+
+import json
+
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from pipeline.cli import main
+
+COMPONENTS = ["ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomalyGate", "Transform",
+              "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"]
+
+
+def test_compiles_to_a_pipeline_spec_with_every_component(tmp_path):
+    output = tmp_path / "pipeline.json"
+    assert main(["compile-kubeflow", "--output", str(output), "--image", "registry.example/mtl:1",
+                 "--pipeline-root", "gs://bucket/root", "--serving-dir", "gs://bucket/serving",
+                 "--log-root", "gs://bucket/logs"]) == 0
+    job = json.loads(output.read_text())
+    spec = json_format.ParseDict(job["pipelineSpec"], pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=True)
+    tasks = spec.root.dag.tasks
+    for name in COMPONENTS:
+        assert any(task.startswith(name) for task in tasks), name
+    assert spec.pipeline_info.name == "recs-multitask"
+    text = output.read_text()
+    assert "models.preprocessing.preprocessing_fn" in text and "models.training.run_fn" in text
+    assert "registry.example/mtl:1" in text and "gs://bucket/logs" in text
+    assert any(t.startswith("AnomalyGate") for t in tasks["Transform"].dependent_tasks)

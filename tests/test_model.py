@@ -1,0 +1,87 @@
+"""Layers' get_config round trips, and the multi-task model's masked training behaviour."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from models.layers import MLP, FeatureEncoder
+from models.multitask_model import MultiTaskModel
+from models.tasks import make_tasks
+from models.zoo import make_architecture
+from models.zoo.shared_bottom import SharedBottom
+from pipeline.config import ModelConfig, PipelineConfig
+
+CONFIG = PipelineConfig.from_dict({
+    "name": "tiny",
+    "features": [{"name": "device", "kind": "vocabulary", "embedding_dim": 3}, {"name": "price", "kind": "zscore"}],
+    "tasks": [{"name": "click", "type": "binary", "label_key": "click", "tower": [4]},
+              {"name": "watch_time", "type": "regression", "label_key": "watch_time", "tower": [4]},
+              {"name": "interest", "type": "multiclass", "label_key": "interest", "num_classes": 3}],
+    "model": {"shared_layers": [8]},
+})
+
+
+def _batch(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "device": tf.constant(rng.integers(0, 3, n)), "price": tf.constant(rng.normal(size=n), tf.float32),
+        "click_label": tf.constant(rng.integers(0, 2, n), tf.float32), "click_weight": tf.ones([n]),
+        "watch_time_label": tf.constant(rng.gamma(2.0, 1.0, n), tf.float32),
+        "watch_time_weight": tf.constant(rng.integers(0, 2, n), tf.float32),
+        "interest_label": tf.constant(rng.integers(0, 3, n)), "interest_weight": tf.ones([n]),
+    }
+
+
+def _model():
+    tf_keras.utils.set_random_seed(0)
+    model = MultiTaskModel(CONFIG, make_tasks(CONFIG), {"device": 4})
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.05))
+    return model
+
+
+@pytest.mark.parametrize("layer", [
+    FeatureEncoder({"device": 4}, {"device": 3}, ["price"], name="enc"),
+    MLP([8, 4], name="mlp"),
+    SharedBottom(["a", "b"], [8], name="sb"),
+])
+def test_get_config_round_trip(layer):
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+
+
+def test_architecture_from_config_and_unknown_name():
+    assert isinstance(make_architecture(CONFIG.model, ["click"]), SharedBottom)
+    with pytest.raises(ValueError, match="model.architecture 'transformer' not in"):
+        make_architecture(ModelConfig(architecture="transformer"), ["click"])
+
+
+def test_outputs_one_prediction_per_task():
+    outputs = _model()(_batch())
+    assert {k: tuple(v.shape) for k, v in outputs.items()} == {"click": (16,), "watch_time": (16,),
+                                                                "interest": (16, 3)}
+
+
+def test_missing_labels_do_not_change_the_gradient():
+    model = _model()
+    batch = _batch()
+    model(batch)
+    changed = dict(batch, watch_time_label=tf.where(batch["watch_time_weight"] > 0, batch["watch_time_label"], 99.0))
+
+    def gradients(features):
+        with tf.GradientTape() as tape:
+            loss = model.total_loss(model.task_losses(features, model(features, training=True)))
+        return tape.gradient(loss, model.trainable_variables)
+
+    for a, b in zip(gradients(batch), gradients(changed), strict=True):
+        np.testing.assert_allclose(tf.convert_to_tensor(a), tf.convert_to_tensor(b), rtol=1e-6)
+
+
+def test_training_reduces_every_task_loss():
+    model = _model()
+    dataset = tf.data.Dataset.from_tensors(_batch(64)).repeat()
+    before = model.evaluate(dataset, steps=1, return_dict=True, verbose=0)
+    model.fit(dataset, steps_per_epoch=60, verbose=0)
+    after = model.evaluate(dataset, steps=1, return_dict=True, verbose=0)
+    for name in ("click_loss", "watch_time_loss", "interest_loss"):
+        assert after[name] < before[name], name
