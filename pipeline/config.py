@@ -18,6 +18,8 @@ import yaml
 FEATURE_KINDS = ("vocabulary", "hash", "bucketized", "zscore", "log")
 CATEGORICAL_KINDS = ("vocabulary", "hash", "bucketized")
 TASK_TYPES = ("binary", "regression", "multiclass")
+ARCHITECTURES = ("shared_bottom", "mmoe", "ple")
+BALANCING = ("fixed", "uncertainty", "gradnorm", "pcgrad")
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.yaml"
 
 
@@ -72,6 +74,7 @@ class TaskConfig:
     dropout: float = 0.0
     batch_norm: bool = False
     l2: float = 0.0
+    lr_multiplier: float = 1.0
     num_classes: int = 0
     missing_value: float | None = -1
     blessing: BlessingConfig = field(default_factory=BlessingConfig)
@@ -85,10 +88,26 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture, sizes and optimisation of the multi-task model."""
+    """Architecture, loss balancing, sizes and optimisation of the multi-task model.
+
+    shared_bottom uses ``shared_layers`` (empty: no shared hidden layer). mmoe uses ``experts`` experts of
+    ``expert_layers``; ple uses ``experts`` shared and ``task_experts`` per-task experts in ``levels`` levels
+    (1 level is CGC). ``esmm_tasks`` (ctr, cvr) trains the cvr head through pCTCVR = pCTR x pCVR on every
+    impression. ``fusion`` adds a served ``fusion_score``: sum of weight x head (log1p for regression heads).
+    """
 
     architecture: str = "shared_bottom"
     shared_layers: tuple[int, ...] = (64, 32)
+    experts: int = 4
+    expert_layers: tuple[int, ...] = (64,)
+    task_experts: int = 1
+    levels: int = 1
+    balancing: str = "fixed"
+    gradnorm_alpha: float = 1.5
+    esmm_tasks: tuple[str, ...] = ()
+    fusion: dict[str, float] = field(default_factory=dict)
+    clip_norm: float | None = None
+    jit_compile: bool = False
     embedding_l2: float = 0.0
     learning_rate: float = 1e-3
     batch_size: int = 256
@@ -100,6 +119,11 @@ class ModelConfig:
 
     def __post_init__(self):
         _require(1 <= self.epochs <= self.train_steps, "model.epochs must be in [1, train_steps]")
+        _require(self.architecture in ARCHITECTURES, f"model.architecture '{self.architecture}' not in {ARCHITECTURES}")
+        _require(self.balancing in BALANCING, f"model.balancing '{self.balancing}' not in {BALANCING}")
+        _require(self.experts >= 1 and self.task_experts >= 0 and self.levels >= 1,
+                 "model: experts >= 1, task_experts >= 0 and levels >= 1")
+        _require(len(self.esmm_tasks) in (0, 2), "model.esmm_tasks must name (ctr_task, cvr_task) or nothing")
 
 
 @dataclass(frozen=True)
@@ -144,6 +168,10 @@ class PipelineConfig:
         feature_names = {f.name for f in self.features}
         for task in self.tasks:
             _require(task.label_key not in feature_names, f"task '{task.name}': label '{task.label_key}' is a feature")
+        types = {t.name: t.type for t in self.tasks}
+        for name in (*self.model.esmm_tasks, *self.model.fusion):
+            _require(name in types, f"model: '{name}' is not a task")
+        _require(all(types[n] == "binary" for n in self.model.esmm_tasks), "model.esmm_tasks must be binary tasks")
         for name in self.evaluation.slices:
             _require(name in feature_names, f"evaluation slice '{name}' is not a declared feature")
 

@@ -1,0 +1,140 @@
+"""Loss balancing (fixed, uncertainty, GradNorm, PCGrad) and the model options built on the custom step."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from models.balancing import GradNorm, PCGrad, UncertaintyWeighting, project_conflicting
+from models.multitask_model import FUSION_OUTPUT, MultiTaskModel
+from models.tasks import make_tasks
+from pipeline.config import PipelineConfig
+from tests.test_model import CONFIG, _batch
+
+
+def _apply(balancer, make_losses, variables, steps, learning_rate):
+    """Trains ``variables`` (and the balancer's weights) with plain SGD through ``balancer.gradients``."""
+    optimizer = tf_keras.optimizers.SGD(learning_rate)
+    others = list(balancer.trainable_weights)
+    for _ in range(steps):
+        with tf.GradientTape(persistent=True) as tape:
+            losses = make_losses()
+        gradients = balancer.gradients(tape, losses, tf.constant(0.0), variables, others)
+        optimizer.apply_gradients(zip(gradients, variables + others, strict=True))
+        balancer.finish_step()
+
+
+def test_pcgrad_projects_conflicting_gradients_as_the_formula_says():
+    g1, g2 = [tf.constant([1.0]), tf.constant([0.0])], [tf.constant([-1.0]), tf.constant([1.0])]
+    # g1.g2 = -1: g1' = g1 + 1/|g2|^2 g2 = (0.5, 0.5); g2' = g2 + 1/|g1|^2 g1 = (0, 1); sum (0.5, 1.5).
+    total = project_conflicting([g1, g2])
+    np.testing.assert_allclose([float(t[0]) for t in total], [0.5, 1.5])
+
+
+def test_pcgrad_leaves_agreeing_gradients_alone():
+    total = project_conflicting([[tf.constant([1.0, 0.0])], [tf.constant([1.0, 1.0])]])
+    np.testing.assert_allclose(total[0].numpy(), [2.0, 1.0])
+
+
+def test_pcgrad_balancer_sums_projected_task_gradients():
+    shared = tf.Variable([0.0, 0.0])
+    balancer = PCGrad({"a": 1.0, "b": 1.0})
+    with tf.GradientTape(persistent=True) as tape:
+        # d/dshared: a -> (1, 0), b -> (-1, 1), as in the formula test.
+        losses = {"a": shared[0], "b": -shared[0] + shared[1]}
+    (gradient,) = balancer.gradients(tape, losses, tf.constant(0.0), [shared], [])
+    np.testing.assert_allclose(gradient.numpy(), [0.5, 1.5])
+
+
+def test_gradnorm_lowers_the_weight_of_the_task_with_the_larger_gradients():
+    shared = tf.Variable([1.0, 1.0])
+    balancer = GradNorm({"small": 1.0, "large": 1.0}, alpha=1.5)
+    balancer.build(None)
+    _apply(balancer, lambda: {"small": tf.square(shared[0] - 3.0), "large": 25.0 * tf.square(shared[1] - 3.0)},
+           [shared], steps=20, learning_rate=0.001)
+    small, large = balancer.task_weights().numpy()
+    assert large < 1.0 < small
+    assert small + large == pytest.approx(2.0)
+
+
+def test_uncertainty_weighting_learns_a_larger_variance_for_the_noisier_task():
+    rng = np.random.default_rng(0)
+    targets = {"quiet": tf.constant(rng.normal(1.0, 0.1, 256), tf.float32),
+               "noisy": tf.constant(rng.normal(1.0, 2.0, 256), tf.float32)}
+    predictions = {name: tf.Variable(0.0) for name in targets}
+    balancer = UncertaintyWeighting({"quiet": 1.0, "noisy": 1.0})
+    balancer.build(None)
+    _apply(balancer, lambda: {n: tf.reduce_mean(tf.square(targets[n] - predictions[n])) for n in targets},
+           list(predictions.values()), steps=300, learning_rate=0.05)
+    quiet, noisy = balancer.log_variances.numpy()
+    assert noisy > quiet + 2.0  # log(sigma^2) tracks the losses: log(4) - log(0.01) ~ 6 at the optimum
+
+
+def _model(**model_changes):
+    tf_keras.utils.set_random_seed(0)
+    config = dataclasses.replace(CONFIG, model=dataclasses.replace(CONFIG.model, **model_changes))
+    model = MultiTaskModel(config, make_tasks(config), {"device": 4})
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.05))
+    return model
+
+
+@pytest.mark.parametrize("balancing", ["uncertainty", "gradnorm", "pcgrad"])
+def test_every_balancer_trains_every_task(balancing):
+    model = _model(balancing=balancing, clip_norm=5.0)
+    dataset = tf.data.Dataset.from_tensors(_batch(64)).repeat()
+    before = model.evaluate(dataset, steps=1, return_dict=True, verbose=0)
+    model.fit(dataset, steps_per_epoch=60, verbose=0)
+    after = model.evaluate(dataset, steps=1, return_dict=True, verbose=0)
+    for name in ("click_loss", "watch_time_loss", "interest_loss"):
+        assert after[name] < before[name], name
+
+
+def test_lr_multiplier_zero_freezes_that_tower():
+    config = CONFIG.replace(tasks=tuple(dataclasses.replace(t, lr_multiplier=0.0) if t.name == "click" else t
+                                        for t in CONFIG.tasks))
+    model = MultiTaskModel(config, make_tasks(config), {"device": 4})
+    model.compile(optimizer=tf_keras.optimizers.SGD(0.1))
+    dataset = tf.data.Dataset.from_tensors(_batch(64)).repeat()
+    model(_batch(64))
+    frozen = [v.numpy() for v in model.towers["click"].trainable_variables]
+    moving = [v.numpy() for v in model.towers["interest"].trainable_variables]
+    model.fit(dataset, steps_per_epoch=3, verbose=0)
+    for before, v in zip(frozen, model.towers["click"].trainable_variables, strict=True):
+        np.testing.assert_array_equal(before, v.numpy())
+    assert any(not np.array_equal(b, v.numpy()) for b, v in zip(moving, model.towers["interest"].trainable_variables,
+                                                                strict=True))
+
+
+ESMM_CONFIG = PipelineConfig.from_dict({
+    "name": "esmm",
+    "features": [{"name": "device", "kind": "vocabulary", "embedding_dim": 3}],
+    "tasks": [{"name": "click", "type": "binary", "label_key": "click"},
+              {"name": "conversion", "type": "binary", "label_key": "conversion"}],
+    "model": {"esmm_tasks": ["click", "conversion"], "fusion": {"click": 1.0, "conversion": 2.0}},
+})
+
+
+def test_esmm_trains_conversion_through_pctcvr_on_every_impression():
+    model = MultiTaskModel(ESMM_CONFIG, make_tasks(ESMM_CONFIG), {"device": 4})
+    features = {"device": tf.constant([0, 1, 2, 3]),
+                "click_label": tf.constant([1.0, 1.0, 0.0, 0.0]), "click_weight": tf.ones([4]),
+                "conversion_label": tf.constant([1.0, 0.0, 0.0, 0.0]),
+                "conversion_weight": tf.constant([1.0, 1.0, 0.0, 0.0])}
+    predictions = model(features)
+    ctcvr = (predictions["click"] * predictions["conversion"]).numpy()
+    expected = -np.mean(np.log(np.clip([ctcvr[0], 1 - ctcvr[1], 1 - ctcvr[2], 1 - ctcvr[3]], 1e-7, 1)))
+    assert float(model.task_losses(features, predictions)["conversion"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_fusion_score_is_the_weighted_sum_of_heads():
+    model = MultiTaskModel(ESMM_CONFIG, make_tasks(ESMM_CONFIG), {"device": 4})
+    outputs = model({"device": tf.constant([0, 1, 2])})
+    np.testing.assert_allclose(outputs[FUSION_OUTPUT].numpy(),
+                               outputs["click"].numpy() + 2.0 * outputs["conversion"].numpy(), rtol=1e-6)
+
+
+def test_esmm_and_fusion_must_name_tasks():
+    with pytest.raises(ValueError, match="model: 'purchase' is not a task"):
+        dataclasses.replace(ESMM_CONFIG, model=dataclasses.replace(ESMM_CONFIG.model, fusion={"purchase": 1.0}))
