@@ -77,13 +77,14 @@ class MultiTaskModel(tf_keras.Model):
     # The steps have no tensor-dependent Python control flow; autograph would spend ~25 s transpiling Keras.
     @tf.autograph.experimental.do_not_convert
     def train_step(self, features):
-        shared = self.encoder.trainable_variables + self.architecture.trainable_variables
-        shared_ids = {id(v) for v in shared}
-        others = [v for v in self.trainable_variables if id(v) not in shared_ids]
         with tf.GradientTape(persistent=True) as tape:
             predictions = self(features, training=True)
             losses = self.task_losses(features, predictions)
             regularization = self._regularization()
+        # Listed after the forward pass: on the first call, that is what creates the variables.
+        shared = self.encoder.trainable_variables + self.architecture.trainable_variables
+        shared_ids = {id(v) for v in shared}
+        others = [v for v in self.trainable_variables if id(v) not in shared_ids]
         gradients = self.balancer.gradients(tape, losses, regularization, shared, others)
         del tape
         gradients = self._scale_tower_gradients(gradients, shared + others)

@@ -16,7 +16,7 @@ def build_model(config: PipelineConfig, tf_transform_output) -> MultiTaskModel:
     cardinalities = {f.name: features.cardinality(f, tf_transform_output)
                      for f in config.features if f.is_categorical}
     model = MultiTaskModel(config, tasks.make_tasks(config), cardinalities)
-    model.compile(optimizer=tf_keras.optimizers.Adam(config.model.learning_rate))
+    model.compile(optimizer=tf_keras.optimizers.Adam(config.model.learning_rate), jit_compile=config.model.jit_compile)
     return model
 
 

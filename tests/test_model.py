@@ -85,3 +85,11 @@ def test_training_reduces_every_task_loss():
     after = model.evaluate(dataset, steps=1, return_dict=True, verbose=0)
     for name in ("click_loss", "watch_time_loss", "interest_loss"):
         assert after[name] < before[name], name
+
+
+def test_fit_builds_an_unbuilt_model():
+    tf_keras.utils.set_random_seed(0)
+    model = MultiTaskModel(CONFIG, make_tasks(CONFIG), {"device": 4})
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.05))
+    history = model.fit(tf.data.Dataset.from_tensors(_batch(32)).repeat(), steps_per_epoch=3, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])
