@@ -62,7 +62,9 @@ class UncertaintyWeighting(FixedWeights):
 @tf_keras.utils.register_keras_serializable(package="mtl")
 class GradNorm(FixedWeights):
     """Chen et al. 2018: learns task weights so that each weighted task's gradient norm on the shared parameters
-    tracks the mean norm times (relative inverse training rate)^alpha; weights are renormalised to their sum."""
+    tracks the mean norm times (relative inverse training rate)^alpha; weights are renormalised to their sum.
+    The norms are taken over all shared parameters (the paper uses the last shared layer); with MMoE and PLE
+    these include the per-task gates and experts, which only that task's gradient reaches."""
 
     def __init__(self, loss_weights, alpha: float = 1.5, **kwargs):
         super().__init__(loss_weights, **kwargs)

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
+from test_model import CONFIG, _batch
 
 from models.balancing import GradNorm, PCGrad, UncertaintyWeighting, project_conflicting
 from models.multitask_model import FUSION_OUTPUT, MultiTaskModel
 from models.tasks import make_tasks
 from pipeline.config import PipelineConfig
-from tests.test_model import CONFIG, _batch
 
 
 def _apply(balancer, make_losses, variables, steps, learning_rate):

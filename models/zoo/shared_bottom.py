@@ -19,8 +19,8 @@ class SharedBottom(tf_keras.layers.Layer):
     def from_model_config(cls, model, task_names):
         return cls(task_names, list(model.shared_layers))
 
-    def call(self, x):
-        shared = self.bottom(x)
+    def call(self, x, training=False):
+        shared = self.bottom(x, training=training)
         return {name: shared for name in self.task_names}
 
     def get_config(self):

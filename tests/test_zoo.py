@@ -1,0 +1,84 @@
+"""The MMoE and PLE architectures: configs, output shapes, gates, and training inside the multi-task model."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+from test_model import CONFIG, _batch
+
+from models.multitask_model import MultiTaskModel
+from models.tasks import make_tasks
+from models.zoo import make_architecture
+from models.zoo.mmoe import MMoE
+from models.zoo.ple import PLE, ExtractionLevel
+from pipeline.config import ModelConfig
+
+X = tf.random.stateless_normal([5, 6], seed=[0, 1])
+
+
+@pytest.mark.parametrize("layer", [
+    MMoE(["a", "b"], 3, [4], name="mmoe"),
+    PLE(["a", "b"], 2, 1, 2, [4], name="ple"),
+    ExtractionLevel(["a", "b"], 2, 1, [4], shared_gate=True, name="level"),
+])
+def test_get_config_round_trip(layer):
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+
+
+# Variables: 4 per expert (two Dense layers), 2 per gate.
+@pytest.mark.parametrize("layer, variables", [
+    (MMoE(["a", "b"], 3, [8, 4]), 3 * 4 + 2 * 2),
+    (PLE(["a", "b"], 2, 1, 1, [8, 4]), 4 * 4 + 2 * 2),
+    (PLE(["a", "b"], 2, 2, 2, [8, 4]), 2 * (6 * 4 + 2 * 2) + 2),
+    (PLE(["a", "b", "c"], 2, 0, 2, [8, 4]), 2 * (2 * 4 + 3 * 2) + 2),
+])
+def test_one_representation_per_task_trained_through_every_expert_and_gate(layer, variables):
+    with tf.GradientTape() as tape:
+        outputs = layer(X, training=True)
+        total = tf.add_n([tf.reduce_sum(output) for output in outputs.values()])
+    assert {k: tuple(v.shape) for k, v in outputs.items()} == {name: (5, 4) for name in layer.task_names}
+    assert len(layer.trainable_variables) == variables
+    assert all(g is not None for g in tape.gradient(total, layer.trainable_variables))
+
+
+def test_mmoe_gates_are_distributions_that_differ_between_tasks():
+    gates = MMoE(["a", "b"], 3, [4]).gate_weights(X)
+    for weights in gates.values():
+        assert weights.shape == (5, 3)
+        assert np.allclose(tf.reduce_sum(weights, axis=-1), 1.0)
+    assert not np.allclose(gates["a"], gates["b"])
+
+
+def test_ple_gates_span_own_and_shared_experts_and_only_inner_levels_have_a_shared_gate():
+    ple = PLE(["a", "b", "c"], 2, 1, 2, [4])
+    ple(X)
+    first, last = ple.extraction
+    assert first.task_gates["a"].units == 3 and first.shared_gate_layer.units == 5
+    assert last.shared_gate_layer is None
+
+
+def test_make_architecture_builds_mmoe_and_ple():
+    mmoe = make_architecture(ModelConfig(architecture="mmoe", experts=3), ["a", "b"])
+    assert isinstance(mmoe, MMoE) and mmoe.experts == 3 and len(mmoe.expert_nets) == 3
+    ple = make_architecture(ModelConfig(architecture="ple", experts=2, task_experts=0, levels=3), ["a"])
+    assert isinstance(ple, PLE) and len(ple.extraction) == 3
+
+
+@pytest.mark.parametrize("model_config", [
+    {"architecture": "mmoe", "experts": 2, "expert_layers": (8,)},
+    {"architecture": "ple", "experts": 1, "task_experts": 1, "levels": 2, "expert_layers": (8,)},
+])
+def test_training_reduces_every_task_loss(model_config):
+    config = CONFIG.replace(model=dataclasses.replace(CONFIG.model, **model_config))
+    tf_keras.utils.set_random_seed(0)
+    model = MultiTaskModel(config, make_tasks(config), {"device": 4})
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.05))
+    dataset = tf.data.Dataset.from_tensors(_batch(64)).repeat()
+    before = model.evaluate(dataset, steps=1, return_dict=True, verbose=0)
+    model.fit(dataset, steps_per_epoch=30, verbose=0)
+    after = model.evaluate(dataset, steps=1, return_dict=True, verbose=0)
+    for name in ("click_loss", "watch_time_loss", "interest_loss"):
+        assert after[name] < before[name], name
