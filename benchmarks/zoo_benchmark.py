@@ -1,0 +1,227 @@
+"""Model zoo x loss balancing on generated logs: each head's score next to its Bayes limit, speed and memory.
+
+Generates logs (default 200,000 events), runs the real pipeline once, then trains every variant
+with the Trainer's own code (models.training.build_model and fit) for each seed, one subprocess per variant so
+that peak memory is the variant's own. Each model is scored on the raw eval examples through the Transform
+graph, joined by event_id to the generator's truth, so the Bayes limits come from exactly the same examples.
+
+    .venv/bin/python benchmarks/zoo_benchmark.py [--events 200000] [--seeds 0 1 2] [--work /tmp/mtl-zoo-bench]
+
+Writes benchmarks/results/zoo.md and prints it.
+"""
+
+import argparse
+import dataclasses
+import glob
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from pipeline.config import DEFAULT_CONFIG, PipelineConfig  # noqa: E402
+
+SINGLE_TASK = "single-task (one model per task)"
+VARIANTS = {
+    "shared-bottom, 2 shared layers": {},
+    "shared-bottom, 1 shared layer": {"shared_layers": [64]},
+    "shared-bottom, 0 shared layers": {"shared_layers": []},
+    "MMoE (4 experts)": {"architecture": "mmoe", "experts": 4, "expert_layers": [64, 32]},
+    "CGC (PLE, 1 level)": {"architecture": "ple", "levels": 1, "experts": 2, "task_experts": 1,
+                           "expert_layers": [64, 32]},
+    "PLE (2 levels)": {"architecture": "ple", "levels": 2, "experts": 2, "task_experts": 1,
+                       "expert_layers": [64, 32]},
+    "ESMM (shared-bottom)": {"esmm_tasks": ["click", "conversion"]},
+    "shared-bottom + uncertainty": {"balancing": "uncertainty"},
+    "shared-bottom + GradNorm": {"balancing": "gradnorm"},
+    "shared-bottom + PCGrad": {"balancing": "pcgrad"},
+    "MMoE + uncertainty": {"architecture": "mmoe", "experts": 4, "expert_layers": [64, 32],
+                           "balancing": "uncertainty"},
+    SINGLE_TASK: {},
+}
+TRAINING = {"train_steps": 6000, "epochs": 10, "eval_steps": 100, "early_stopping_patience": 3}
+HEAD_METRIC = {"binary": "AUC", "regression": "RMSE", "multiclass": "accuracy"}
+BAYES_KEY = {"binary": "auc", "regression": "rmse", "multiclass": "accuracy"}
+
+
+def prepare(work: str, events: int) -> dict:
+    """Logs and one run of the real pipeline (its Transform output is what every variant trains on)."""
+    from tfx import v1 as tfx
+
+    from data.generator import LogSpec, generate_logs
+    from pipeline.pipeline import create_pipeline
+
+    paths_file = os.path.join(work, "paths.json")
+    if os.path.exists(paths_file):
+        return json.load(open(paths_file))
+    log_root = os.path.join(work, "logs")
+    generate_logs(LogSpec(num_events=events), log_root, [1])
+    base = PipelineConfig.from_yaml(DEFAULT_CONFIG)
+    config = base.replace(data=dataclasses.replace(base.data, log_root=log_root))
+    root = os.path.join(work, "pipeline_root")
+    pipeline = create_pipeline(config, pipeline_root=root, serving_dir=os.path.join(work, "serving"),
+                               metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+                                   os.path.join(work, "metadata.db")))
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    paths = {
+        "transform_graph": glob.glob(f"{root}/Transform/transform_graph/*")[0],
+        "train": glob.glob(f"{root}/Transform/transformed_examples/*/Split-train/*"),
+        "eval": glob.glob(f"{root}/Transform/transformed_examples/*/Split-eval/*"),
+        "raw_eval": glob.glob(f"{root}/ImportExampleGen/examples/*/Split-eval/*"),
+        "span": os.path.join(log_root, "span-1"),
+    }
+    json.dump(paths, open(paths_file, "w"))
+    return paths
+
+
+def variant_configs(name: str) -> list[PipelineConfig]:
+    """The configs one variant trains: one, or one per task for the single-task baseline."""
+    base = PipelineConfig.from_yaml(DEFAULT_CONFIG)
+    model = dataclasses.replace(base.model, **TRAINING, **{k: tuple(v) if isinstance(v, list) else v
+                                                           for k, v in VARIANTS[name].items()})
+    config = base.replace(model=model)
+    if name == SINGLE_TASK:
+        return [config.replace(tasks=(t,)) for t in config.tasks]
+    return [config]
+
+
+def run_variant(name: str, seeds: list[int], paths: dict) -> dict:
+    """Trains the variant for every seed; returns per-seed head scores, throughput and this process's peak RSS."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+    import tf_keras
+
+    from models.training import build_model, fit
+
+    tft_output = tft.TFTransformOutput(paths["transform_graph"])
+    spec = tft_output.transformed_feature_spec()
+
+    def transformed(files, shuffle):
+        data = tf.data.TFRecordDataset(files, compression_type="GZIP")
+        data = data.shuffle(50_000, seed=0).repeat() if shuffle else data.repeat()
+        return data.batch(256).map(lambda s: tf.io.parse_example(s, spec)).prefetch(4)
+
+    eval_features, event_ids = _raw_eval(paths["raw_eval"], tft_output)
+    runs = []
+    for seed in seeds:
+        scores, examples, seconds = {}, 0, 0.0
+        for config in variant_configs(name):
+            config = config.replace(model=dataclasses.replace(config.model, seed=seed))
+            tf_keras.utils.set_random_seed(seed)
+            model = build_model(config, tft_output)
+            start = time.perf_counter()
+            history = fit(model, config, transformed(paths["train"], True), transformed(paths["eval"], False),
+                          train_steps=config.model.train_steps, eval_steps=config.model.eval_steps, verbose=0)
+            seconds += time.perf_counter() - start
+            steps_per_epoch = config.model.train_steps // config.model.epochs
+            examples += len(history.history["loss"]) * steps_per_epoch * config.model.batch_size
+            predictions = model.predict(eval_features, batch_size=4096, verbose=0)
+            scores.update({t.name: _score(t.type, eval_features, predictions, t.name) for t in config.tasks})
+        runs.append({"seed": seed, "scores": scores, "train_seconds": seconds,
+                     "examples_per_second": examples / seconds})
+    return {"runs": runs, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "bayes": _bayes(paths["span"], event_ids, eval_features)}
+
+
+def _raw_eval(files, tft_output):
+    """All raw eval examples through the Transform graph: {feature: array}, and their event ids."""
+    import tensorflow as tf
+
+    raw_spec = tft_output.raw_feature_spec()
+    layer = tft_output.transform_features_layer()
+    batches, ids = [], []
+    for serialized in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096):
+        raw = tf.io.parse_example(serialized, raw_spec)
+        ids.append(tf.reshape(raw["event_id"], [-1]).numpy())
+        batches.append({k: v.numpy() for k, v in layer(raw).items()})
+    return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}, np.concatenate(ids)
+
+
+def _score(task_type, features, predictions, name) -> float:
+    from data.generator import roc_auc
+
+    present = features[f"{name}_weight"] > 0
+    label, prediction = features[f"{name}_label"][present], np.asarray(predictions[name])[present]
+    if task_type == "binary":
+        return roc_auc(label, prediction)
+    if task_type == "regression":
+        return float(np.sqrt(np.mean((label - prediction) ** 2)))
+    return float(np.mean(prediction.argmax(axis=1) == label))
+
+
+def _bayes(span_dir, event_ids, features) -> dict:
+    """The generator's Bayes limits on exactly these eval examples."""
+    from data.generator import bayes_limits, load_truth
+
+    truth = load_truth(span_dir)
+    row = {e: i for i, e in enumerate(np.asarray(truth["event_id"]).astype(bytes))}
+    index = np.array([row[e] for e in event_ids])
+    labels = {name: np.where(features[f"{name}_weight"] > 0, features[f"{name}_label"], np.nan)
+              for name in ("conversion", "watch_time", "interest")}
+    labels["click"] = features["click_label"].astype(np.int64)
+    return bayes_limits({k: v[index] for k, v in truth.items()}, labels)
+
+
+def table(results: dict, seeds: list[int], events: int) -> str:
+    """Markdown: per head mean ± std over seeds, the Bayes limit row, speed and memory."""
+    tasks = PipelineConfig.from_yaml(DEFAULT_CONFIG).tasks
+    bayes = next(iter(results.values()))["bayes"]
+    header = [f"{t.name} {HEAD_METRIC[t.type]}" for t in tasks]
+    lines = [f"{events:,} generated events (80/20 hash split), seeds {seeds}; mean ± std over seeds. "
+             "AUC/accuracy: higher is better; RMSE: lower is better.", "",
+             "| variant | " + " | ".join(header) + " | train s (mean) | train ex/s | peak RSS MB |",
+             "|---" * (len(header) + 4) + "|",
+             "| **Bayes limit / noise floor** | " + " | ".join(
+                 f"**{bayes[f'{t.name}_{BAYES_KEY[t.type]}']:.4f}**" for t in tasks) + " | | | |"]
+    for name, result in results.items():
+        cells = []
+        for t in tasks:
+            values = np.array([run["scores"][t.name] for run in result["runs"]])
+            cells.append(f"{values.mean():.4f} ± {values.std(ddof=1) if len(values) > 1 else 0:.4f}")
+        seconds = np.mean([run["train_seconds"] for run in result["runs"]])
+        speed = np.median([run["examples_per_second"] for run in result["runs"]])
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {seconds:.0f} | {speed:,.0f} | "
+                     f"{result['peak_rss_mb']:,.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--work", default="/tmp/mtl-zoo-bench")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), help="subset of the variant names")
+    parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "results", "zoo.md"))
+    parser.add_argument("--run-one", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    work = os.path.join(args.work, str(args.events))
+    os.makedirs(work, exist_ok=True)
+    if args.run_one:
+        print(json.dumps(run_variant(args.run_one, args.seeds, json.load(open(os.path.join(work, "paths.json"))))))
+        return 0
+    prepare(work, args.events)
+    results = {}
+    for name in args.variants:
+        started = time.perf_counter()
+        out = subprocess.run([sys.executable, __file__, "--run-one", name, "--events", str(args.events),
+                              "--work", args.work, "--seeds", *map(str, args.seeds)],
+                             check=True, capture_output=True, text=True).stdout
+        results[name] = json.loads(out.strip().splitlines()[-1])
+        print(f"{name}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    text = table(results, args.seeds, args.events)
+    with open(args.output, "w") as f:
+        f.write("# Model zoo x loss balancing\n\n" + text + "\n")
+    with open(args.output.replace(".md", ".json"), "w") as f:
+        json.dump(results, f, indent=1)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
