@@ -2,17 +2,18 @@
 
 import argparse
 import dataclasses
+import gc
 import os
 import sys
 
-from pipeline.config import DEFAULT_CONFIG, PipelineConfig
+from pipeline.config import DEFAULT_CONFIG, ConfigError, PipelineConfig
 
 
 def _config(args) -> PipelineConfig:
     config = PipelineConfig.from_yaml(args.config)
-    if args.log_root:
-        config = config.replace(data=dataclasses.replace(config.data, log_root=args.log_root))
-    return config
+    overrides = {"log_root": args.log_root, "span": args.span, "train_spans": args.train_spans}
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    return config.replace(data=dataclasses.replace(config.data, **overrides)) if overrides else config
 
 
 def _run(args) -> int:
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     def with_config(p):
         p.add_argument("--config", default=str(DEFAULT_CONFIG), help="pipeline config YAML (default: %(default)s)")
         p.add_argument("--log-root", help="override data.log_root: the folder holding span-N/ folders of logs")
+        p.add_argument("--span", help="override data.span: the span this run ingests ('latest' or N)")
+        p.add_argument("--train-spans", type=int,
+                       help="override data.train_spans: train on the newest K ingested spans")
         return p
 
     run = with_config(commands.add_parser(
@@ -91,7 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        code = args.handler(args)
+    except ConfigError as e:
+        print(f"mtl {args.command}: {e}", file=sys.stderr)
+        code = 2
+    gc.collect()  # frees TensorFlow functions while their modules exist; at interpreter exit they print tracebacks
+    return code
 
 
 if __name__ == "__main__":

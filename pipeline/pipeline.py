@@ -40,9 +40,13 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
                                                         schema=schema_gen.outputs["schema"])
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
 
+    # Train on the newest `train_spans` ingested spans; statistics and validation look at the new span alone.
+    span_window = _span_window(example_gen, config.data.train_spans) if config.data.train_spans > 1 else None
+
     # Features and (label, weight) pairs from the config; the same graph is baked into the serving model.
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+        examples=span_window.outputs["examples"] if span_window else example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config)
     transform.add_upstream_node(anomaly_gate)
 
@@ -80,11 +84,22 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate, transform,
-                    trainer, baseline_resolver, evaluator, pusher],
+        components=[example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate,
+                    *([span_window] if span_window else []), transform, trainer, baseline_resolver, evaluator, pusher],
         enable_cache=False,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [])
+
+
+def _span_window(example_gen, num_spans: int) -> tfx.dsl.Resolver:
+    """The Examples of the newest ``num_spans`` spans that ExampleGen has ingested, this run's included."""
+    resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.SpanRangeStrategy,
+        config={"range_config": tfx.proto.RangeConfig(rolling_range=tfx.proto.RollingRange(num_spans=num_spans))},
+        examples=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples, producer_component_id=example_gen.id),
+    ).with_id("span_window_resolver")
+    resolver.add_upstream_node(example_gen)
+    return resolver
 
 
 def _input_config(data: DataConfig) -> tfx.proto.Input:

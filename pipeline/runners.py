@@ -4,7 +4,7 @@ import os
 
 from tfx import v1 as tfx
 
-from pipeline.config import PipelineConfig
+from pipeline.config import ConfigError, PipelineConfig
 from pipeline.pipeline import create_pipeline
 
 
@@ -24,6 +24,10 @@ def run_local(config: PipelineConfig, *, output_dir: str, serving_dir: str) -> s
 def compile_kubeflow(config: PipelineConfig, *, output_file: str, image: str, pipeline_root: str,
                      serving_dir: str) -> str:
     """Writes the Kubeflow Pipelines (v2) JSON spec; user code runs from ``image`` by module path."""
+    if config.data.train_spans > 1:
+        raise ConfigError("data.train_spans > 1 needs a span-range resolver, which KubeflowV2DagRunner cannot compile "
+                          "(it supports only the latest-artifact and latest-blessed-model resolvers): "
+                          "use train_spans: 1 for Kubeflow")
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
         output_dir=os.path.dirname(os.path.abspath(output_file)),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
-from test_model import CONFIG, _batch
+from test_model import CONFIG, _batch, _model, assert_training_reduces_every_task_loss
 
 from models.balancing import GradNorm, PCGrad, UncertaintyWeighting, project_conflicting
 from models.multitask_model import FUSION_OUTPUT, MultiTaskModel
@@ -72,23 +72,9 @@ def test_uncertainty_weighting_learns_a_larger_variance_for_the_noisier_task():
     assert noisy > quiet + 2.0  # log(sigma^2) tracks the losses: log(4) - log(0.01) ~ 6 at the optimum
 
 
-def _model(**model_changes):
-    tf_keras.utils.set_random_seed(0)
-    config = dataclasses.replace(CONFIG, model=dataclasses.replace(CONFIG.model, **model_changes))
-    model = MultiTaskModel(config, make_tasks(config), {"device": 4})
-    model.compile(optimizer=tf_keras.optimizers.Adam(0.05))
-    return model
-
-
 @pytest.mark.parametrize("balancing", ["uncertainty", "gradnorm", "pcgrad"])
 def test_every_balancer_trains_every_task(balancing):
-    model = _model(balancing=balancing, clip_norm=5.0)
-    dataset = tf.data.Dataset.from_tensors(_batch(64)).repeat()
-    before = model.evaluate(dataset, steps=1, return_dict=True, verbose=0)
-    model.fit(dataset, steps_per_epoch=60, verbose=0)
-    after = model.evaluate(dataset, steps=1, return_dict=True, verbose=0)
-    for name in ("click_loss", "watch_time_loss", "interest_loss"):
-        assert after[name] < before[name], name
+    assert_training_reduces_every_task_loss(_model(balancing=balancing, clip_norm=5.0))
 
 
 def test_lr_multiplier_zero_freezes_that_tower():

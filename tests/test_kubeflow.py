@@ -26,3 +26,10 @@ def test_compiles_to_a_pipeline_spec_with_every_component(tmp_path):
     assert "models.preprocessing.preprocessing_fn" in text and "models.training.run_fn" in text
     assert "registry.example/mtl:1" in text and "gs://bucket/logs" in text
     assert any(t.startswith("AnomalyGate") for t in tasks["Transform"].dependent_tasks)
+
+
+def test_span_window_is_refused_with_a_clear_error(tmp_path, capsys):
+    output = tmp_path / "pipeline.json"
+    assert main(["compile-kubeflow", "--output", str(output), "--train-spans", "3"]) == 2
+    assert "data.train_spans > 1" in capsys.readouterr().err
+    assert not output.exists()

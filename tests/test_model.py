@@ -1,5 +1,7 @@
 """Layers' get_config round trips, and the multi-task model's masked training behaviour."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -33,11 +35,22 @@ def _batch(n=16, seed=0):
     }
 
 
-def _model():
+def _model(**model_changes):
+    """An unbuilt, compiled model of CONFIG with ``model_changes`` to its model config."""
     tf_keras.utils.set_random_seed(0)
-    model = MultiTaskModel(CONFIG, make_tasks(CONFIG), {"device": 4})
+    config = CONFIG.replace(model=dataclasses.replace(CONFIG.model, **model_changes))
+    model = MultiTaskModel(config, make_tasks(config), {"device": 4})
     model.compile(optimizer=tf_keras.optimizers.Adam(0.05))
     return model
+
+
+def assert_training_reduces_every_task_loss(model, steps=60):
+    dataset = tf.data.Dataset.from_tensors(_batch(64)).repeat()
+    before = model.evaluate(dataset, steps=1, return_dict=True, verbose=0)
+    model.fit(dataset, steps_per_epoch=steps, verbose=0)
+    after = model.evaluate(dataset, steps=1, return_dict=True, verbose=0)
+    for name in ("click_loss", "watch_time_loss", "interest_loss"):
+        assert after[name] < before[name], name
 
 
 @pytest.mark.parametrize("layer", [
@@ -78,18 +91,10 @@ def test_missing_labels_do_not_change_the_gradient():
 
 
 def test_training_reduces_every_task_loss():
-    model = _model()
-    dataset = tf.data.Dataset.from_tensors(_batch(64)).repeat()
-    before = model.evaluate(dataset, steps=1, return_dict=True, verbose=0)
-    model.fit(dataset, steps_per_epoch=60, verbose=0)
-    after = model.evaluate(dataset, steps=1, return_dict=True, verbose=0)
-    for name in ("click_loss", "watch_time_loss", "interest_loss"):
-        assert after[name] < before[name], name
+    assert_training_reduces_every_task_loss(_model())
 
 
 def test_fit_builds_an_unbuilt_model():
-    tf_keras.utils.set_random_seed(0)
-    model = MultiTaskModel(CONFIG, make_tasks(CONFIG), {"device": 4})
-    model.compile(optimizer=tf_keras.optimizers.Adam(0.05))
+    model = _model()
     history = model.fit(tf.data.Dataset.from_tensors(_batch(32)).repeat(), steps_per_epoch=3, verbose=0)
     assert np.isfinite(history.history["loss"][-1])

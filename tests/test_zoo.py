@@ -1,15 +1,10 @@
 """The MMoE and PLE architectures: configs, output shapes, gates, and training inside the multi-task model."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras
-from test_model import CONFIG, _batch
+from test_model import _model, assert_training_reduces_every_task_loss
 
-from models.multitask_model import MultiTaskModel
-from models.tasks import make_tasks
 from models.zoo import make_architecture
 from models.zoo.mmoe import MMoE
 from models.zoo.ple import PLE, ExtractionLevel
@@ -72,13 +67,4 @@ def test_make_architecture_builds_mmoe_and_ple():
     {"architecture": "ple", "experts": 1, "task_experts": 1, "levels": 2, "expert_layers": (8,)},
 ])
 def test_training_reduces_every_task_loss(model_config):
-    config = CONFIG.replace(model=dataclasses.replace(CONFIG.model, **model_config))
-    tf_keras.utils.set_random_seed(0)
-    model = MultiTaskModel(config, make_tasks(config), {"device": 4})
-    model.compile(optimizer=tf_keras.optimizers.Adam(0.05))
-    dataset = tf.data.Dataset.from_tensors(_batch(64)).repeat()
-    before = model.evaluate(dataset, steps=1, return_dict=True, verbose=0)
-    model.fit(dataset, steps_per_epoch=30, verbose=0)
-    after = model.evaluate(dataset, steps=1, return_dict=True, verbose=0)
-    for name in ("click_loss", "watch_time_loss", "interest_loss"):
-        assert after[name] < before[name], name
+    assert_training_reduces_every_task_loss(_model(**model_config), steps=30)
