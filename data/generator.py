@@ -8,7 +8,9 @@ from a generator seeded with (seed, N). The same spec and span therefore always 
 
 Label arrays in ``Events.labels``: ``click`` is int64 and never missing. ``conversion``,
 ``watch_time`` and ``interest`` are float32 where NaN means "absent from the Example" and -1 means
-"written as the sentinel value -1" (see ``LogSpec.minus_one_fraction``).
+"written as the sentinel value -1" (see ``LogSpec.minus_one_fraction``). ``reactions`` (multi-label: which of
+``REACTIONS`` followed a click) is a float32 [events, 4] multi-hot array with the same conventions per row;
+it is drawn from streams of its own, so adding it left every other column unchanged.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ FEATURE_KINDS = {
     "item_popularity": "float",
     "price": "float",
 }
-LABEL_KINDS = {"click": "int", "conversion": "int", "watch_time": "float", "interest": "int"}
+LABEL_KINDS = {"click": "int", "conversion": "int", "watch_time": "float", "interest": "int", "reactions": "int"}
+REACTIONS = ("like", "share", "comment", "save")
 DEVICES = (b"mobile", b"desktop", b"tablet")
 COUNTRIES = (b"US", b"IN", b"BR", b"GB", b"DE", b"JP", b"MX", b"FR")
 INTEREST_MISSING_RATE = 0.10
@@ -51,7 +54,8 @@ _HOURS = np.arange(24)
 _HOUR_P = np.exp(np.cos(2 * np.pi * (_HOURS - 20) / 24) + 0.4 * np.cos(4 * np.pi * (_HOURS - 8) / 24))
 _HOUR_P /= _HOUR_P.sum()
 _HOUR_CLICK = 0.25 * np.cos(2 * np.pi * (_HOURS - 22) / 24)
-_WORLD_STREAM, _EVENT_STREAM = 0, 1
+_REACTION_BASE = np.array([-0.5, -2.0, -1.6, -1.2])
+_WORLD_STREAM, _EVENT_STREAM, _REACTION_WORLD_STREAM, _REACTION_EVENT_STREAM = 0, 1, 2, 3
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _FIELD_1, _FIELD_2 = b"\x0a", b"\x12"  # protobuf keys of length-delimited fields 1 and 2
 
@@ -109,6 +113,8 @@ class _World:
     category_country: np.ndarray
     category_interest: np.ndarray
     category_watch: np.ndarray
+    user_reaction: np.ndarray
+    category_reaction: np.ndarray
 
 
 def _zipf_weights(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
@@ -154,6 +160,7 @@ def _build_world(spec: LogSpec) -> _World:
     user_factors = rng.normal(0.0, factor_scale, (nu, d))
     category = rng.integers(nc, size=ni)
     category_log_price = rng.normal(3.0, 0.8, nc)
+    reaction_rng = np.random.default_rng([_REACTION_WORLD_STREAM, spec.seed])
     return _World(
         user_weight=user_weight,
         user_factors=user_factors,
@@ -171,13 +178,15 @@ def _build_world(spec: LogSpec) -> _World:
         category_country=rng.normal(0.0, 0.3, (nc, len(COUNTRIES))),
         category_interest=rng.normal(0.0, 1.5, (nc, spec.num_interests)),
         category_watch=rng.normal(0.0, 0.35, nc),
+        user_reaction=reaction_rng.normal(0.0, 0.8, (nu, len(REACTIONS))),
+        category_reaction=reaction_rng.normal(0.0, 0.5, (nc, len(REACTIONS))),
     )
 
 
 def _true_params(
     world: _World, users: np.ndarray, items: np.ndarray, hours: np.ndarray, devices: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """True p_click, p_conversion (given click), watch_time_mean and interest_probs per event.
+    """True p_click, p_conversion, watch_time_mean, reaction_probs (given click) and interest_probs per event.
 
     Coefficients are tuned so the default LogSpec gives CTR ~0.19 (Bayes AUC ~0.78) and CVR ~0.14.
     """
@@ -209,19 +218,24 @@ def _true_params(
         "p_conversion": _sigmoid(conversion_logit),
         "watch_time_mean": np.exp(log_watch + 0.3 * watch_affinity),
         "interest_probs": _softmax(world.user_interest[users] + world.category_interest[category]),
+        "reaction_probs": _sigmoid(_REACTION_BASE + world.user_reaction[users] + world.category_reaction[category]
+                                   + 0.5 * (u * v).sum(axis=1, keepdims=True)),
     }
 
 
 def _with_missing(
     values: np.ndarray, present: np.ndarray, rng: np.random.Generator, minus_one_fraction: float
 ) -> np.ndarray:
-    """float32 label column: NaN where absent, -1 for the sentinel share of the missing."""
+    """float32 label column (or [events, k] multi-hot rows): NaN where absent, -1 for the sentinel share."""
+    rows = (-1,) + (1,) * (values.ndim - 1)
     sentinel = rng.random(len(values)) < minus_one_fraction
-    return np.where(present, values, np.where(sentinel, -1.0, np.nan)).astype(np.float32)
+    missing = np.where(sentinel, -1.0, np.nan).reshape(rows)
+    return np.where(present.reshape(rows), values, missing).astype(np.float32)
 
 
 def _sample_labels(
-    truth: dict[str, np.ndarray], rng: np.random.Generator, minus_one_fraction: float
+    truth: dict[str, np.ndarray], rng: np.random.Generator, reaction_rng: np.random.Generator,
+    minus_one_fraction: float
 ) -> dict[str, np.ndarray]:
     """Sample every label from the truth; the draws do not depend on ``minus_one_fraction``."""
     n = len(truth["p_click"])
@@ -235,6 +249,8 @@ def _sample_labels(
         "conversion": _with_missing(conversion, click, rng, minus_one_fraction),
         "watch_time": _with_missing(watch_time, click, rng, minus_one_fraction),
         "interest": _with_missing(interest, interest_present, rng, minus_one_fraction),
+        "reactions": _with_missing(reaction_rng.random(truth["reaction_probs"].shape) < truth["reaction_probs"],
+                                   click, reaction_rng, minus_one_fraction),
     }
 
 
@@ -250,7 +266,8 @@ def generate_span(spec: LogSpec, span: int) -> Events:
     hours = rng.choice(24, n, p=_HOUR_P)
     devices = _sample_rows(rng, world.user_device_p[users])
     truth = _true_params(world, users, items, hours, devices)
-    labels = _sample_labels(truth, rng, spec.minus_one_fraction)
+    reaction_rng = np.random.default_rng([_REACTION_EVENT_STREAM, spec.seed, span])
+    labels = _sample_labels(truth, rng, reaction_rng, spec.minus_one_fraction)
     event_id = _ids(f"s{span}-", np.arange(n), n, 6)
     features = {
         "event_id": event_id,
@@ -267,12 +284,12 @@ def generate_span(spec: LogSpec, span: int) -> Events:
     return Events(features=features, labels=labels, truth={"event_id": event_id, **truth})
 
 
-def _feature(kind: str, value: bytes | int | float) -> tf.train.Feature:
+def _feature(kind: str, values: list) -> tf.train.Feature:
     if kind == "bytes":
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
     if kind == "int":
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
-    return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+    return tf.train.Feature(float_list=tf.train.FloatList(value=values))
 
 
 def _varint(n: int) -> bytes:
@@ -292,14 +309,16 @@ def _field(tag: bytes, payload: bytes) -> bytes:
 def _map_entries(name: str, kind: str, values: np.ndarray) -> np.ndarray:
     """Per event, the serialized ``Features.feature`` map entry for this column (b"" where NaN).
 
-    Each distinct value is turned into a tf.train.Feature only once.
+    ``values`` holds one value per event, or one row of values per event ([events, k]). Each distinct value
+    (row) is turned into a tf.train.Feature only once.
     """
-    present = ~np.isnan(values) if values.dtype.kind == "f" else np.ones(len(values), bool)
-    distinct, inverse = np.unique(values[present], return_inverse=True)
+    present = ~np.isnan(values).reshape(len(values), -1).any(axis=1) if values.dtype.kind == "f" else (
+        np.ones(len(values), bool))
+    distinct, inverse = np.unique(values[present], return_inverse=True, axis=0 if values.ndim > 1 else None)
     key = _field(_FIELD_1, name.encode())
     encoded = [
-        _field(_FIELD_1, key + _field(_FIELD_2, _feature(kind, value).SerializeToString()))
-        for value in distinct.tolist()
+        _field(_FIELD_1, key + _field(_FIELD_2, _feature(kind, np.atleast_1d(value).tolist()).SerializeToString()))
+        for value in distinct
     ]
     entries = np.full(len(values), b"", dtype=object)
     entries[present] = np.array(encoded, dtype=object)[inverse]
@@ -364,20 +383,32 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def _present(label: np.ndarray) -> np.ndarray:
-    """True where a label column holds a real value (neither NaN nor the -1 sentinel)."""
-    return ~np.isnan(label) & (label != -1)
+    """True where a label column (row) holds a real value (neither NaN nor the -1 sentinel)."""
+    real = ~np.isnan(label) & (label != -1)
+    return real.reshape(len(label), -1).all(axis=1)
+
+
+def _rmse(labels: np.ndarray, means: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((labels - means) ** 2)))
+
+
+# Per label column: the name of its limit, and that limit from (present labels, truth of those events).
+_LIMITS = {
+    "click": ("click_auc", lambda y, truth: roc_auc(y, truth["p_click"])),
+    "conversion": ("conversion_auc", lambda y, truth: roc_auc(y, truth["p_conversion"])),
+    "watch_time": ("watch_time_rmse", lambda y, truth: _rmse(y, truth["watch_time_mean"])),
+    "interest": ("interest_accuracy", lambda y, truth: float(np.mean(truth["interest_probs"].argmax(axis=1) == y))),
+    # Micro-averaged: every (event, reaction) pair is one point, as TFMA scores a multi-hot label.
+    "reactions": ("reactions_auc", lambda y, truth: roc_auc(y.ravel(), truth["reaction_probs"].ravel())),
+}
 
 
 def bayes_limits(truth: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
-    """Best achievable metrics: the true probabilities / means scored against the sampled labels."""
-    conversion_ok = _present(labels["conversion"])
-    watch_ok = _present(labels["watch_time"])
-    interest_ok = _present(labels["interest"])
-    watch_error = labels["watch_time"][watch_ok] - truth["watch_time_mean"][watch_ok]
-    predicted_interest = truth["interest_probs"][interest_ok].argmax(axis=1)
-    return {
-        "click_auc": roc_auc(labels["click"], truth["p_click"]),
-        "conversion_auc": roc_auc(labels["conversion"][conversion_ok], truth["p_conversion"][conversion_ok]),
-        "watch_time_rmse": float(np.sqrt(np.mean(watch_error**2))),
-        "interest_accuracy": float(np.mean(predicted_interest == labels["interest"][interest_ok])),
-    }
+    """Best achievable metrics: the true probabilities / means scored against the sampled labels, for each
+    label column in ``labels`` (over the events where it is present)."""
+    limits = {}
+    for name, label in labels.items():
+        key, limit = _LIMITS[name]
+        present = _present(label)
+        limits[key] = limit(label[present], {k: v[present] for k, v in truth.items()})
+    return limits

@@ -116,7 +116,7 @@ class MultiTaskModel(tf_keras.Model):
             self.weight_trackers[t.name].update_state(weights[i])
             for metric in self.task_metrics[t.name]:
                 metric.update_state(features[t.label_feature], predictions[t.name],
-                                    sample_weight=features[t.weight_feature])
+                                    sample_weight=t.metric_weights(features[t.weight_feature]))
         return {m.name: m.result() for m in self.metrics}
 
     @property

@@ -68,6 +68,10 @@ class Task:
         """Keras training metrics, updated with the label weights so missing labels do not count."""
         raise NotImplementedError
 
+    def metric_weights(self, weights: tf.Tensor) -> tf.Tensor:
+        """The [batch] label weights shaped for this task's Keras metrics."""
+        return weights
+
 
 class BinaryTask(Task):
     activation = "sigmoid"
@@ -112,10 +116,45 @@ class MulticlassTask(Task):
         return [tf_keras.metrics.SparseCategoricalAccuracy(name=f"{self.name}_accuracy")]
 
 
+class MultilabelTask(Task):
+    """Several independent yes/no labels per example, logged as a multi-hot list of ``num_classes`` ints.
+
+    Its AUCs are micro-averaged: every (example, label) pair is one point, as TFMA scores a multi-hot label.
+    """
+
+    activation = "sigmoid"
+    key_metric = "AUC"
+    tfma_metrics = ("ExampleCount", "WeightedExampleCount", "AUC", "AUCPrecisionRecall")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.units = config.num_classes
+
+    def encode_label(self, raw):
+        """([batch, k] multi-hot, weight): a row is missing when absent or when any value is the missing value."""
+        present = tensors.row_count(raw) > 0
+        if self.config.missing_value is not None:
+            missing = tf.cast(self.config.missing_value, raw.dtype)
+            present &= tensors.row_count(raw, where=lambda v: tf.equal(v, missing)) == 0
+        values = tf.cast(tensors.row_values(raw, self.units, default=0), tf.float32)
+        label = tf.where(present[:, None], values, tf.zeros_like(values))
+        return label, tf.cast(present, tf.float32)
+
+    def per_example_loss(self, labels, predictions):
+        return tf_keras.losses.binary_crossentropy(labels, predictions)  # mean over the k labels
+
+    def make_metrics(self):
+        return [tf_keras.metrics.AUC(name=f"{self.name}_auc")]
+
+    def metric_weights(self, weights):
+        return weights[:, None]
+
+
 TASK_TYPES: dict[str, type[Task]] = {
     "binary": BinaryTask,
     "regression": RegressionTask,
     "multiclass": MulticlassTask,
+    "multilabel": MultilabelTask,
 }
 
 

@@ -1,4 +1,4 @@
-"""Turning parsed log columns (dense [batch, 1] or sparse where a value may be absent) into [batch] vectors."""
+"""Turning parsed log columns (dense, or sparse where a value may be absent) into [batch] or [batch, k] tensors."""
 
 import tensorflow as tf
 
@@ -21,3 +21,22 @@ def column_present(x) -> tf.Tensor:
 def _one_per_row(x: tf.SparseTensor) -> tf.SparseTensor:
     """Fixes the column dimension at 1, so an all-absent batch still densifies to [batch, 1]."""
     return tf.SparseTensor(x.indices, x.values, tf.stack([x.dense_shape[0], tf.constant(1, tf.int64)]))
+
+
+def row_values(x, width: int, default) -> tf.Tensor:
+    """The ``width`` values of each row as [batch, width]; rows without values get ``default``."""
+    if isinstance(x, tf.SparseTensor):
+        with tf.control_dependencies([tf.debugging.assert_less(
+                x.indices[:, 1], tf.cast(width, tf.int64), message=f"a row has more than {width} values")]):
+            x = tf.SparseTensor(x.indices, x.values, tf.stack([x.dense_shape[0], tf.constant(width, tf.int64)]))
+        return tf.sparse.to_dense(x, default_value=tf.cast(default, x.dtype))
+    return tf.reshape(x, [-1, width])
+
+
+def row_count(x, where=None) -> tf.Tensor:
+    """A [batch] int tensor: how many values each row has (only those where ``where(values)`` holds)."""
+    if isinstance(x, tf.SparseTensor):
+        hits = tf.ones_like(x.values, tf.int32) if where is None else tf.cast(where(x.values), tf.int32)
+        return tf.math.unsorted_segment_sum(hits, x.indices[:, 0], num_segments=x.dense_shape[0])
+    hits = tf.ones_like(x, tf.int32) if where is None else tf.cast(where(x), tf.int32)
+    return tf.reduce_sum(tf.reshape(hits, [tf.shape(x)[0], -1]), axis=1)

@@ -17,7 +17,7 @@ import yaml
 
 FEATURE_KINDS = ("vocabulary", "hash", "bucketized", "zscore", "log")
 CATEGORICAL_KINDS = ("vocabulary", "hash", "bucketized")
-TASK_TYPES = ("binary", "regression", "multiclass")
+TASK_TYPES = ("binary", "regression", "multiclass", "multilabel")
 ARCHITECTURES = ("shared_bottom", "mmoe", "ple")
 BALANCING = ("fixed", "uncertainty", "gradnorm", "pcgrad")
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.yaml"
@@ -82,8 +82,8 @@ class TaskConfig:
     def __post_init__(self):
         _require(self.type in TASK_TYPES, f"task '{self.name}': type '{self.type}' not in {TASK_TYPES}")
         _require(self.loss_weight >= 0, f"task '{self.name}': loss_weight must be >= 0")
-        if self.type == "multiclass":
-            _require(self.num_classes >= 2, f"task '{self.name}': multiclass needs num_classes >= 2")
+        if self.type in ("multiclass", "multilabel"):
+            _require(self.num_classes >= 2, f"task '{self.name}': {self.type} needs num_classes >= 2")
 
 
 @dataclass(frozen=True)
@@ -128,10 +128,15 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the logs are and how ImportExampleGen splits them."""
+    """Where the logs are and how ImportExampleGen splits them.
+
+    Each run ingests one span (``span``: the latest, or N); Transform and Trainer use the newest
+    ``train_spans`` spans ingested so far (earlier spans are ingested by earlier runs, e.g. ``--span 1``).
+    """
 
     log_root: str = "data/logs"
     span: str = "latest"
+    train_spans: int = 1
     presplit: bool = False
     train_buckets: int = 4
     eval_buckets: int = 1
@@ -139,6 +144,7 @@ class DataConfig:
 
     def __post_init__(self):
         _require(self.span == "latest" or self.span.isdigit(), f"data.span '{self.span}' is not 'latest' or N")
+        _require(self.train_spans >= 1, "data.train_spans must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -172,6 +178,8 @@ class PipelineConfig:
         for name in (*self.model.esmm_tasks, *self.model.fusion):
             _require(name in types, f"model: '{name}' is not a task")
         _require(all(types[n] == "binary" for n in self.model.esmm_tasks), "model.esmm_tasks must be binary tasks")
+        _require(all(types[n] in ("binary", "regression") for n in self.model.fusion),
+                 "model.fusion takes binary and regression tasks (one score per example)")
         for name in self.evaluation.slices:
             _require(name in feature_names, f"evaluation slice '{name}' is not a declared feature")
 

@@ -40,6 +40,9 @@ def test_round_trip_through_json(default_dict):
     (lambda d: d["features"][5].update(boundaries=[9, 3]), "feature 'hour': bucketized needs sorted"),
     (lambda d: d["tasks"][0].pop("label_key"), r"config.tasks\[0\]: .*label_key"),
     (lambda d: d.update(name="Recs_v2"), r"name 'Recs_v2' must match"),
+    (lambda d: d["tasks"][3].update(type="multilabel", num_classes=0), "task 'interest': multilabel needs num_classes"),
+    (lambda d: d["model"].update(fusion={"interest": 1.0}), "model.fusion takes binary and regression tasks"),
+    (lambda d: d["data"].update(train_spans=0), "data.train_spans must be >= 1"),
 ])
 def test_bad_config_names_the_problem(default_dict, mutate, message):
     mutate(default_dict)

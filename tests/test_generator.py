@@ -14,6 +14,7 @@ from data.generator import (
     EVENTS_FILE,
     FEATURE_KINDS,
     LABEL_KINDS,
+    REACTIONS,
     TRUTH_FILE,
     LogSpec,
     bayes_limits,
@@ -58,6 +59,7 @@ def test_layout_and_truth_round_trip(small_span):
     assert ((truth["p_click"] > 0) & (truth["p_click"] < 1)).all()
     assert ((truth["p_conversion"] > 0) & (truth["p_conversion"] < 1)).all()
     assert (truth["watch_time_mean"] > 0).all()
+    assert truth["reaction_probs"].shape == (SMALL.num_events, len(REACTIONS))
 
 
 def test_same_spec_gives_identical_bytes_and_other_seed_differs(tmp_path):
@@ -103,9 +105,12 @@ def test_written_examples_have_the_schema_and_label_presence(small_span):
         clicked = _values(example, "click") == [1]
         assert ("conversion" in keys) == clicked
         assert ("watch_time" in keys) == clicked
+        assert ("reactions" in keys) == clicked
         if clicked:
             assert _values(example, "conversion")[0] in (0, 1)
             assert _values(example, "watch_time")[0] >= 0
+            assert len(_values(example, "reactions")) == len(REACTIONS)
+            assert set(_values(example, "reactions")) <= {0, 1}
     interest_missing = np.mean([_values(e, "interest") is None for e in examples])
     assert 0.07 < interest_missing < 0.13
     # Everything parses with TF's own parser under the documented dtypes.
@@ -125,6 +130,8 @@ def test_written_values_match_the_events_in_memory(small_span):
     for name in ("event_id", "item_category", "hour", "price"):
         written = [_values(e, name)[0] for e in examples]
         assert written == events.features[name].tolist()
+    written_reactions = [_values(e, "reactions") or [np.nan] * len(REACTIONS) for e in examples]
+    np.testing.assert_array_equal(np.array(written_reactions, np.float32), events.labels["reactions"])
     watch = events.labels["watch_time"]
     written_watch = [(_values(e, "watch_time") or [np.nan])[0] for e in examples]
     np.testing.assert_array_equal(np.array(written_watch, np.float32), watch)
@@ -137,6 +144,7 @@ def test_minus_one_fraction_one_writes_every_missing_label_as_minus_one(tmp_path
     assert unclicked
     assert all(_values(e, "conversion") == [-1] for e in unclicked)
     assert all(_values(e, "watch_time") == [-1.0] for e in unclicked)
+    assert all(_values(e, "reactions") == [-1] * len(REACTIONS) for e in unclicked)
     interest = [_values(e, "interest") for e in examples]
     assert None not in interest and [-1] in interest
 
@@ -176,6 +184,9 @@ def test_default_spec_lands_in_the_target_ranges():
     expected_rmse = np.sqrt(np.mean(truth["watch_time_mean"][clicked] ** 2 / 2.0))
     assert limits["watch_time_rmse"] == pytest.approx(expected_rmse, rel=0.1)
     assert 1.0 / spec.num_interests < limits["interest_accuracy"] < 0.9
+    reaction_rates = labels["reactions"][clicked].mean(axis=0)
+    assert reaction_rates.argmax() == REACTIONS.index("like") and (reaction_rates > 0.05).all()
+    assert 0.7 <= limits["reactions_auc"] <= 0.9
 
 
 @pytest.mark.parametrize(

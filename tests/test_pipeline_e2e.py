@@ -11,9 +11,11 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
 
 from data.generator import LogSpec, generate_logs
-from pipeline.config import DEFAULT_CONFIG, PipelineConfig
+from pipeline.config import DEFAULT_CONFIG, PipelineConfig, TaskConfig
 from pipeline.report import OVERALL, load_run_report
 from pipeline.runners import run_local
 
@@ -41,10 +43,11 @@ class Run:
         return sorted(os.listdir(os.path.join(self.serving_dir, self.config.name)))
 
     def eval_examples(self):
-        pattern = os.path.join(self.output_dir, "pipeline_root", "ImportExampleGen", "examples", "*", "Split-eval",
-                               "*")
-        return [tf.train.Example.FromString(r.numpy())
-                for r in tf.data.TFRecordDataset(glob.glob(pattern), compression_type="GZIP")]
+        """The eval split of the first ingestion (every run here ingests the same logs)."""
+        outputs = glob.glob(os.path.join(self.output_dir, "pipeline_root", "ImportExampleGen", "examples", "*"))
+        first = min(outputs, key=lambda path: int(os.path.basename(path)))
+        return [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(
+            glob.glob(os.path.join(first, "Split-eval", "*")), compression_type="GZIP")]
 
 
 def _small_config(log_root) -> PipelineConfig:
@@ -137,3 +140,51 @@ def test_anomalies_stop_the_run_before_transform(run, first, tmp_path):
         run_local(config, output_dir=str(tmp_path / "outputs"), serving_dir=str(tmp_path / "serving"))
     assert not os.path.exists(tmp_path / "outputs" / "pipeline_root" / "Transform")
     assert not os.path.exists(tmp_path / "serving")
+
+
+def test_mmoe_with_uncertainty_fusion_and_a_multilabel_head_runs_end_to_end(run, tmp_path):
+    model = dataclasses.replace(run.config.model, architecture="mmoe", experts=3, expert_layers=(32,),
+                                balancing="uncertainty", fusion={"click": 1.0, "conversion": 2.0, "watch_time": 0.5})
+    reactions = TaskConfig(name="reactions", type="multilabel", label_key="reactions", num_classes=4, tower=(16,))
+    other = Run(str(tmp_path), run.config.replace(model=model, tasks=(*run.config.tasks, reactions)))
+    report = other.execute()
+    assert {head for _, head in report.metrics} == {t.name for t in other.config.tasks}
+    assert report.metrics[(OVERALL, "click")]["auc"] > 0.56
+    examples = other.eval_examples()
+    clicked = sum(_present(e, "reactions") for e in examples)
+    assert clicked == sum(e.features.feature["click"].int64_list.value[0] for e in examples)
+    assert report.metrics[(OVERALL, "reactions")]["example_count"] == clicked
+    assert report.metrics[(OVERALL, "reactions")]["auc"] > 0.6  # micro AUC over 4 reactions of unequal rates
+    assert report.blessed, report.failures
+    outputs = tf.saved_model.load(report.pushed_model).signatures["serving_default"](
+        examples=tf.constant([e.SerializeToString() for e in examples[:4]]))
+    assert outputs["reactions"].shape == (4, 4)
+    watch_time = tf.math.log1p(tf.maximum(outputs["watch_time"], 0.0))
+    expected = (outputs["click"] + 2.0 * outputs["conversion"] + 0.5 * watch_time).numpy()
+    np.testing.assert_allclose(outputs["fusion_score"].numpy(), expected, rtol=1e-5)
+
+
+def _spans_transform_read(metadata_path: str) -> list[int]:
+    """The spans of the Examples the newest run's Transform consumed, read from MLMD."""
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = metadata_path
+    store = metadata_store.MetadataStore(connection)
+    latest = max(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.create_time_since_epoch)
+    (transform,) = [e for e in store.get_executions_by_context(latest.id)
+                    if store.get_execution_types_by_id([e.type_id])[0].name.endswith("Transform")]
+    inputs = [e.artifact_id for e in store.get_events_by_execution_ids([transform.id])
+              if e.type == metadata_store_pb2.Event.INPUT]
+    examples = [a for a in store.get_artifacts_by_id(inputs)
+                if store.get_artifact_types_by_id([a.type_id])[0].name == "Examples"]
+    return sorted((a.custom_properties if "span" in a.custom_properties else a.properties)["span"].int_value
+                  for a in examples)
+
+
+def test_training_window_covers_the_newest_ingested_spans(tmp_path):
+    generate_logs(LogSpec(num_events=3000, num_users=300, num_items=150, seed=3), tmp_path / "logs", [1, 2])
+    config = _small_config(tmp_path / "logs")
+    window = Run(str(tmp_path), config.replace(data=dataclasses.replace(config.data, span="1")))
+    window.execute()
+    assert _spans_transform_read(os.path.join(window.output_dir, "metadata.db")) == [1]
+    window.execute(config.replace(data=dataclasses.replace(config.data, train_spans=2)))  # ingests span 2
+    assert _spans_transform_read(os.path.join(window.output_dir, "metadata.db")) == [1, 2]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.tasks import BinaryTask, MulticlassTask, RegressionTask
+from models.tasks import BinaryTask, MulticlassTask, MultilabelTask, RegressionTask
 from pipeline.config import TaskConfig
 
 
@@ -35,6 +35,13 @@ def test_multiclass_loss_is_masked_cross_entropy():
     assert _loss(task, np.array([2, 0], np.int64), [1, 1], probs) == pytest.approx(
         (-math.log(0.5) - math.log(0.1)) / 2, rel=1e-5)
     assert _loss(task, np.array([2, 0], np.int64), [0, 1], probs) == pytest.approx(-math.log(0.1), rel=1e-5)
+
+
+def test_multilabel_loss_is_masked_mean_binary_cross_entropy_over_the_labels():
+    task = _task(MultilabelTask, "multilabel", num_classes=2)
+    loss = _loss(task, [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], [1, 1, 0], [[0.8, 0.4], [0.3, 0.9], [0.1, 0.1]])
+    expected = ((-math.log(0.8) - math.log(0.6)) / 2 + (-math.log(0.7) - math.log(0.9)) / 2) / 2
+    assert loss == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("task", [_task(BinaryTask, "binary"), _task(RegressionTask, "regression")])
@@ -73,16 +80,47 @@ def test_multiclass_label_is_an_int_class_id():
     assert label.dtype == tf.int64 and label.numpy().tolist() == [3, 0] and weight.numpy().tolist() == [1.0, 0.0]
 
 
+def test_multilabel_label_is_a_multi_hot_row_missing_when_absent_or_minus_one():
+    # Rows: [1, 0, 1], absent, [-1, -1, -1], [0, 0, 0]  (a present all-zero row is a real label).
+    raw = tf.SparseTensor(indices=[[0, 0], [0, 1], [0, 2], [2, 0], [2, 1], [2, 2], [3, 0], [3, 1], [3, 2]],
+                          values=tf.constant([1, 0, 1, -1, -1, -1, 0, 0, 0], tf.int64), dense_shape=[4, 3])
+    label, weight = _task(MultilabelTask, "multilabel", num_classes=3).encode_label(raw)
+    assert label.numpy().tolist() == [[1, 0, 1], [0, 0, 0], [0, 0, 0], [0, 0, 0]]
+    assert weight.numpy().tolist() == [1.0, 0.0, 0.0, 1.0]
+    dense_label, dense_weight = _task(MultilabelTask, "multilabel", num_classes=2).encode_label(
+        tf.constant([[0, 1], [-1, -1]], tf.int64))
+    assert dense_label.numpy().tolist() == [[0, 1], [0, 0]] and dense_weight.numpy().tolist() == [1.0, 0.0]
+
+
+def test_multilabel_row_with_too_many_values_is_an_error():
+    raw = tf.SparseTensor(indices=[[0, 0], [0, 1], [0, 2]], values=tf.constant([1, 0, 1], tf.int64),
+                          dense_shape=[1, 3])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="more than 2 values"):
+        _task(MultilabelTask, "multilabel", num_classes=2).encode_label(raw)
+
+
 def test_heads_and_served_shapes():
     x = tf.ones([4, 6])
     binary, multiclass = _task(BinaryTask, "binary"), _task(MulticlassTask, "multiclass", num_classes=3)
     assert binary.predictions(binary.make_head()(x)).shape == (4,)
     probs = multiclass.predictions(multiclass.make_head()(x))
     assert probs.shape == (4, 3) and np.allclose(probs.numpy().sum(axis=1), 1.0, atol=1e-6)
+    multilabel = _task(MultilabelTask, "multilabel", num_classes=3)
+    scores = multilabel.predictions(multilabel.make_head()(x)).numpy()
+    assert scores.shape == (4, 3) and np.all((scores > 0) & (scores < 1))
 
 
 def test_metrics_ignore_missing_labels():
     (auc,) = _task(BinaryTask, "binary").make_metrics()
     # Perfectly ranked on the present labels; the missing one would invert the ranking if it counted.
     auc.update_state([1.0, 0.0, 0.0], [0.9, 0.1, 0.95], sample_weight=[1.0, 1.0, 0.0])
+    assert float(auc.result()) == pytest.approx(1.0)
+
+
+def test_multilabel_metric_ignores_missing_rows():
+    task = _task(MultilabelTask, "multilabel", num_classes=2)
+    (auc,) = task.make_metrics()
+    # Perfectly ranked on the present rows; the missing row would invert the ranking if it counted.
+    auc.update_state([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]], [[0.9, 0.1], [0.2, 0.8], [0.9, 0.1]],
+                     sample_weight=task.metric_weights(tf.constant([1.0, 1.0, 0.0])))
     assert float(auc.result()) == pytest.approx(1.0)
