@@ -191,6 +191,23 @@ def table(results: dict, seeds: list[int], events: int) -> str:
     return "\n".join(lines)
 
 
+def _run_in_subprocess(name: str, args, work: str) -> dict:
+    """One variant in its own process; its result is kept in the work folder, so a rerun resumes."""
+    cached = os.path.join(work, "results", f"{name}-{'-'.join(map(str, args.seeds))}.json".replace(" ", "_"))
+    if os.path.exists(cached):
+        return json.load(open(cached))
+    started = time.perf_counter()
+    child = subprocess.run([sys.executable, __file__, "--run-one", name, "--events", str(args.events),
+                            "--work", args.work, "--seeds", *map(str, args.seeds)], capture_output=True, text=True)
+    if child.returncode:
+        raise RuntimeError(f"variant '{name}' failed:\n{child.stderr[-3000:]}")
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    os.makedirs(os.path.dirname(cached), exist_ok=True)
+    json.dump(result, open(cached, "w"))
+    print(f"{name}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    return result
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
@@ -206,14 +223,7 @@ def main(argv=None) -> int:
         print(json.dumps(run_variant(args.run_one, args.seeds, json.load(open(os.path.join(work, "paths.json"))))))
         return 0
     prepare(work, args.events)
-    results = {}
-    for name in args.variants:
-        started = time.perf_counter()
-        out = subprocess.run([sys.executable, __file__, "--run-one", name, "--events", str(args.events),
-                              "--work", args.work, "--seeds", *map(str, args.seeds)],
-                             check=True, capture_output=True, text=True).stdout
-        results[name] = json.loads(out.strip().splitlines()[-1])
-        print(f"{name}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    results = {name: _run_in_subprocess(name, args, work) for name in args.variants}
     text = table(results, args.seeds, args.events)
     with open(args.output, "w") as f:
         f.write("# Model zoo x loss balancing\n\n" + text + "\n")
