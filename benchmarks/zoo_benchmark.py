@@ -28,24 +28,32 @@ import numpy as np  # noqa: E402
 from pipeline.config import DEFAULT_CONFIG, PipelineConfig  # noqa: E402
 
 SINGLE_TASK = "single-task (one model per task)"
+TWO_SHARED = {"architecture": "shared_bottom", "shared_layers": [64, 32]}
+# Each variant spells out its model, so a change of the default config does not change what it measures.
 VARIANTS = {
-    "shared-bottom, 2 shared layers": {},
-    "shared-bottom, 1 shared layer": {"shared_layers": [64]},
-    "shared-bottom, 0 shared layers": {"shared_layers": []},
+    "shared-bottom, 2 shared layers": TWO_SHARED,
+    "shared-bottom, 1 shared layer": {**TWO_SHARED, "shared_layers": [64]},
+    "shared-bottom, 0 shared layers": {**TWO_SHARED, "shared_layers": []},
     "MMoE (4 experts)": {"architecture": "mmoe", "experts": 4, "expert_layers": [64, 32]},
     "CGC (PLE, 1 level)": {"architecture": "ple", "levels": 1, "experts": 2, "task_experts": 1,
                            "expert_layers": [64, 32]},
     "PLE (2 levels)": {"architecture": "ple", "levels": 2, "experts": 2, "task_experts": 1,
                        "expert_layers": [64, 32]},
-    "ESMM (shared-bottom)": {"esmm_tasks": ["click", "conversion"]},
-    "shared-bottom + uncertainty": {"balancing": "uncertainty"},
-    "shared-bottom + GradNorm": {"balancing": "gradnorm"},
-    "shared-bottom + PCGrad": {"balancing": "pcgrad"},
+    "ESMM (shared-bottom)": {**TWO_SHARED, "esmm_tasks": ["click", "conversion"]},
+    "shared-bottom + uncertainty": {**TWO_SHARED, "balancing": "uncertainty"},
+    "shared-bottom + GradNorm": {**TWO_SHARED, "balancing": "gradnorm"},
+    "shared-bottom + PCGrad": {**TWO_SHARED, "balancing": "pcgrad"},
     "MMoE + uncertainty": {"architecture": "mmoe", "experts": 4, "expert_layers": [64, 32],
                            "balancing": "uncertainty"},
-    SINGLE_TASK: {},
+    SINGLE_TASK: TWO_SHARED,  # each task alone in the 2-shared-layer network
 }
-TRAINING = {"train_steps": 6000, "epochs": 10, "eval_steps": 100, "early_stopping_patience": 3}
+
+
+def training(events: int) -> dict:
+    """10 epochs of about one pass over the 80% train split each (batch 256), stopped early after 3 flat ones."""
+    scale = events / 200_000
+    return {"train_steps": max(100, round(6000 * scale)), "epochs": 10, "eval_steps": max(10, round(100 * scale)),
+            "early_stopping_patience": 3}
 HEAD_METRIC = {"binary": "AUC", "regression": "RMSE", "multiclass": "accuracy"}
 BAYES_KEY = {"binary": "auc", "regression": "rmse", "multiclass": "accuracy"}
 
@@ -80,10 +88,10 @@ def prepare(work: str, events: int) -> dict:
     return paths
 
 
-def variant_configs(name: str) -> list[PipelineConfig]:
+def variant_configs(name: str, events: int) -> list[PipelineConfig]:
     """The configs one variant trains: one, or one per task for the single-task baseline."""
     base = PipelineConfig.from_yaml(DEFAULT_CONFIG)
-    model = dataclasses.replace(base.model, **TRAINING, **{k: tuple(v) if isinstance(v, list) else v
+    model = dataclasses.replace(base.model, **training(events), **{k: tuple(v) if isinstance(v, list) else v
                                                            for k, v in VARIANTS[name].items()})
     config = base.replace(model=model)
     if name == SINGLE_TASK:
@@ -91,7 +99,7 @@ def variant_configs(name: str) -> list[PipelineConfig]:
     return [config]
 
 
-def run_variant(name: str, seeds: list[int], paths: dict) -> dict:
+def run_variant(name: str, seeds: list[int], events: int, paths: dict) -> dict:
     """Trains the variant for every seed; returns per-seed head scores, throughput and this process's peak RSS."""
     import tensorflow as tf
     import tensorflow_transform as tft
@@ -111,7 +119,7 @@ def run_variant(name: str, seeds: list[int], paths: dict) -> dict:
     runs = []
     for seed in seeds:
         scores, examples, seconds = {}, 0, 0.0
-        for config in variant_configs(name):
+        for config in variant_configs(name, events):
             config = config.replace(model=dataclasses.replace(config.model, seed=seed))
             tf_keras.utils.set_random_seed(seed)
             model = build_model(config, tft_output)
@@ -220,7 +228,8 @@ def main(argv=None) -> int:
     work = os.path.join(args.work, str(args.events))
     os.makedirs(work, exist_ok=True)
     if args.run_one:
-        print(json.dumps(run_variant(args.run_one, args.seeds, json.load(open(os.path.join(work, "paths.json"))))))
+        paths = json.load(open(os.path.join(work, "paths.json")))
+        print(json.dumps(run_variant(args.run_one, args.seeds, args.events, paths)))
         return 0
     prepare(work, args.events)
     results = {name: _run_in_subprocess(name, args, work) for name in args.variants}

@@ -5,6 +5,7 @@ The model, the trainer and the evaluator ask the task; none of them switch on th
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 import tensorflow as tf
@@ -30,6 +31,11 @@ class Task:
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def key_metric_name(self) -> str:
+        """The key metric as TFMA names it in its output (the class name in snake case: AUC -> auc)."""
+        return re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", self.key_metric).lower()
 
     @property
     def label_feature(self) -> str:

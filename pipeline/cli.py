@@ -17,12 +17,13 @@ def _config(args) -> PipelineConfig:
 
 
 def _run(args) -> int:
+    from pipeline.limits import head_limits
     from pipeline.report import format_report, load_run_report
     from pipeline.runners import run_local
 
     config = _config(args)
-    metadata_path = run_local(config, output_dir=args.output_dir, serving_dir=args.serving_dir)
-    text = format_report(load_run_report(metadata_path))
+    report = load_run_report(run_local(config, output_dir=args.output_dir, serving_dir=args.serving_dir))
+    text = format_report(report, head_limits(report, config))
     report_path = os.path.join(args.output_dir, "report.md")
     with open(report_path, "w") as f:
         f.write(f"# {config.name}: per-head TFMA metrics\n{text}\n")

@@ -10,6 +10,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 OVERALL = "overall"
+BAYES_ROW = "Bayes limit (overall, from the generator's truth)"
 
 
 @dataclass
@@ -22,6 +23,9 @@ class RunReport:
     failures: list[str] = field(default_factory=list)
     pushed_model: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # component -> wall time
+    examples_uri: str | None = None  # what ImportExampleGen ingested in this run: its Examples artifact,
+    input_base: str | None = None  # the log folder,
+    span: int | None = None  # and the span
 
 
 def load_run_report(metadata_path: str) -> RunReport:
@@ -36,6 +40,7 @@ def load_run_report(metadata_path: str) -> RunReport:
     type_names = {t.id: t.name for t in store.get_artifact_types()}
     artifacts = {type_names[a.type_id]: a for a in store.get_artifacts_by_context(latest.id)}
     report = RunReport(seconds=_component_seconds(store, latest.id))
+    report.input_base, report.span, report.examples_uri = _ingestion(store, latest.id)
     if "ModelEvaluation" in artifacts:
         report.evaluation_uri = artifacts["ModelEvaluation"].uri
         report.metrics = _slice_metrics(report.evaluation_uri)
@@ -55,6 +60,19 @@ def _component_seconds(store, run_id: int) -> dict[str, float]:
             for e in sorted(store.get_executions_by_context(run_id), key=lambda e: e.id)}
 
 
+def _ingestion(store, run_id: int) -> tuple[str | None, int | None, str | None]:
+    """(log folder, span, Examples uri) of the run's ImportExampleGen; Nones if it did not run."""
+    type_names = {t.id: t.name for t in store.get_execution_types()}
+    for execution in store.get_executions_by_context(run_id):
+        if type_names[execution.type_id].endswith("ImportExampleGen"):
+            outputs = [e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
+                       if e.type == metadata_store_pb2.Event.OUTPUT]
+            (examples,) = store.get_artifacts_by_id(outputs)
+            return (execution.custom_properties["input_base"].string_value,
+                    examples.custom_properties["span"].int_value, examples.uri)
+    return None, None, None
+
+
 def _slice_metrics(evaluation_uri: str) -> dict[tuple[str, str], dict[str, float]]:
     result = tfma.load_eval_result(evaluation_uri)
     table = {}
@@ -62,7 +80,8 @@ def _slice_metrics(evaluation_uri: str) -> dict[tuple[str, str], dict[str, float
         name = ", ".join(f"{k}={_text(v)}" for k, v in slice_key) or OVERALL
         for head, by_sub_key in by_output.items():
             values = by_sub_key.get("", {})
-            table[(name, head)] = {metric: value["doubleValue"] for metric, value in values.items()
+            # float(): the JSON form writes NaN (e.g. AUC on a slice with one class) as the string "NaN".
+            table[(name, head)] = {metric: float(value["doubleValue"]) for metric, value in values.items()
                                    if "doubleValue" in value}
     return table
 
@@ -81,16 +100,22 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def format_report(report: RunReport, max_slices: int = 12) -> str:
-    """A markdown table per head (rows: overall, then slices; columns: its TFMA metrics), then the verdict."""
+def format_report(report: RunReport, limits: dict[str, dict[str, float]] | None = None, max_slices: int = 12) -> str:
+    """A markdown table per head (rows: overall, then slices; columns: its TFMA metrics), then the verdict.
+
+    ``limits`` ({head: {metric: value}}, see pipeline.limits) adds a row with each head's best achievable score.
+    """
+    limits = limits or {}
     lines = []
     for head in sorted({h for _, h in report.metrics}):
         rows = sorted(((s, values) for (s, h), values in report.metrics.items() if h == head),
                       key=lambda row: (row[0] != OVERALL, row[0]))
         names = sorted(rows[0][1])
         lines += [f"\n### {head}", "| slice | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        if head in limits:
+            rows.insert(1, (BAYES_ROW, limits[head]))
         lines += ["| " + s + " | " + " | ".join(_number(values.get(n)) for n in names) + " |"
-                  for s, values in rows[:max_slices]]
+                  for s, values in rows[:max_slices + (head in limits)]]
         if len(rows) > max_slices:
             lines.append(f"| … {len(rows) - max_slices} more slices in the TFMA output | " + "| " * len(names))
     verdict = {True: "BLESSED", False: "NOT BLESSED", None: "not evaluated"}[report.blessed]

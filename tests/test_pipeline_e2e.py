@@ -16,7 +16,8 @@ from ml_metadata.proto import metadata_store_pb2
 
 from data.generator import LogSpec, generate_logs
 from pipeline.config import DEFAULT_CONFIG, PipelineConfig, TaskConfig
-from pipeline.report import OVERALL, load_run_report
+from pipeline.limits import head_limits
+from pipeline.report import BAYES_ROW, OVERALL, format_report, load_run_report
 from pipeline.runners import run_local
 
 EVENTS = 10_000
@@ -101,6 +102,17 @@ def test_heads_learn(run, first):
     classes = np.bincount([v[0] for v in interests if v and v[0] >= 0])
     majority = classes.max() / classes.sum()
     assert first.metrics[(OVERALL, "interest")]["sparse_categorical_accuracy"] > majority + 0.02
+
+
+def test_report_puts_each_head_next_to_its_bayes_limit(run, first):
+    limits = head_limits(first, run.config)
+    assert set(limits) == {t.name for t in run.config.tasks}
+    assert 0.7 < limits["click"]["auc"] and first.metrics[(OVERALL, "click")]["auc"] < limits["click"]["auc"]
+    assert limits["watch_time"]["root_mean_squared_error"] < first.metrics[(OVERALL, "watch_time")][
+        "root_mean_squared_error"]
+    assert 0.2 < limits["interest"]["sparse_categorical_accuracy"] < 1.0
+    overall_rows = [line for line in format_report(first, limits).splitlines() if line.startswith(f"| {BAYES_ROW}")]
+    assert len(overall_rows) == len(run.config.tasks)
 
 
 def test_first_run_is_blessed_and_pushed_model_answers_requests(run, first):

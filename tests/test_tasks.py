@@ -124,3 +124,10 @@ def test_multilabel_metric_ignores_missing_rows():
     auc.update_state([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]], [[0.9, 0.1], [0.2, 0.8], [0.9, 0.1]],
                      sample_weight=task.metric_weights(tf.constant([1.0, 1.0, 0.0])))
     assert float(auc.result()) == pytest.approx(1.0)
+
+
+def test_key_metric_names_are_the_names_in_tfma_output():
+    tasks = [_task(BinaryTask, "binary"), _task(RegressionTask, "regression"),
+             _task(MulticlassTask, "multiclass", num_classes=3), _task(MultilabelTask, "multilabel", num_classes=2)]
+    assert [t.key_metric_name for t in tasks] == ["auc", "root_mean_squared_error", "sparse_categorical_accuracy",
+                                                  "auc"]

@@ -1,0 +1,55 @@
+"""Each head's best achievable score on a run's eval split, for logs written by data.generator (``truth.npz``
+beside each span holds the true probability or mean behind every label): the report shows it next to the model's.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from data.generator import LABEL_KINDS, TRUTH_FILE, bayes_limits, load_truth
+from models.tasks import make_tasks
+from pipeline.config import PipelineConfig
+from pipeline.report import RunReport
+
+_DTYPES = {"int": tf.int64, "float": tf.float32}
+
+
+def head_limits(report: RunReport, config: PipelineConfig) -> dict[str, dict[str, float]]:
+    """{head: {its key metric's TFMA name: Bayes limit or noise floor}} on the eval events of ``report``'s run;
+    empty when the logs have no truth file. Heads whose label the generator does not write are left out."""
+    if report.examples_uri is None:
+        return {}
+    span_dir = os.path.join(report.input_base, f"span-{report.span}")
+    tasks = [t for t in make_tasks(config) if t.config.label_key in LABEL_KINDS]
+    if not tasks or not tf.io.gfile.exists(os.path.join(span_dir, TRUTH_FILE)):
+        return {}
+    event_ids, labels = _eval_labels(report.examples_uri, [t.config.label_key for t in tasks])
+    truth = load_truth(span_dir)
+    row = {event: i for i, event in enumerate(truth["event_id"].astype(bytes).tolist())}
+    index = np.array([row[event] for event in event_ids.tolist()])
+    truth = {name: values[index] for name, values in truth.items()}
+    limits = {}
+    for task in tasks:
+        (value,) = bayes_limits(truth, {task.config.label_key: labels[task.config.label_key]}).values()
+        limits[task.name] = {task.key_metric_name: value}
+    return limits
+
+
+def _eval_labels(examples_uri: str, label_keys: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Event ids and label columns of the eval split, as the generator holds them (NaN where absent)."""
+    spec = {"event_id": tf.io.FixedLenFeature([], tf.string)}
+    spec.update({key: tf.io.VarLenFeature(_DTYPES[LABEL_KINDS[key]]) for key in label_keys})
+    files = tf.io.gfile.glob(os.path.join(examples_uri, "Split-eval", "*"))
+    batches = [tf.io.parse_example(serialized, spec)
+               for serialized in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(65_536)]
+    event_ids = np.concatenate([b["event_id"].numpy() for b in batches])
+    labels = {}
+    for key in label_keys:
+        rows = [tf.sparse.to_dense(tf.cast(b[key], tf.float64), default_value=np.nan).numpy() for b in batches]
+        width = max(r.shape[1] for r in rows)
+        column = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1])), constant_values=np.nan) for r in rows])
+        labels[key] = column[:, 0] if width == 1 else column
+    return event_ids, labels
