@@ -68,9 +68,14 @@ def _ingestion(store, run_id: int) -> tuple[str | None, int | None, str | None]:
             outputs = [e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
                        if e.type == metadata_store_pb2.Event.OUTPUT]
             (examples,) = store.get_artifacts_by_id(outputs)
-            return (execution.custom_properties["input_base"].string_value,
-                    examples.custom_properties["span"].int_value, examples.uri)
+            return execution.custom_properties["input_base"].string_value, artifact_span(examples), examples.uri
     return None, None, None
+
+
+def artifact_span(artifact) -> int:
+    """The span of an Examples artifact in MLMD (a custom property in TFX 1.16, a declared one in some versions)."""
+    properties = artifact.custom_properties if "span" in artifact.custom_properties else artifact.properties
+    return properties["span"].int_value
 
 
 def _slice_metrics(evaluation_uri: str) -> dict[tuple[str, str], dict[str, float]]:

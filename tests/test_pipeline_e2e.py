@@ -17,7 +17,7 @@ from ml_metadata.proto import metadata_store_pb2
 from data.generator import LogSpec, generate_logs
 from pipeline.config import DEFAULT_CONFIG, PipelineConfig, TaskConfig
 from pipeline.limits import head_limits
-from pipeline.report import BAYES_ROW, OVERALL, format_report, load_run_report
+from pipeline.report import BAYES_ROW, OVERALL, artifact_span, format_report, load_run_report
 from pipeline.runners import run_local
 
 EVENTS = 10_000
@@ -188,8 +188,7 @@ def _spans_transform_read(metadata_path: str) -> list[int]:
               if e.type == metadata_store_pb2.Event.INPUT]
     examples = [a for a in store.get_artifacts_by_id(inputs)
                 if store.get_artifact_types_by_id([a.type_id])[0].name == "Examples"]
-    return sorted((a.custom_properties if "span" in a.custom_properties else a.properties)["span"].int_value
-                  for a in examples)
+    return sorted(artifact_span(a) for a in examples)
 
 
 def test_training_window_covers_the_newest_ingested_spans(tmp_path):
