@@ -54,6 +54,8 @@ def training(events: int) -> dict:
     scale = events / 200_000
     return {"train_steps": max(100, round(6000 * scale)), "epochs": 10, "eval_steps": max(10, round(100 * scale)),
             "early_stopping_patience": 3}
+
+
 HEAD_METRIC = {"binary": "AUC", "regression": "RMSE", "multiclass": "accuracy"}
 BAYES_KEY = {"binary": "auc", "regression": "rmse", "multiclass": "accuracy"}
 
@@ -167,13 +169,10 @@ def _bayes(span_dir, event_ids, features) -> dict:
     """The generator's Bayes limits on exactly these eval examples."""
     from data.generator import bayes_limits, load_truth
 
-    truth = load_truth(span_dir)
-    row = {e: i for i, e in enumerate(np.asarray(truth["event_id"]).astype(bytes))}
-    index = np.array([row[e] for e in event_ids])
     labels = {name: np.where(features[f"{name}_weight"] > 0, features[f"{name}_label"], np.nan)
               for name in ("conversion", "watch_time", "interest")}
     labels["click"] = features["click_label"].astype(np.int64)
-    return bayes_limits({k: v[index] for k, v in truth.items()}, labels)
+    return bayes_limits(load_truth(span_dir, event_ids.tolist()), labels)
 
 
 def table(results: dict, seeds: list[int], events: int) -> str:

@@ -363,10 +363,15 @@ def generate_logs(spec: LogSpec, out_dir: str | Path, spans: Sequence[int]) -> l
     return [write_span(generate_span(spec, span), out_dir, span) for span in spans]
 
 
-def load_truth(span_dir: str | Path) -> dict[str, np.ndarray]:
-    """Read the truth arrays written next to a span's events."""
+def load_truth(span_dir: str | Path, event_ids: Sequence[bytes] | None = None) -> dict[str, np.ndarray]:
+    """Read the truth arrays written next to a span's events; with ``event_ids``, their rows in that order."""
     with np.load(Path(span_dir) / TRUTH_FILE) as archive:
-        return {name: archive[name] for name in archive.files}
+        truth = {name: archive[name] for name in archive.files}
+    if event_ids is None:
+        return truth
+    row = {event: i for i, event in enumerate(truth["event_id"].astype(bytes).tolist())}
+    index = np.array([row[event] for event in event_ids])
+    return {name: values[index] for name, values in truth.items()}
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:

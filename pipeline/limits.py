@@ -27,10 +27,7 @@ def head_limits(report: RunReport, config: PipelineConfig) -> dict[str, dict[str
     if not tasks or not tf.io.gfile.exists(os.path.join(span_dir, TRUTH_FILE)):
         return {}
     event_ids, labels = _eval_labels(report.examples_uri, [t.config.label_key for t in tasks])
-    truth = load_truth(span_dir)
-    row = {event: i for i, event in enumerate(truth["event_id"].astype(bytes).tolist())}
-    index = np.array([row[event] for event in event_ids.tolist()])
-    truth = {name: values[index] for name, values in truth.items()}
+    truth = load_truth(span_dir, event_ids.tolist())
     limits = {}
     for task in tasks:
         (value,) = bayes_limits(truth, {task.config.label_key: labels[task.config.label_key]}).values()

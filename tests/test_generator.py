@@ -60,6 +60,10 @@ def test_layout_and_truth_round_trip(small_span):
     assert ((truth["p_conversion"] > 0) & (truth["p_conversion"] < 1)).all()
     assert (truth["watch_time_mean"] > 0).all()
     assert truth["reaction_probs"].shape == (SMALL.num_events, len(REACTIONS))
+    picked = [truth["event_id"][i] for i in (5, 0, 5)]
+    rows = load_truth(span_dir, picked)
+    assert rows["event_id"].tolist() == picked
+    np.testing.assert_array_equal(rows["p_click"], truth["p_click"][[5, 0, 5]])
 
 
 def test_same_spec_gives_identical_bytes_and_other_seed_differs(tmp_path):
