@@ -55,6 +55,8 @@ _HOUR_P = np.exp(np.cos(2 * np.pi * (_HOURS - 20) / 24) + 0.4 * np.cos(4 * np.pi
 _HOUR_P /= _HOUR_P.sum()
 _HOUR_CLICK = 0.25 * np.cos(2 * np.pi * (_HOURS - 22) / 24)
 _REACTION_BASE = np.array([-0.5, -2.0, -1.6, -1.2])
+USER_PURCHASE_STD = 0.8  # each user's own conversion propensity (logit scale)
+CONVERSION_AFFINITY = 0.7  # weight of u[:half] . v[:half] in the conversion logit
 _WORLD_STREAM, _EVENT_STREAM, _REACTION_WORLD_STREAM, _REACTION_EVENT_STREAM = 0, 1, 2, 3
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _FIELD_1, _FIELD_2 = b"\x0a", b"\x12"  # protobuf keys of length-delimited fields 1 and 2
@@ -167,7 +169,7 @@ def _build_world(spec: LogSpec) -> _World:
         user_country=rng.choice(len(COUNTRIES), nu, p=_COUNTRY_P),
         user_device_p=rng.dirichlet(4.0 * _DEVICE_P, nu),
         user_activity=np.exp(1.0 + 0.3 * _standardize(np.log(user_weight)) + 0.5 * rng.standard_normal(nu)),
-        user_purchase=rng.normal(0.0, 0.8, nu),
+        user_purchase=rng.normal(0.0, USER_PURCHASE_STD, nu),
         user_interest=rng.normal(0.0, 1.0, (nu, spec.num_interests)),
         user_watch=_standardize(user_factors @ rng.standard_normal(d)),
         item_weight=item_weight,
@@ -207,7 +209,7 @@ def _true_params(
     )
     conversion_logit = (
         -2.4
-        + 0.7 * conversion_affinity
+        + CONVERSION_AFFINITY * conversion_affinity
         + world.user_purchase[users]
         - 0.5 * _standardize(np.log(world.item_price), world.item_weight)[items]
         + _DEVICE_CONVERSION[devices]
