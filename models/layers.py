@@ -9,29 +9,49 @@ class FeatureEncoder(tf_keras.layers.Layer):
     """Embeds categorical ids and stacks numeric inputs into one dense vector per example.
 
     ``cardinalities`` maps each categorical feature to its number of ids and ``embedding_dims`` to its
-    embedding size; every name in ``numeric`` is taken as one standardised float.
+    embedding size; every name in ``numeric`` is taken as one standardised float. The embeddings of the
+    features in ``dot_interaction`` (equal sizes) also contribute their pairwise dot products (DotInteraction).
     """
 
     def __init__(self, cardinalities: dict[str, int], embedding_dims: dict[str, int], numeric: list[str],
-                 embedding_l2: float = 0.0, **kwargs):
+                 embedding_l2: float = 0.0, dot_interaction: list[str] = (), **kwargs):
         super().__init__(**kwargs)
         self.cardinalities = dict(cardinalities)
         self.embedding_dims = dict(embedding_dims)
         self.numeric = list(numeric)
         self.embedding_l2 = embedding_l2
+        self.dot_interaction = list(dot_interaction)
         self.embeddings = {
             name: tf_keras.layers.Embedding(size, self.embedding_dims[name], name=f"{name}_embedding",
                                             embeddings_regularizer=_l2(embedding_l2))
             for name, size in sorted(self.cardinalities.items())}
+        self.interaction = DotInteraction(name="dot_interaction")
 
     def call(self, features):
-        parts = [self.embeddings[name](features[name]) for name in sorted(self.embeddings)]
+        embedded = {name: self.embeddings[name](features[name]) for name in sorted(self.embeddings)}
+        parts = list(embedded.values())
         parts += [tf.cast(features[name], tf.float32)[:, None] for name in self.numeric]
+        if self.dot_interaction:
+            parts.append(self.interaction([embedded[name] for name in self.dot_interaction]))
         return tf.concat(parts, axis=-1)
 
     def get_config(self):
         return {**super().get_config(), "cardinalities": self.cardinalities,
-                "embedding_dims": self.embedding_dims, "numeric": self.numeric, "embedding_l2": self.embedding_l2}
+                "embedding_dims": self.embedding_dims, "numeric": self.numeric, "embedding_l2": self.embedding_l2,
+                "dot_interaction": self.dot_interaction}
+
+
+@tf_keras.utils.register_keras_serializable(package="mtl")
+class DotInteraction(tf_keras.layers.Layer):
+    """Pairwise dot products of n equal-sized vectors (the factorisation-machine / DLRM interaction):
+    [batch, d] x n -> [batch, n(n-1)/2], pairs in the order (0,1), (0,2), ..., (1,2), ...
+
+    An MLP on concatenated embeddings learns a product like user . item only poorly; this hands it over.
+    """
+
+    def call(self, vectors):
+        return tf.stack([tf.reduce_sum(vectors[i] * vectors[j], axis=-1)
+                         for i in range(len(vectors)) for j in range(i + 1, len(vectors))], axis=-1)
 
 
 @tf_keras.utils.register_keras_serializable(package="mtl")

@@ -25,7 +25,7 @@ class MultiTaskModel(tf_keras.Model):
             cardinalities,
             {f.name: f.embedding_dim for f in config.features if f.is_categorical},
             [f.name for f in config.features if not f.is_categorical],
-            embedding_l2=config.model.embedding_l2)
+            embedding_l2=config.model.embedding_l2, dot_interaction=list(config.model.dot_interaction))
         self.architecture = zoo.make_architecture(config.model, [t.name for t in tasks])
         self.towers = {t.name: MLP(list(t.config.tower), dropout=t.config.dropout, batch_norm=t.config.batch_norm,
                                    l2=t.config.l2, name=f"{t.name}_tower") for t in tasks}
@@ -68,6 +68,18 @@ class MultiTaskModel(tf_keras.Model):
         weight = features[ctr.weight_feature] * tf.where(clicked > 0, features[cvr.weight_feature], 1.0)
         return ctr.loss(label, weight, predictions[ctr.name] * predictions[cvr.name])
 
+    def objective_losses(self, features, losses: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """The task losses the optimiser sees. per_label: as they are (each task's mean over its present labels).
+        per_example: each times the share of the batch that has its label, so that one labelled example weighs
+        the same in every task and a sparse task's few examples do not dominate Adam's step on shared rows."""
+        if self.model_config.loss_normalization == "per_label":
+            return losses
+        share = {t.name: tf.reduce_mean(features[t.weight_feature]) for t in self.tasks}
+        if self.model_config.esmm_tasks:  # the cvr loss runs over every impression the ctr head sees
+            ctr, cvr = self.model_config.esmm_tasks
+            share[cvr] = share[ctr]
+        return {name: loss * share[name] for name, loss in losses.items()}
+
     def total_loss(self, losses: dict[str, tf.Tensor]) -> tf.Tensor:
         return self.balancer.weighted_sum(losses) + self._regularization()
 
@@ -80,12 +92,13 @@ class MultiTaskModel(tf_keras.Model):
         with tf.GradientTape(persistent=True) as tape:
             predictions = self(features, training=True)
             losses = self.task_losses(features, predictions)
+            objective = self.objective_losses(features, losses)
             regularization = self._regularization()
         # Listed after the forward pass: on the first call, that is what creates the variables.
         shared = self.encoder.trainable_variables + self.architecture.trainable_variables
         shared_ids = {id(v) for v in shared}
         others = [v for v in self.trainable_variables if id(v) not in shared_ids]
-        gradients = self.balancer.gradients(tape, losses, regularization, shared, others)
+        gradients = self.balancer.gradients(tape, objective, regularization, shared, others)
         del tape
         gradients = self._scale_tower_gradients(gradients, shared + others)
         if self.model_config.clip_norm:
@@ -93,7 +106,7 @@ class MultiTaskModel(tf_keras.Model):
         self.optimizer.apply_gradients(zip(gradients, shared + others, strict=True))
         self.balancer.finish_step()
         return self._update_metrics(features, predictions, losses,
-                                    self.balancer.weighted_sum(losses) + regularization)
+                                    self.balancer.weighted_sum(objective) + regularization)
 
     def _scale_tower_gradients(self, gradients, variables):
         """Per-task learning-rate multipliers, applied to that task's tower and head."""
@@ -105,7 +118,8 @@ class MultiTaskModel(tf_keras.Model):
     def test_step(self, features):
         predictions = self(features, training=False)
         losses = self.task_losses(features, predictions)
-        return self._update_metrics(features, predictions, losses, self.total_loss(losses))
+        return self._update_metrics(features, predictions, losses,
+                                    self.total_loss(self.objective_losses(features, losses)))
 
     def _update_metrics(self, features, predictions, losses, total):
         self.total_tracker.update_state(total)

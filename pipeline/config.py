@@ -20,6 +20,7 @@ CATEGORICAL_KINDS = ("vocabulary", "hash", "bucketized")
 TASK_TYPES = ("binary", "regression", "multiclass", "multilabel")
 ARCHITECTURES = ("shared_bottom", "mmoe", "ple")
 BALANCING = ("fixed", "uncertainty", "gradnorm", "pcgrad")
+LOSS_NORMALIZATIONS = ("per_label", "per_example")
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.yaml"
 
 
@@ -93,7 +94,11 @@ class ModelConfig:
     shared_bottom uses ``shared_layers`` (empty: no shared hidden layer). mmoe uses ``experts`` experts of
     ``expert_layers``; ple uses ``experts`` shared and ``task_experts`` per-task experts in ``levels`` levels
     (1 level is CGC). ``esmm_tasks`` (ctr, cvr) trains the cvr head through pCTCVR = pCTR x pCVR on every
-    impression. ``fusion`` adds a served ``fusion_score``: sum of weight x head (log1p for regression heads).
+    impression. ``dot_interaction`` names categorical features (at least two, equal embedding_dim) whose
+    embeddings' pairwise dot products join the encoded input, e.g. user_id . item_id. ``fusion`` adds a served
+    ``fusion_score``: sum of weight x head (log1p for regression heads). ``loss_normalization``: per_label
+    trains on each task's mean loss over its present labels; per_example scales it by the share of the batch
+    with that label, so every labelled example weighs the same in every task.
     """
 
     architecture: str = "shared_bottom"
@@ -103,9 +108,11 @@ class ModelConfig:
     task_experts: int = 1
     levels: int = 1
     balancing: str = "fixed"
+    loss_normalization: str = "per_label"
     gradnorm_alpha: float = 1.5
     esmm_tasks: tuple[str, ...] = ()
     fusion: dict[str, float] = field(default_factory=dict)
+    dot_interaction: tuple[str, ...] = ()
     clip_norm: float | None = None
     jit_compile: bool = False
     embedding_l2: float = 0.0
@@ -121,6 +128,8 @@ class ModelConfig:
         _require(1 <= self.epochs <= self.train_steps, "model.epochs must be in [1, train_steps]")
         _require(self.architecture in ARCHITECTURES, f"model.architecture '{self.architecture}' not in {ARCHITECTURES}")
         _require(self.balancing in BALANCING, f"model.balancing '{self.balancing}' not in {BALANCING}")
+        _require(self.loss_normalization in LOSS_NORMALIZATIONS,
+                 f"model.loss_normalization '{self.loss_normalization}' not in {LOSS_NORMALIZATIONS}")
         _require(self.experts >= 1 and self.task_experts >= 0 and self.levels >= 1,
                  "model: experts >= 1, task_experts >= 0 and levels >= 1")
         _require(len(self.esmm_tasks) in (0, 2), "model.esmm_tasks must name (ctr_task, cvr_task) or nothing")
@@ -180,8 +189,21 @@ class PipelineConfig:
         _require(all(types[n] == "binary" for n in self.model.esmm_tasks), "model.esmm_tasks must be binary tasks")
         _require(all(types[n] in ("binary", "regression") for n in self.model.fusion),
                  "model.fusion takes binary and regression tasks (one score per example)")
+        self._check_dot_interaction()
         for name in self.evaluation.slices:
             _require(name in feature_names, f"evaluation slice '{name}' is not a declared feature")
+
+    def _check_dot_interaction(self):
+        names = self.model.dot_interaction
+        if not names:
+            return
+        _require(len(names) >= 2 and len(set(names)) == len(names),
+                 "model.dot_interaction needs at least two distinct features")
+        categorical = {f.name: f.embedding_dim for f in self.features if f.is_categorical}
+        for name in names:
+            _require(name in categorical, f"model.dot_interaction: '{name}' is not a categorical feature")
+        dims = {name: categorical[name] for name in names}
+        _require(len(set(dims.values())) == 1, f"model.dot_interaction needs equal embedding_dim, got {dims}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:

@@ -43,6 +43,10 @@ def test_round_trip_through_json(default_dict):
     (lambda d: d["tasks"][3].update(type="multilabel", num_classes=0), "task 'interest': multilabel needs num_classes"),
     (lambda d: d["model"].update(fusion={"interest": 1.0}), "model.fusion takes binary and regression tasks"),
     (lambda d: d["data"].update(train_spans=0), "data.train_spans must be >= 1"),
+    (lambda d: d["model"].update(loss_normalization="sum"), "model.loss_normalization 'sum' not in"),
+    (lambda d: d["model"].update(dot_interaction=["user_id"]), "model.dot_interaction needs at least two"),
+    (lambda d: d["model"].update(dot_interaction=["user_id", "price"]), "'price' is not a categorical feature"),
+    (lambda d: d["model"].update(dot_interaction=["user_id", "device"]), "needs equal embedding_dim, got"),
 ])
 def test_bad_config_names_the_problem(default_dict, mutate, message):
     mutate(default_dict)

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from models.layers import MLP, FeatureEncoder
+from models.layers import MLP, DotInteraction, FeatureEncoder
 from models.multitask_model import MultiTaskModel
 from models.tasks import make_tasks
 from models.zoo import make_architecture
@@ -55,12 +55,32 @@ def assert_training_reduces_every_task_loss(model, steps=60):
 
 @pytest.mark.parametrize("layer", [
     FeatureEncoder({"device": 4}, {"device": 3}, ["price"], name="enc"),
+    FeatureEncoder({"user": 3, "item": 2}, {"user": 2, "item": 2}, [], dot_interaction=["user", "item"]),
+    DotInteraction(name="dot"),
     MLP([8, 4], name="mlp"),
     SharedBottom(["a", "b"], [8], name="sb"),
 ])
 def test_get_config_round_trip(layer):
     clone = type(layer).from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
+
+
+def test_dot_interaction_gives_each_pair_its_dot_product():
+    a, b, c = tf.constant([[1.0, 2.0]]), tf.constant([[3.0, 4.0]]), tf.constant([[0.0, -1.0]])
+    np.testing.assert_allclose(DotInteraction()([a, b, c]).numpy(), [[11.0, -2.0, -4.0]])
+
+
+def test_encoder_appends_the_dot_product_of_the_named_embeddings():
+    encoder = FeatureEncoder({"user": 3, "item": 2}, {"user": 2, "item": 2}, ["price"],
+                             dot_interaction=["user", "item"])
+    features = {"user": tf.constant([2, 0]), "item": tf.constant([1, 1]), "price": tf.constant([0.5, -1.0])}
+    encoded = encoder(features).numpy()
+    user = encoder.embeddings["user"].embeddings.numpy()[[2, 0]]
+    item = encoder.embeddings["item"].embeddings.numpy()[[1, 1]]
+    assert encoded.shape == (2, 2 + 2 + 1 + 1)  # item, user embeddings (sorted), price, user . item
+    np.testing.assert_allclose(encoded[:, :4], np.concatenate([item, user], axis=1))
+    np.testing.assert_allclose(encoded[:, 4], [0.5, -1.0])
+    np.testing.assert_allclose(encoded[:, 5], (user * item).sum(axis=1), rtol=1e-6)
 
 
 def test_architecture_from_config_and_unknown_name():
@@ -88,6 +108,23 @@ def test_missing_labels_do_not_change_the_gradient():
 
     for a, b in zip(gradients(batch), gradients(changed), strict=True):
         np.testing.assert_allclose(tf.convert_to_tensor(a), tf.convert_to_tensor(b), rtol=1e-6)
+
+
+def test_per_example_normalization_weighs_each_task_by_the_share_of_the_batch_with_its_label():
+    batch = _batch()  # every click and interest label present, about half the watch times
+    share = float(tf.reduce_mean(batch["watch_time_weight"]))
+    assert 0.0 < share < 1.0
+    model = _model(loss_normalization="per_example")
+    losses = model.task_losses(batch, model(batch))
+    objective = model.objective_losses(batch, losses)
+    assert {k: float(v) for k, v in objective.items()} == pytest.approx(
+        {"click": float(losses["click"]), "interest": float(losses["interest"]),
+         "watch_time": share * float(losses["watch_time"])})
+    assert _model().objective_losses(batch, losses) is losses  # per_label: the means, unchanged
+
+
+def test_per_example_normalization_trains_every_task():
+    assert_training_reduces_every_task_loss(_model(loss_normalization="per_example"))
 
 
 def test_training_reduces_every_task_loss():

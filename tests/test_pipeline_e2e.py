@@ -154,9 +154,13 @@ def test_anomalies_stop_the_run_before_transform(run, first, tmp_path):
     assert not os.path.exists(tmp_path / "serving")
 
 
-def test_mmoe_with_uncertainty_fusion_and_a_multilabel_head_runs_end_to_end(run, tmp_path):
+def test_a_non_default_model_runs_end_to_end(run, tmp_path):
+    """MMoE, uncertainty weighting, user . item interaction, per-example loss normalisation, a fusion output and
+    a multilabel head, through every component to a served model."""
     model = dataclasses.replace(run.config.model, architecture="mmoe", experts=3, expert_layers=(32,),
-                                balancing="uncertainty", fusion={"click": 1.0, "conversion": 2.0, "watch_time": 0.5})
+                                balancing="uncertainty", dot_interaction=("user_id", "item_id"),
+                                loss_normalization="per_example",
+                                fusion={"click": 1.0, "conversion": 2.0, "watch_time": 0.5})
     reactions = TaskConfig(name="reactions", type="multilabel", label_key="reactions", num_classes=4, tower=(16,))
     other = Run(str(tmp_path), run.config.replace(model=model, tasks=(*run.config.tasks, reactions)))
     report = other.execute()
