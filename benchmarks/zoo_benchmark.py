@@ -6,6 +6,7 @@ that peak memory is the variant's own. Each model is scored on the raw eval exam
 graph, joined by event_id to the generator's truth, so the Bayes limits come from exactly the same examples.
 
     .venv/bin/python benchmarks/zoo_benchmark.py [--events 200000] [--seeds 0 1 2] [--work /tmp/mtl-zoo-bench]
+        [--users 5000 --items 2000]   # the generated world; fewer users and items: each is seen more often
 
 Writes benchmarks/results/zoo.md and prints it.
 """
@@ -25,15 +26,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from data.generator import LogSpec  # noqa: E402
 from pipeline.config import DEFAULT_CONFIG, PipelineConfig  # noqa: E402
 
 SINGLE_TASK = "single-task (one model per task)"
+SINGLE_TASK_DOT = "single-task, 0 shared layers + user.item dot"
 TWO_SHARED = {"architecture": "shared_bottom", "shared_layers": [64, 32]}
-# Each variant spells out its model, so a change of the default config does not change what it measures.
+DOT = {**TWO_SHARED, "shared_layers": [], "dot_interaction": ["user_id", "item_id"]}
+# Each variant spells out its model, so a change of the default config does not change what it measures;
+# "tasks" (optional) trains a subset of the config's tasks.
 VARIANTS = {
     "shared-bottom, 2 shared layers": TWO_SHARED,
     "shared-bottom, 1 shared layer": {**TWO_SHARED, "shared_layers": [64]},
     "shared-bottom, 0 shared layers": {**TWO_SHARED, "shared_layers": []},
+    "shared-bottom, 0 shared layers + user.item dot": DOT,
+    "shared-bottom, 0 shared + dot, per-example loss": {**DOT, "loss_normalization": "per_example"},
+    "click + conversion only, 0 shared + dot": {**DOT, "tasks": ["click", "conversion"]},
+    "click + conversion only, 0 shared + dot, per-example loss": {**DOT, "loss_normalization": "per_example",
+                                                                  "tasks": ["click", "conversion"]},
     "MMoE (4 experts)": {"architecture": "mmoe", "experts": 4, "expert_layers": [64, 32]},
     "CGC (PLE, 1 level)": {"architecture": "ple", "levels": 1, "experts": 2, "task_experts": 1,
                            "expert_layers": [64, 32]},
@@ -46,6 +56,7 @@ VARIANTS = {
     "MMoE + uncertainty": {"architecture": "mmoe", "experts": 4, "expert_layers": [64, 32],
                            "balancing": "uncertainty"},
     SINGLE_TASK: TWO_SHARED,  # each task alone in the 2-shared-layer network
+    SINGLE_TASK_DOT: DOT,  # each task alone in the network of the dot-interaction variants
 }
 
 
@@ -60,18 +71,18 @@ HEAD_METRIC = {"binary": "AUC", "regression": "RMSE", "multiclass": "accuracy"}
 BAYES_KEY = {"binary": "auc", "regression": "rmse", "multiclass": "accuracy"}
 
 
-def prepare(work: str, events: int) -> dict:
+def prepare(work: str, spec) -> dict:
     """Logs and one run of the real pipeline (its Transform output is what every variant trains on)."""
     from tfx import v1 as tfx
 
-    from data.generator import LogSpec, generate_logs
+    from data.generator import generate_logs
     from pipeline.pipeline import create_pipeline
 
     paths_file = os.path.join(work, "paths.json")
     if os.path.exists(paths_file):
         return json.load(open(paths_file))
     log_root = os.path.join(work, "logs")
-    generate_logs(LogSpec(num_events=events), log_root, [1])
+    generate_logs(spec, log_root, [1])
     base = PipelineConfig.from_yaml(DEFAULT_CONFIG)
     config = base.replace(data=dataclasses.replace(base.data, log_root=log_root))
     root = os.path.join(work, "pipeline_root")
@@ -93,10 +104,12 @@ def prepare(work: str, events: int) -> dict:
 def variant_configs(name: str, events: int) -> list[PipelineConfig]:
     """The configs one variant trains: one, or one per task for the single-task baseline."""
     base = PipelineConfig.from_yaml(DEFAULT_CONFIG)
+    variant = dict(VARIANTS[name])
+    tasks = variant.pop("tasks", [t.name for t in base.tasks])
     model = dataclasses.replace(base.model, **training(events), **{k: tuple(v) if isinstance(v, list) else v
-                                                           for k, v in VARIANTS[name].items()})
-    config = base.replace(model=model)
-    if name == SINGLE_TASK:
+                                                                   for k, v in variant.items()})
+    config = base.replace(model=model, tasks=tuple(t for t in base.tasks if t.name in tasks))
+    if name in (SINGLE_TASK, SINGLE_TASK_DOT):
         return [config.replace(tasks=(t,)) for t in config.tasks]
     return [config]
 
@@ -175,12 +188,13 @@ def _bayes(span_dir, event_ids, features) -> dict:
     return bayes_limits(load_truth(span_dir, event_ids.tolist()), labels)
 
 
-def table(results: dict, seeds: list[int], events: int) -> str:
+def table(results: dict, seeds: list[int], spec) -> str:
     """Markdown: per head mean ± std over seeds, the Bayes limit row, speed and memory."""
     tasks = PipelineConfig.from_yaml(DEFAULT_CONFIG).tasks
     bayes = next(iter(results.values()))["bayes"]
     header = [f"{t.name} {HEAD_METRIC[t.type]}" for t in tasks]
-    lines = [f"{events:,} generated events (80/20 hash split), seeds {seeds}; mean ± std over seeds. "
+    lines = [f"{spec.num_events:,} generated events ({spec.num_users:,} users, {spec.num_items:,} items; "
+             f"80/20 hash split), seeds {seeds}; mean ± std over seeds. "
              "AUC/accuracy: higher is better; RMSE: lower is better.", "",
              "| variant | " + " | ".join(header) + " | train s (mean) | train ex/s | peak RSS MB |",
              "|---" * (len(header) + 4) + "|",
@@ -189,8 +203,9 @@ def table(results: dict, seeds: list[int], events: int) -> str:
     for name, result in results.items():
         cells = []
         for t in tasks:
-            values = np.array([run["scores"][t.name] for run in result["runs"]])
-            cells.append(f"{values.mean():.4f} ± {values.std(ddof=1) if len(values) > 1 else 0:.4f}")
+            values = np.array([run["scores"][t.name] for run in result["runs"] if t.name in run["scores"]])
+            cells.append(f"{values.mean():.4f} ± {values.std(ddof=1) if len(values) > 1 else 0:.4f}"
+                         if len(values) else "n/a")
         seconds = np.mean([run["train_seconds"] for run in result["runs"]])
         speed = np.median([run["examples_per_second"] for run in result["runs"]])
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {seconds:.0f} | {speed:,.0f} | "
@@ -205,6 +220,7 @@ def _run_in_subprocess(name: str, args, work: str) -> dict:
         return json.load(open(cached))
     started = time.perf_counter()
     child = subprocess.run([sys.executable, __file__, "--run-one", name, "--events", str(args.events),
+                            "--users", str(args.users), "--items", str(args.items),
                             "--work", args.work, "--seeds", *map(str, args.seeds)], capture_output=True, text=True)
     if child.returncode:
         raise RuntimeError(f"variant '{name}' failed:\n{child.stderr[-3000:]}")
@@ -218,21 +234,26 @@ def _run_in_subprocess(name: str, args, work: str) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--users", type=int, default=LogSpec.num_users)
+    parser.add_argument("--items", type=int, default=LogSpec.num_items)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--work", default="/tmp/mtl-zoo-bench")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), help="subset of the variant names")
     parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "results", "zoo.md"))
     parser.add_argument("--run-one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    work = os.path.join(args.work, str(args.events))
+    spec = LogSpec(num_events=args.events, num_users=args.users, num_items=args.items)
+    default_world = (args.users, args.items) == (LogSpec.num_users, LogSpec.num_items)
+    world = "" if default_world else f"-{args.users}u-{args.items}i"
+    work = os.path.join(args.work, f"{args.events}{world}")
     os.makedirs(work, exist_ok=True)
     if args.run_one:
         paths = json.load(open(os.path.join(work, "paths.json")))
         print(json.dumps(run_variant(args.run_one, args.seeds, args.events, paths)))
         return 0
-    prepare(work, args.events)
+    prepare(work, spec)
     results = {name: _run_in_subprocess(name, args, work) for name in args.variants}
-    text = table(results, args.seeds, args.events)
+    text = table(results, args.seeds, spec)
     with open(args.output, "w") as f:
         f.write("# Model zoo x loss balancing\n\n" + text + "\n")
     with open(args.output.replace(".md", ".json"), "w") as f:
