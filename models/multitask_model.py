@@ -71,7 +71,7 @@ class MultiTaskModel(tf_keras.Model):
     def objective_losses(self, features, losses: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """The task losses the optimiser sees. per_label: as they are (each task's mean over its present labels).
         per_example: each times the share of the batch that has its label, so that one labelled example weighs
-        the same in every task and a sparse task's few examples do not dominate Adam's step on shared rows."""
+        the same in every task and a sparse task's few examples do not drown the others' gradient on shared rows."""
         if self.model_config.loss_normalization == "per_label":
             return losses
         share = {t.name: tf.reduce_mean(features[t.weight_feature]) for t in self.tasks}
