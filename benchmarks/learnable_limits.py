@@ -46,9 +46,9 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1.0 - p))
 
 
-def user_terms(world, events: generator.Events) -> dict[str, UserTerms]:
-    """Click: theta = the user's factors u. Conversion: theta = (purchase propensity, u[:half])."""
-    users, items = _indices(events.features["user_id"]), _indices(events.features["item_id"])
+def user_terms(world, events: generator.Events, users: np.ndarray, items: np.ndarray) -> dict[str, UserTerms]:
+    """click: theta = the user's factors u. conversion: theta = (purchase propensity, u[:half]).
+    conversion_given_factors: theta = the purchase propensity alone, u[:half] . v[:half] moved into the offset."""
     devices = np.array([generator.DEVICES.index(d) for d in events.features["device"].tolist()])
     no_user_terms = dataclasses.replace(world, user_factors=np.zeros_like(world.user_factors),
                                         user_purchase=np.zeros_like(world.user_purchase))
@@ -57,11 +57,16 @@ def user_terms(world, events: generator.Events) -> dict[str, UserTerms]:
     dim = item_factors.shape[1]
     half = math.ceil(dim / 2)
     factor_precision = math.sqrt(dim)  # the generator draws factors with variance dim^-1/2
-    conversion_design = np.hstack([np.ones((len(users), 1)), generator.CONVERSION_AFFINITY * item_factors[:, :half]])
+    affinity_design = generator.CONVERSION_AFFINITY * item_factors[:, :half]
+    purchase_precision = generator.USER_PURCHASE_STD**-2
+    conversion_offset = _logit(truth["p_conversion"])
+    affinity = np.einsum("ij,ij->i", affinity_design, world.user_factors[users, :half])
     return {
         "click": UserTerms(_logit(truth["p_click"]), item_factors, factor_precision * np.eye(dim)),
-        "conversion": UserTerms(_logit(truth["p_conversion"]), conversion_design,
-                                np.diag([generator.USER_PURCHASE_STD**-2] + [factor_precision] * half)),
+        "conversion": UserTerms(conversion_offset, np.hstack([np.ones((len(users), 1)), affinity_design]),
+                                np.diag([purchase_precision] + [factor_precision] * half)),
+        "conversion_given_factors": UserTerms(conversion_offset + affinity, np.ones((len(users), 1)),
+                                              np.array([[purchase_precision]])),
     }
 
 
@@ -125,24 +130,19 @@ def main(argv=None) -> int:
     labels = {"click": events.labels["click"].astype(np.float64),
               "conversion": np.nan_to_num(events.labels["conversion"].astype(np.float64))}
     present = {"click": np.ones(args.events, bool), "conversion": events.labels["click"] == 1}
-    world = generator._build_world(spec)
     items = _indices(events.features["item_id"])
-    terms = user_terms(world, events)
+    terms = user_terms(generator._build_world(spec), events, users, items)
     click, conversion = terms["click"], terms["conversion"]
-    half = conversion.design.shape[1] - 1  # conversion's theta: (purchase propensity, u[:half])
-    affinity = np.einsum("ij,ij->i", conversion.design[:, 1:], world.user_factors[users, :half])
-    purchase_only = UserTerms(conversion.offset + affinity, conversion.design[:, :1],
-                              conversion.prior_precision[:1, :1])
+    clicked_train = train & present["conversion"]
     scores = {
         "click": {"Bayes limit": events.truth["p_click"], "without the user terms": click.offset,
                   "told the item factors": oracle_logits(click, users, labels["click"], train),
                   "learns both factor sets": both_factors_logits(click.offset, users, items, labels["click"], train,
                                                                  spec.latent_dim, args.rounds)},
         "conversion": {"Bayes limit": events.truth["p_conversion"], "without the user terms": conversion.offset,
-                       "told the item factors": oracle_logits(conversion, users, labels["conversion"],
-                                                              train & present["conversion"]),
-                       "told the item and user factors": oracle_logits(purchase_only, users, labels["conversion"],
-                                                                       train & present["conversion"])},
+                       "told the item factors": oracle_logits(conversion, users, labels["conversion"], clicked_train),
+                       "told the item and user factors": oracle_logits(terms["conversion_given_factors"], users,
+                                                                       labels["conversion"], clicked_train)},
     }
     columns = list(dict.fromkeys(c for head in scores.values() for c in head))
     print(f"held-out AUC ({args.events:,} events, {args.users:,} users, {args.items:,} items)\n")
