@@ -18,15 +18,23 @@ held-out AUCs (conversion: on the clicked events) of
 import argparse
 import dataclasses
 import math
-import os
 import sys
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from data import generator  # noqa: E402
+from data.truth import roc_auc
+from data.world import (
+    CONVERSION_AFFINITY,
+    DEVICES,
+    USER_PURCHASE_STD,
+    Events,
+    LogSpec,
+    World,
+    build_world,
+    entity_index,
+    generate_span,
+    true_params,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,27 +46,23 @@ class UserTerms:
     prior_precision: np.ndarray  # [k, k]
 
 
-def _indices(ids: np.ndarray) -> np.ndarray:
-    return np.array([int(i[1:]) for i in ids.tolist()])  # b"u00042" -> 42
-
-
 def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1.0 - p))
 
 
-def user_terms(world, events: generator.Events, users: np.ndarray, items: np.ndarray) -> dict[str, UserTerms]:
+def user_terms(world: World, events: Events, users: np.ndarray, items: np.ndarray) -> dict[str, UserTerms]:
     """click: theta = the user's factors u. conversion: theta = (purchase propensity, u[:half]).
     conversion_given_factors: theta = the purchase propensity alone, u[:half] . v[:half] moved into the offset."""
-    devices = np.array([generator.DEVICES.index(d) for d in events.features["device"].tolist()])
+    devices = np.array([DEVICES.index(d) for d in events.features["device"].tolist()])
     no_user_terms = dataclasses.replace(world, user_factors=np.zeros_like(world.user_factors),
                                         user_purchase=np.zeros_like(world.user_purchase))
-    truth = generator._true_params(no_user_terms, users, items, events.features["hour"], devices)
+    truth = true_params(no_user_terms, users, items, events.features["hour"], devices)
     item_factors = world.item_factors[items]
     dim = item_factors.shape[1]
     half = math.ceil(dim / 2)
     factor_precision = math.sqrt(dim)  # the generator draws factors with variance dim^-1/2
-    affinity_design = generator.CONVERSION_AFFINITY * item_factors[:, :half]
-    purchase_precision = generator.USER_PURCHASE_STD**-2
+    affinity_design = CONVERSION_AFFINITY * item_factors[:, :half]
+    purchase_precision = USER_PURCHASE_STD**-2
     conversion_offset = _logit(truth["p_conversion"])
     affinity = np.einsum("ij,ij->i", affinity_design, world.user_factors[users, :half])
     return {
@@ -119,19 +123,19 @@ def both_factors_logits(offset: np.ndarray, users: np.ndarray, items: np.ndarray
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--users", type=int, default=generator.LogSpec.num_users)
-    parser.add_argument("--items", type=int, default=generator.LogSpec.num_items)
+    parser.add_argument("--users", type=int, default=LogSpec.num_users)
+    parser.add_argument("--items", type=int, default=LogSpec.num_items)
     parser.add_argument("--rounds", type=int, default=8, help="alternations of the both-factors learner")
     args = parser.parse_args(argv)
-    spec = generator.LogSpec(num_events=args.events, num_users=args.users, num_items=args.items)
-    events = generator.generate_span(spec, 1)
-    users = _indices(events.features["user_id"])
+    spec = LogSpec(num_events=args.events, num_users=args.users, num_items=args.items)
+    events = generate_span(spec, 1)
+    users = entity_index(events.features["user_id"])
     train = np.random.default_rng(0).random(args.events) < 0.8
     labels = {"click": events.labels["click"].astype(np.float64),
               "conversion": np.nan_to_num(events.labels["conversion"].astype(np.float64))}
     present = {"click": np.ones(args.events, bool), "conversion": events.labels["click"] == 1}
-    items = _indices(events.features["item_id"])
-    terms = user_terms(generator._build_world(spec), events, users, items)
+    items = entity_index(events.features["item_id"])
+    terms = user_terms(build_world(spec), events, users, items)
     click, conversion = terms["click"], terms["conversion"]
     clicked_train = train & present["conversion"]
     scores = {
@@ -149,7 +153,7 @@ def main(argv=None) -> int:
     print("| head | " + " | ".join(columns) + " |\n" + "|---" * (len(columns) + 1) + "|")
     for head, by_column in scores.items():
         rows = ~train & present[head]
-        cells = [f"{generator.roc_auc(labels[head][rows].astype(int), by_column[c][rows]):.4f}"
+        cells = [f"{roc_auc(labels[head][rows].astype(int), by_column[c][rows]):.4f}"
                  if c in by_column else "n/a" for c in columns]
         print(f"| {head} | " + " | ".join(cells) + " |")
     return 0

@@ -1,9 +1,10 @@
 """Model zoo x loss balancing on generated logs: each head's score next to its Bayes limit, speed and memory.
 
-Generates logs (default 200,000 events), runs the real pipeline once, then trains every variant
-with the Trainer's own code (models.training.build_model and fit) for each seed, one subprocess per variant so
-that peak memory is the variant's own. Each model is scored on the raw eval examples through the Transform
-graph, joined by event_id to the generator's truth, so the Bayes limits come from exactly the same examples.
+Generates logs (default 200,000 events), runs the real pipeline once (pipeline.runners.run_local), then trains
+every variant with the Trainer's own code (models.builder.build_model, models.training.fit) for each seed, one
+subprocess per variant so that peak memory is the variant's own. Each model is scored by its tasks' own
+``Task.score`` on the raw eval examples through the Transform graph; the Bayes limits come from the report's
+``head_limits`` on exactly the same eval split.
 
     .venv/bin/python benchmarks/zoo_benchmark.py [--events 200000] [--seeds 0 1 2] [--work /tmp/mtl-zoo-bench]
         [--users 5000 --items 2000]   # the generated world; fewer users and items: each is seen more often
@@ -26,15 +27,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from data.generator import LogSpec  # noqa: E402
-from pipeline.config import DEFAULT_CONFIG, PipelineConfig  # noqa: E402
+from config import DEFAULT_CONFIG, PipelineConfig, TaskConfig  # noqa: E402
+from data.world import LogSpec  # noqa: E402
 
 SINGLE_TASK = "single-task (one model per task)"
 SINGLE_TASK_DOT = "single-task, 0 shared layers + user.item dot"
 TWO_SHARED = {"architecture": "shared_bottom", "shared_layers": [64, 32]}
 DOT = {**TWO_SHARED, "shared_layers": [], "dot_interaction": ["user_id", "item_id"]}
 # Each variant spells out its model, so a change of the default config does not change what it measures;
-# "tasks" (optional) trains a subset of the config's tasks.
+# "tasks" (optional) names the heads it trains, from TASKS (default: the default config's tasks).
 VARIANTS = {
     "shared-bottom, 2 shared layers": TWO_SHARED,
     "shared-bottom, 1 shared layer": {**TWO_SHARED, "shared_layers": [64]},
@@ -67,16 +68,19 @@ def training(events: int) -> dict:
             "early_stopping_patience": 3}
 
 
-HEAD_METRIC = {"binary": "AUC", "regression": "RMSE", "multiclass": "accuracy"}
-BAYES_KEY = {"binary": "auc", "regression": "rmse", "multiclass": "accuracy"}
+# The heads a variant may train: the default config's, and the multilabel reactions head the logs also carry.
+TASKS = (*PipelineConfig.from_yaml(DEFAULT_CONFIG).tasks,
+         TaskConfig(name="reactions", type="multilabel", label_key="reactions", num_classes=4, tower=(32,),
+                    dropout=0.1))
 
 
 def prepare(work: str, spec) -> dict:
-    """Logs and one run of the real pipeline (its Transform output is what every variant trains on)."""
-    from tfx import v1 as tfx
-
-    from data.generator import generate_logs
-    from pipeline.pipeline import create_pipeline
+    """Logs, one run of the real pipeline (its Transform output is what every variant trains on) and each head's
+    Bayes limit on that run's eval split; cached in the work folder."""
+    from data.writer import generate_logs
+    from pipeline.limits import head_limits
+    from pipeline.report import load_run_report
+    from pipeline.runners import run_local
 
     paths_file = os.path.join(work, "paths.json")
     if os.path.exists(paths_file):
@@ -85,17 +89,14 @@ def prepare(work: str, spec) -> dict:
     generate_logs(spec, log_root, [1])
     base = PipelineConfig.from_yaml(DEFAULT_CONFIG)
     config = base.replace(data=dataclasses.replace(base.data, log_root=log_root))
+    report = load_run_report(run_local(config, output_dir=work, serving_dir=os.path.join(work, "serving")))
     root = os.path.join(work, "pipeline_root")
-    pipeline = create_pipeline(config, pipeline_root=root, serving_dir=os.path.join(work, "serving"),
-                               metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-                                   os.path.join(work, "metadata.db")))
-    tfx.orchestration.LocalDagRunner().run(pipeline)
     paths = {
         "transform_graph": glob.glob(f"{root}/Transform/transform_graph/*")[0],
         "train": glob.glob(f"{root}/Transform/transformed_examples/*/Split-train/*"),
         "eval": glob.glob(f"{root}/Transform/transformed_examples/*/Split-eval/*"),
-        "raw_eval": glob.glob(f"{root}/ImportExampleGen/examples/*/Split-eval/*"),
-        "span": os.path.join(log_root, "span-1"),
+        "raw_eval": glob.glob(f"{report.examples_uri}/Split-eval/*"),
+        "limits": head_limits(report, config.replace(tasks=TASKS)),
     }
     json.dump(paths, open(paths_file, "w"))
     return paths
@@ -105,10 +106,10 @@ def variant_configs(name: str, events: int) -> list[PipelineConfig]:
     """The configs one variant trains: one, or one per task for the single-task baseline."""
     base = PipelineConfig.from_yaml(DEFAULT_CONFIG)
     variant = dict(VARIANTS[name])
-    tasks = variant.pop("tasks", [t.name for t in base.tasks])
-    model = dataclasses.replace(base.model, **training(events), **{k: tuple(v) if isinstance(v, list) else v
-                                                                   for k, v in variant.items()})
-    config = base.replace(model=model, tasks=tuple(t for t in base.tasks if t.name in tasks))
+    names = variant.pop("tasks", [t.name for t in base.tasks])
+    model_changes = {key: tuple(value) if isinstance(value, list) else value for key, value in variant.items()}
+    model = dataclasses.replace(base.model, **training(events), **model_changes)
+    config = base.replace(model=model, tasks=tuple(t for t in TASKS if t.name in names))
     if name in (SINGLE_TASK, SINGLE_TASK_DOT):
         return [config.replace(tasks=(t,)) for t in config.tasks]
     return [config]
@@ -120,7 +121,10 @@ def run_variant(name: str, seeds: list[int], events: int, paths: dict) -> dict:
     import tensorflow_transform as tft
     import tf_keras
 
-    from models.training import build_model, fit
+    from models.builder import build_model
+    from models.features import cardinalities
+    from models.tasks import make_tasks
+    from models.training import fit
 
     tft_output = tft.TFTransformOutput(paths["transform_graph"])
     spec = tft_output.transformed_feature_spec()
@@ -130,82 +134,64 @@ def run_variant(name: str, seeds: list[int], events: int, paths: dict) -> dict:
         data = data.shuffle(50_000, seed=0).repeat() if shuffle else data.repeat()
         return data.batch(256).map(lambda s: tf.io.parse_example(s, spec)).prefetch(4)
 
-    eval_features, event_ids = _raw_eval(paths["raw_eval"], tft_output)
+    eval_features = _raw_eval(paths["raw_eval"], tft_output)
     runs = []
     for seed in seeds:
         scores, examples, seconds = {}, 0, 0.0
         for config in variant_configs(name, events):
             config = config.replace(model=dataclasses.replace(config.model, seed=seed))
             tf_keras.utils.set_random_seed(seed)
-            model = build_model(config, tft_output)
+            model = build_model(config, cardinalities(config.features, tft_output))
             start = time.perf_counter()
-            history = fit(model, config, transformed(paths["train"], True), transformed(paths["eval"], False),
+            history = fit(model, config.model, transformed(paths["train"], True), transformed(paths["eval"], False),
                           train_steps=config.model.train_steps, eval_steps=config.model.eval_steps, verbose=0)
             seconds += time.perf_counter() - start
             steps_per_epoch = config.model.train_steps // config.model.epochs
             examples += len(history.history["loss"]) * steps_per_epoch * config.model.batch_size
             predictions = model.predict(eval_features, batch_size=4096, verbose=0)
-            scores.update({t.name: _score(t.type, eval_features, predictions, t.name) for t in config.tasks})
+            for task in make_tasks(config.tasks):
+                scores[task.name] = task.score(eval_features[task.label_feature], eval_features[task.weight_feature],
+                                               np.asarray(predictions[task.name]))
         runs.append({"seed": seed, "scores": scores, "train_seconds": seconds,
                      "examples_per_second": examples / seconds})
-    return {"runs": runs, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "bayes": _bayes(paths["span"], event_ids, eval_features)}
+    return {"runs": runs, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def _raw_eval(files, tft_output):
-    """All raw eval examples through the Transform graph: {feature: array}, and their event ids."""
+    """All raw eval examples through the Transform graph: {feature: array}."""
     import tensorflow as tf
 
     raw_spec = tft_output.raw_feature_spec()
     layer = tft_output.transform_features_layer()
-    batches, ids = [], []
+    batches = []
     for serialized in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096):
-        raw = tf.io.parse_example(serialized, raw_spec)
-        ids.append(tf.reshape(raw["event_id"], [-1]).numpy())
-        batches.append({k: v.numpy() for k, v in layer(raw).items()})
-    return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}, np.concatenate(ids)
+        batches.append({k: v.numpy() for k, v in layer(tf.io.parse_example(serialized, raw_spec)).items()})
+    return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
 
 
-def _score(task_type, features, predictions, name) -> float:
-    from data.generator import roc_auc
+def table(results: dict, seeds: list[int], spec, limits: dict) -> str:
+    """Markdown: per head mean ± std over seeds, the Bayes limit row (``limits``: head_limits), speed and memory."""
+    from models.tasks import make_tasks
 
-    present = features[f"{name}_weight"] > 0
-    label, prediction = features[f"{name}_label"][present], np.asarray(predictions[name])[present]
-    if task_type == "binary":
-        return roc_auc(label, prediction)
-    if task_type == "regression":
-        return float(np.sqrt(np.mean((label - prediction) ** 2)))
-    return float(np.mean(prediction.argmax(axis=1) == label))
-
-
-def _bayes(span_dir, event_ids, features) -> dict:
-    """The generator's Bayes limits on exactly these eval examples."""
-    from data.generator import bayes_limits, load_truth
-
-    labels = {name: np.where(features[f"{name}_weight"] > 0, features[f"{name}_label"], np.nan)
-              for name in ("conversion", "watch_time", "interest")}
-    labels["click"] = features["click_label"].astype(np.int64)
-    return bayes_limits(load_truth(span_dir, event_ids.tolist()), labels)
-
-
-def table(results: dict, seeds: list[int], spec) -> str:
-    """Markdown: per head mean ± std over seeds, the Bayes limit row, speed and memory."""
-    tasks = PipelineConfig.from_yaml(DEFAULT_CONFIG).tasks
-    bayes = next(iter(results.values()))["bayes"]
-    header = [f"{t.name} {HEAD_METRIC[t.type]}" for t in tasks]
+    trained = {head for result in results.values() for run in result["runs"] for head in run["scores"]}
+    tasks = [t for t in make_tasks(TASKS) if t.name in trained]
+    header = [f"{t.name} {t.key_metric_name}" for t in tasks]
+    limit_cells = [f"**{limits[t.name][t.key_metric_name]:.4f}**" if t.name in limits else "" for t in tasks]
     lines = [f"{spec.num_events:,} generated events ({spec.num_users:,} users, {spec.num_items:,} items; "
              f"80/20 hash split), seeds {seeds}; mean ± std over seeds. "
              "AUC/accuracy: higher is better; RMSE: lower is better.", "",
              "| variant | " + " | ".join(header) + " | train s (mean) | train ex/s | peak RSS MB |",
              "|---" * (len(header) + 4) + "|",
-             "| **Bayes limit / noise floor** | " + " | ".join(
-                 f"**{bayes[f'{t.name}_{BAYES_KEY[t.type]}']:.4f}**" for t in tasks) + " | | | |"]
+             "| **Bayes limit / noise floor** | " + " | ".join(limit_cells) + " | | | |"]
     for name, result in results.items():
         cells = []
         for t in tasks:
             values = np.array([run["scores"][t.name] for run in result["runs"] if t.name in run["scores"]])
-            cells.append(f"{values.mean():.4f} ± {values.std(ddof=1) if len(values) > 1 else 0:.4f}"
-                         if len(values) else "n/a")
+            if len(values):
+                std = values.std(ddof=1) if len(values) > 1 else 0.0
+                cells.append(f"{values.mean():.4f} ± {std:.4f}")
+            else:
+                cells.append("n/a")
         seconds = np.mean([run["train_seconds"] for run in result["runs"]])
         speed = np.median([run["examples_per_second"] for run in result["runs"]])
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {seconds:.0f} | {speed:,.0f} | "
@@ -251,9 +237,9 @@ def main(argv=None) -> int:
         paths = json.load(open(os.path.join(work, "paths.json")))
         print(json.dumps(run_variant(args.run_one, args.seeds, args.events, paths)))
         return 0
-    prepare(work, spec)
+    paths = prepare(work, spec)
     results = {name: _run_in_subprocess(name, args, work) for name in args.variants}
-    text = table(results, args.seeds, spec)
+    text = table(results, args.seeds, spec, paths["limits"])
     with open(args.output, "w") as f:
         f.write("# Model zoo x loss balancing\n\n" + text + "\n")
     with open(args.output.replace(".md", ".json"), "w") as f:

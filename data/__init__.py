@@ -1,1 +1,1 @@
-"""Synthetic recommendation impression logs (see data.generator)."""
+"""Synthetic recommendation impression logs: data.world (world, events), data.writer (TFRecords), data.truth."""

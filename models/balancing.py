@@ -1,7 +1,7 @@
 """Loss balancing: how the per-task losses become gradients for the shared and the task-specific parameters.
 
-Every balancer is a Keras layer (its own weights train with the model) with one method that the model's
-train step calls, ``gradients(tape, losses, regularization, shared, others)``, returning one gradient per
+Every balancer is a ``Balancer``: a Keras layer (its own weights train with the model) with one method that the
+model's train step calls, ``gradients(tape, losses, regularization, shared, others)``, returning one gradient per
 variable of ``shared + others`` (``others`` includes the balancer's own weights). The tape is persistent;
 balancers re-enter it to record the sums they differentiate.
 """
@@ -12,18 +12,23 @@ import tf_keras
 _ZERO = tf.UnconnectedGradients.ZERO
 
 
-@tf_keras.utils.register_keras_serializable(package="mtl")
-class FixedWeights(tf_keras.layers.Layer):
-    """The gradient of sum(weight_t * loss_t), with the weights from the task config."""
+class Balancer(tf_keras.layers.Layer):
+    """The base of every balancer: holds the tasks' configured loss weights and, unless a subclass says
+    otherwise, differentiates their weighted sum. Subclasses change ``task_weights`` (learned weights),
+    ``weighted_sum`` (extra terms) or ``gradients`` (gradient surgery)."""
 
     def __init__(self, loss_weights: dict[str, float], **kwargs):
         super().__init__(**kwargs)
         self.loss_weights = dict(loss_weights)
         self.task_names = list(self.loss_weights)
 
+    def configured_weights(self) -> tf.Tensor:
+        """The tasks' ``loss_weight`` from the config, in ``task_names`` order."""
+        return tf.constant([self.loss_weights[n] for n in self.task_names], tf.float32)
+
     def task_weights(self) -> tf.Tensor:
         """The current weight of each task's loss, in ``task_names`` order."""
-        return tf.constant([self.loss_weights[n] for n in self.task_names], tf.float32)
+        return self.configured_weights()
 
     def weighted_sum(self, losses: dict[str, tf.Tensor]) -> tf.Tensor:
         return tf.reduce_sum(self.task_weights() * self._stack(losses))
@@ -44,7 +49,12 @@ class FixedWeights(tf_keras.layers.Layer):
 
 
 @tf_keras.utils.register_keras_serializable(package="mtl")
-class UncertaintyWeighting(FixedWeights):
+class FixedWeights(Balancer):
+    """The gradient of sum(weight_t * loss_t), with the weights from the task config (the base behaviour)."""
+
+
+@tf_keras.utils.register_keras_serializable(package="mtl")
+class UncertaintyWeighting(Balancer):
     """Kendall et al. 2018: learns s_t = log(sigma_t^2) and minimises sum(w_t * (exp(-s_t) * L_t + s_t) / 2)."""
 
     def build(self, input_shape=None):
@@ -53,14 +63,14 @@ class UncertaintyWeighting(FixedWeights):
         super().build(input_shape)
 
     def task_weights(self):
-        return super().task_weights() * 0.5 * tf.exp(-self.log_variances)
+        return self.configured_weights() * 0.5 * tf.exp(-self.log_variances)
 
     def weighted_sum(self, losses):
-        return super().weighted_sum(losses) + 0.5 * tf.reduce_sum(super().task_weights() * self.log_variances)
+        return super().weighted_sum(losses) + 0.5 * tf.reduce_sum(self.configured_weights() * self.log_variances)
 
 
 @tf_keras.utils.register_keras_serializable(package="mtl")
-class GradNorm(FixedWeights):
+class GradNorm(Balancer):
     """Chen et al. 2018: learns task weights so that each weighted task's gradient norm on the shared parameters
     tracks the mean norm times (relative inverse training rate)^alpha; weights are renormalised to their sum.
     The norms are taken over all shared parameters (the paper uses the last shared layer); with MMoE and PLE
@@ -71,7 +81,7 @@ class GradNorm(FixedWeights):
         self.alpha = alpha
 
     def build(self, input_shape=None):
-        initial = super().task_weights()
+        initial = self.configured_weights()
         self.weights_var = self.add_weight(name="task_weights", shape=initial.shape,
                                            initializer=tf_keras.initializers.Constant(initial.numpy()))
         self.initial_losses = self.add_weight(name="initial_losses", shape=initial.shape, initializer="zeros",
@@ -109,7 +119,7 @@ class GradNorm(FixedWeights):
 
 
 @tf_keras.utils.register_keras_serializable(package="mtl")
-class PCGrad(FixedWeights):
+class PCGrad(Balancer):
     """Yu et al. 2020: on the shared parameters, each task's gradient loses its component along any other
     task's gradient it conflicts with (negative dot product); task-specific parameters train as usual."""
 
@@ -143,12 +153,3 @@ def project_conflicting(task_gradients: list[list[tf.Tensor]]) -> list[tf.Tensor
 
 def _dense(gradients):
     return [tf.convert_to_tensor(g) for g in gradients]
-
-
-BALANCERS = {"fixed": FixedWeights, "uncertainty": UncertaintyWeighting, "gradnorm": GradNorm, "pcgrad": PCGrad}
-
-
-def make_balancer(model_config, loss_weights: dict[str, float]) -> FixedWeights:
-    """The balancer the model config names."""
-    kwargs = {"alpha": model_config.gradnorm_alpha} if model_config.balancing == "gradnorm" else {}
-    return BALANCERS[model_config.balancing](loss_weights, name="balancer", **kwargs)

@@ -1,68 +1,76 @@
 """The multi-task Keras model: encoder -> architecture -> one tower and head per task, trained by a custom step
-in which a balancer turns the tasks' masked losses into gradients."""
+in which a balancer turns the tasks' masked losses into gradients. It is composed of injected parts
+(``models.builder`` maps a config to them) and reads no config itself."""
 
 import tensorflow as tf
 import tf_keras
 
-from models import zoo
-from models.balancing import make_balancer
-from models.layers import MLP, FeatureEncoder
+from config import LossNormalization
+from models.balancing import Balancer
 from models.tasks import Task
-from pipeline.config import PipelineConfig
 
 FUSION_OUTPUT = "fusion_score"
 
 
 class MultiTaskModel(tf_keras.Model):
     """Takes the transformed features (label and weight columns may ride along) and returns {task: prediction},
-    plus ``fusion_score`` when the config declares fusion weights."""
+    plus ``fusion_score`` when fusion weights are given.
 
-    def __init__(self, config: PipelineConfig, tasks: list[Task], cardinalities: dict[str, int], **kwargs):
+    Parts: ``encoder`` (features -> one vector), ``architecture`` (vector -> {task: representation}), ``towers``
+    ({task: layer}), ``tasks`` (heads, losses, metrics) and ``balancer`` (losses -> gradients). Options:
+    ``loss_normalization``, ``esmm_tasks`` ((ctr, cvr): cvr learns through pCTR x pCVR), ``fusion``
+    ({task: weight} of scalar heads) and ``clip_norm`` (global gradient norm).
+    """
+
+    def __init__(self, *, encoder: tf_keras.layers.Layer, architecture: tf_keras.layers.Layer,
+                 towers: dict[str, tf_keras.layers.Layer], tasks: list[Task], balancer: Balancer,
+                 loss_normalization: LossNormalization = LossNormalization.PER_LABEL,
+                 esmm_tasks: tuple[str, ...] = (), fusion: dict[str, float] | None = None,
+                 clip_norm: float | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.tasks = tasks
-        self.model_config = config.model
-        self.encoder = FeatureEncoder(
-            cardinalities,
-            {f.name: f.embedding_dim for f in config.features if f.is_categorical},
-            [f.name for f in config.features if not f.is_categorical],
-            embedding_l2=config.model.embedding_l2, dot_interaction=list(config.model.dot_interaction))
-        self.architecture = zoo.make_architecture(config.model, [t.name for t in tasks])
-        self.towers = {t.name: MLP(list(t.config.tower), dropout=t.config.dropout, batch_norm=t.config.batch_norm,
-                                   l2=t.config.l2, name=f"{t.name}_tower") for t in tasks}
-        self.heads = {t.name: t.make_head() for t in tasks}
-        self.balancer = make_balancer(config.model, {t.name: t.config.loss_weight for t in tasks})
+        self.tasks = list(tasks)
+        self.encoder = encoder
+        self.architecture = architecture
+        self.towers = dict(towers)
+        self.heads = {t.name: t.make_head() for t in self.tasks}
+        self.balancer = balancer
         self.balancer.build(None)
+        self.loss_normalization = loss_normalization
+        self.esmm_tasks = tuple(esmm_tasks)
+        self.fusion = dict(fusion or {})
+        self.clip_norm = clip_norm
         self.total_tracker = tf_keras.metrics.Mean(name="loss")
-        self.loss_trackers = {t.name: tf_keras.metrics.Mean(name=f"{t.name}_loss") for t in tasks}
-        self.weight_trackers = {t.name: tf_keras.metrics.Mean(name=f"{t.name}_loss_weight") for t in tasks}
-        self.task_metrics = {t.name: t.make_metrics() for t in tasks}
+        self.loss_trackers = {t.name: tf_keras.metrics.Mean(name=f"{t.name}_loss") for t in self.tasks}
+        self.weight_trackers = {t.name: tf_keras.metrics.Mean(name=f"{t.name}_loss_weight") for t in self.tasks}
+        self.task_metrics = {t.name: t.make_metrics() for t in self.tasks}
 
     def call(self, features, training=False):
         per_task = self.architecture(self.encoder(features), training=training)
-        outputs = {t.name: t.predictions(self.heads[t.name](self.towers[t.name](per_task[t.name], training=training)))
-                   for t in self.tasks}
-        if self.model_config.fusion:
+        outputs = {}
+        for task in self.tasks:
+            tower_output = self.towers[task.name](per_task[task.name], training=training)
+            outputs[task.name] = task.predictions(self.heads[task.name](tower_output))
+        if self.fusion:
             outputs[FUSION_OUTPUT] = self._fusion(outputs)
         return outputs
 
     def _fusion(self, outputs):
-        kinds = {t.name: t.config.type for t in self.tasks}
-        return tf.add_n([weight * (tf.math.log1p(tf.maximum(outputs[name], 0.0)) if kinds[name] == "regression"
-                                   else outputs[name])
-                         for name, weight in self.model_config.fusion.items()])
+        """sum of weight x the head's fusion input (each task decides its own, e.g. log1p for an amount)."""
+        tasks = {t.name: t for t in self.tasks}
+        return tf.add_n([weight * tasks[name].fusion_input(outputs[name]) for name, weight in self.fusion.items()])
 
     def task_losses(self, features, predictions) -> dict[str, tf.Tensor]:
         """Each task's loss, averaged over the examples whose label is present (ESMM: see _esmm_loss)."""
         losses = {t.name: t.loss(features[t.label_feature], features[t.weight_feature], predictions[t.name])
                   for t in self.tasks}
-        if self.model_config.esmm_tasks:
-            losses[self.model_config.esmm_tasks[1]] = self._esmm_loss(features, predictions)
+        if self.esmm_tasks:
+            losses[self.esmm_tasks[1]] = self._esmm_loss(features, predictions)
         return losses
 
     def _esmm_loss(self, features, predictions):
         """ESMM: the cvr head learns through pCTCVR = pCTR x pCVR against click AND conversion, on every
         impression (an impression without a click is a known non-conversion)."""
-        ctr, cvr = (next(t for t in self.tasks if t.name == name) for name in self.model_config.esmm_tasks)
+        ctr, cvr = (next(t for t in self.tasks if t.name == name) for name in self.esmm_tasks)
         clicked = features[ctr.label_feature]
         label = clicked * features[cvr.label_feature]
         weight = features[ctr.weight_feature] * tf.where(clicked > 0, features[cvr.weight_feature], 1.0)
@@ -72,11 +80,11 @@ class MultiTaskModel(tf_keras.Model):
         """The task losses the optimiser sees. per_label: as they are (each task's mean over its present labels).
         per_example: each times the share of the batch that has its label, so that one labelled example weighs
         the same in every task and a sparse task's few examples do not drown the others' gradient on shared rows."""
-        if self.model_config.loss_normalization == "per_label":
+        if self.loss_normalization == LossNormalization.PER_LABEL:
             return losses
         share = {t.name: tf.reduce_mean(features[t.weight_feature]) for t in self.tasks}
-        if self.model_config.esmm_tasks:  # the cvr loss runs over every impression the ctr head sees
-            ctr, cvr = self.model_config.esmm_tasks
+        if self.esmm_tasks:  # the cvr loss runs over every impression the ctr head sees
+            ctr, cvr = self.esmm_tasks
             share[cvr] = share[ctr]
         return {name: loss * share[name] for name, loss in losses.items()}
 
@@ -101,8 +109,8 @@ class MultiTaskModel(tf_keras.Model):
         gradients = self.balancer.gradients(tape, objective, regularization, shared, others)
         del tape
         gradients = self._scale_tower_gradients(gradients, shared + others)
-        if self.model_config.clip_norm:
-            gradients, _ = tf.clip_by_global_norm(gradients, self.model_config.clip_norm)
+        if self.clip_norm:
+            gradients, _ = tf.clip_by_global_norm(gradients, self.clip_norm)
         self.optimizer.apply_gradients(zip(gradients, shared + others, strict=True))
         self.balancer.finish_step()
         return self._update_metrics(features, predictions, losses,
@@ -110,8 +118,11 @@ class MultiTaskModel(tf_keras.Model):
 
     def _scale_tower_gradients(self, gradients, variables):
         """Per-task learning-rate multipliers, applied to that task's tower and head."""
-        scale = {id(v): t.config.lr_multiplier for t in self.tasks if t.config.lr_multiplier != 1.0
-                 for v in self.towers[t.name].trainable_variables + self.heads[t.name].trainable_variables}
+        scale = {}
+        for task in self.tasks:
+            if task.config.lr_multiplier != 1.0:
+                for v in self.towers[task.name].trainable_variables + self.heads[task.name].trainable_variables:
+                    scale[id(v)] = task.config.lr_multiplier
         return [g * scale[id(v)] if id(v) in scale else g for g, v in zip(gradients, variables, strict=True)]
 
     @tf.autograph.experimental.do_not_convert

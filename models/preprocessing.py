@@ -5,16 +5,17 @@ Outputs one model input per declared feature and, per task, ``<task>_label`` (a 
 prunes the label outputs.
 """
 
+from config import from_custom_config
 from models import features, tasks
-from pipeline.config import PipelineConfig
-
-CONFIG_KEY = "pipeline"
 
 
 def preprocessing_fn(inputs, custom_config):
-    """tf.Transform entry point; ``custom_config[CONFIG_KEY]`` is ``PipelineConfig.to_dict()``."""
-    config = PipelineConfig.from_dict(custom_config[CONFIG_KEY])
-    outputs = {f.name: features.transform_feature(f, inputs[f.name]) for f in config.features}
-    for task in tasks.make_tasks(config):
+    """Called by tf.Transform (TFX Transform, by module path) with the raw feature dict and the component's
+    ``custom_config`` (``config.to_custom_config``); returns the dict of transformed features, labels and weights."""
+    config = from_custom_config(custom_config)
+    outputs = {}
+    for feature in config.features:
+        outputs[feature.name] = features.transform_feature(feature, inputs[feature.name])
+    for task in tasks.make_tasks(config.tasks):
         outputs[task.label_feature], outputs[task.weight_feature] = task.encode_label(inputs[task.config.label_key])
     return outputs

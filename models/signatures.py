@@ -7,8 +7,7 @@ output per task; ``transform_features`` parses only the labels and returns ``<ta
 
 import tensorflow as tf
 
-from models.tasks import Task
-from pipeline.config import PipelineConfig
+from models.multitask_model import MultiTaskModel
 
 SERVING_SIGNATURE = "serving_default"
 TRANSFORM_SIGNATURE = "transform_features"
@@ -18,14 +17,14 @@ _EXAMPLES = tf.TensorSpec([None], tf.string, name="examples")
 class ServingModule(tf.Module):
     """Holds the trained model and the Transform graph together, so serving skew cannot creep in."""
 
-    def __init__(self, model, tf_transform_output, config: PipelineConfig, tasks: list[Task]):
+    def __init__(self, model: MultiTaskModel, tf_transform_output, feature_names: list[str]):
         super().__init__()
         self.model = model
         self.tft_layer = tf_transform_output.transform_features_layer()
         raw_spec = tf_transform_output.raw_feature_spec()
-        self._feature_spec = {f.name: raw_spec[f.name] for f in config.features}
-        self._label_spec = {t.config.label_key: raw_spec[t.config.label_key] for t in tasks}
-        self._label_outputs = [key for t in tasks for key in (t.label_feature, t.weight_feature)]
+        self._feature_spec = {name: raw_spec[name] for name in feature_names}
+        self._label_spec = {t.config.label_key: raw_spec[t.config.label_key] for t in model.tasks}
+        self._label_outputs = [key for t in model.tasks for key in (t.label_feature, t.weight_feature)]
 
     @tf.function(input_signature=[_EXAMPLES])
     def serve(self, examples):
@@ -38,8 +37,9 @@ class ServingModule(tf.Module):
         return {key: transformed[key] for key in self._label_outputs}
 
 
-def export(model, tf_transform_output, config: PipelineConfig, tasks: list[Task], export_dir: str) -> None:
-    """Writes the SavedModel with both signatures to ``export_dir``."""
-    module = ServingModule(model, tf_transform_output, config, tasks)
+def export(model: MultiTaskModel, tf_transform_output, feature_names: list[str], export_dir: str) -> None:
+    """Writes the SavedModel with both signatures to ``export_dir``; run_fn calls it after training.
+    ``feature_names`` are the raw features ``serving_default`` parses."""
+    module = ServingModule(model, tf_transform_output, feature_names)
     tf.saved_model.save(module, export_dir, signatures={SERVING_SIGNATURE: module.serve,
                                                         TRANSFORM_SIGNATURE: module.transform_features})

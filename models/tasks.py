@@ -1,18 +1,22 @@
 """Task types. A task owns, in one place, everything that depends on its type: how a raw label becomes a
-(label, weight) pair, its output layer, its masked loss, its Keras metrics and the TFMA metrics that judge it.
-The model, the trainer and the evaluator ask the task; none of them switch on the type.
+(label, weight) pair, its output layer, its masked loss, its fusion input, its Keras metrics, the TFMA metrics
+that judge it and the exact score a benchmark reads. The model, the trainer, the evaluator and the benchmarks
+ask the task; none of them switch on the type.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import ClassVar
 
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from config import TaskConfig, TaskType
+from data.truth import rmse, roc_auc
 from models import tensors
-from pipeline.config import PipelineConfig, TaskConfig
 
 
 class Task:
@@ -45,6 +49,11 @@ class Task:
     def weight_feature(self) -> str:
         return f"{self.name}_weight"
 
+    @property
+    def scalar(self) -> bool:
+        """True when the head gives one score per example (it can enter a fusion score)."""
+        return self.units == 1
+
     def encode_label(self, raw) -> tuple[tf.Tensor, tf.Tensor]:
         """(label, weight): a valid label everywhere (0 where missing) and weight 0.0 where it is missing."""
         values = tensors.column_values(raw, default=0)
@@ -60,7 +69,11 @@ class Task:
 
     def predictions(self, head_output: tf.Tensor) -> tf.Tensor:
         """The served prediction: [batch] for scalar heads, [batch, units] otherwise."""
-        return tf.squeeze(head_output, axis=-1) if self.units == 1 else head_output
+        return tf.squeeze(head_output, axis=-1) if self.scalar else head_output
+
+    def fusion_input(self, prediction: tf.Tensor) -> tf.Tensor:
+        """What this head adds to a fusion score (before its weight): the prediction itself."""
+        return prediction
 
     def per_example_loss(self, labels: tf.Tensor, predictions: tf.Tensor) -> tf.Tensor:
         raise NotImplementedError
@@ -78,6 +91,10 @@ class Task:
         """The [batch] label weights shaped for this task's Keras metrics."""
         return weights
 
+    def score(self, labels: np.ndarray, weights: np.ndarray, predictions: np.ndarray) -> float:
+        """The key metric, computed exactly on the examples whose weight is positive (benchmarks call it)."""
+        raise NotImplementedError
+
 
 class BinaryTask(Task):
     activation = "sigmoid"
@@ -91,6 +108,10 @@ class BinaryTask(Task):
     def make_metrics(self):
         return [tf_keras.metrics.AUC(name=f"{self.name}_auc")]
 
+    def score(self, labels, weights, predictions):
+        present = weights > 0
+        return roc_auc(labels[present], predictions[present])
+
 
 class RegressionTask(Task):
     key_metric = "RootMeanSquaredError"
@@ -98,11 +119,19 @@ class RegressionTask(Task):
     tfma_metrics = ("ExampleCount", "WeightedExampleCount", "RootMeanSquaredError", "MeanAbsoluteError",
                     "MeanLabel", "MeanPrediction")
 
+    def fusion_input(self, prediction):
+        """log1p of the (non-negative part of the) predicted amount, so a long tail does not swamp the sum."""
+        return tf.math.log1p(tf.maximum(prediction, 0.0))
+
     def per_example_loss(self, labels, predictions):
         return tf.square(labels - predictions)
 
     def make_metrics(self):
         return [tf_keras.metrics.RootMeanSquaredError(name=f"{self.name}_rmse")]
+
+    def score(self, labels, weights, predictions):
+        present = weights > 0
+        return rmse(labels[present], predictions[present])
 
 
 class MulticlassTask(Task):
@@ -120,6 +149,10 @@ class MulticlassTask(Task):
 
     def make_metrics(self):
         return [tf_keras.metrics.SparseCategoricalAccuracy(name=f"{self.name}_accuracy")]
+
+    def score(self, labels, weights, predictions):
+        present = weights > 0
+        return float(np.mean(predictions[present].argmax(axis=1) == labels[present]))
 
 
 class MultilabelTask(Task):
@@ -155,18 +188,24 @@ class MultilabelTask(Task):
     def metric_weights(self, weights):
         return weights[:, None]
 
+    def score(self, labels, weights, predictions):
+        present = weights > 0
+        return roc_auc(labels[present].ravel(), predictions[present].ravel())
 
-TASK_TYPES: dict[str, type[Task]] = {
-    "binary": BinaryTask,
-    "regression": RegressionTask,
-    "multiclass": MulticlassTask,
-    "multilabel": MultilabelTask,
+
+TASK_TYPES: dict[TaskType, type[Task]] = {
+    TaskType.BINARY: BinaryTask,
+    TaskType.REGRESSION: RegressionTask,
+    TaskType.MULTICLASS: MulticlassTask,
+    TaskType.MULTILABEL: MultilabelTask,
 }
 
 
 def make_task(config: TaskConfig) -> Task:
+    """The Task of ``config``'s type."""
     return TASK_TYPES[config.type](config)
 
 
-def make_tasks(config: PipelineConfig) -> list[Task]:
-    return [make_task(t) for t in config.tasks]
+def make_tasks(configs: Iterable[TaskConfig]) -> list[Task]:
+    """One Task per task config, in order (callers pass ``PipelineConfig.tasks``)."""
+    return [make_task(c) for c in configs]

@@ -6,10 +6,11 @@ import gc
 import os
 import sys
 
-from pipeline.config import DEFAULT_CONFIG, ConfigError, PipelineConfig
+from config import DEFAULT_CONFIG, ConfigError, PipelineConfig
 
 
 def _config(args) -> PipelineConfig:
+    """The config file named by ``--config``, with the data overrides given on the command line."""
     config = PipelineConfig.from_yaml(args.config)
     overrides = {"log_root": args.log_root, "span": args.span, "train_spans": args.train_spans}
     overrides = {key: value for key, value in overrides.items() if value is not None}
@@ -17,6 +18,7 @@ def _config(args) -> PipelineConfig:
 
 
 def _run(args) -> int:
+    """`mtl run`: runs the pipeline with LocalDagRunner, writes and prints the report; returns the exit code."""
     from pipeline.limits import head_limits
     from pipeline.report import format_report, load_run_report
     from pipeline.runners import run_local
@@ -33,7 +35,9 @@ def _run(args) -> int:
 
 
 def _generate_logs(args) -> int:
-    from data.generator import LogSpec, generate_logs
+    """`mtl generate-logs`: writes the synthetic spans and prints their folders; returns the exit code."""
+    from data.world import LogSpec
+    from data.writer import generate_logs
 
     spec = LogSpec(num_events=args.events, seed=args.seed, minus_one_fraction=args.minus_one_fraction)
     for path in generate_logs(spec, args.out, args.spans):
@@ -42,6 +46,7 @@ def _generate_logs(args) -> int:
 
 
 def _compile_kubeflow(args) -> int:
+    """`mtl compile-kubeflow`: writes the KFP v2 JSON spec and prints its path; returns the exit code."""
     from pipeline.runners import compile_kubeflow
 
     path = compile_kubeflow(_config(args), output_file=args.output, image=args.image,
@@ -51,6 +56,7 @@ def _compile_kubeflow(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `mtl` argument parser; each sub-command's ``handler`` is one of the functions above."""
     parser = argparse.ArgumentParser(prog="mtl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -95,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """The `mtl` console script (setup.py); returns 0, or 2 for a config error, which it prints as one line."""
     args = build_parser().parse_args(argv)
     try:
         code = args.handler(args)

@@ -1,4 +1,4 @@
-"""Each head's best achievable score on a run's eval split, for logs written by data.generator (``truth.npz``
+"""Each head's best achievable score on a run's eval split, for logs written by data.writer (``truth.npz``
 beside each span holds the true probability or mean behind every label): the report shows it next to the model's.
 """
 
@@ -9,9 +9,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from data.generator import LABEL_KINDS, TRUTH_FILE, bayes_limits, load_truth
+from config import PipelineConfig
+from data.truth import TRUTH_FILE, bayes_limits, load_truth
+from data.world import LABEL_DTYPES
 from models.tasks import make_tasks
-from pipeline.config import PipelineConfig
 from pipeline.report import RunReport
 
 _DTYPES = {"int": tf.int64, "float": tf.float32}
@@ -19,11 +20,12 @@ _DTYPES = {"int": tf.int64, "float": tf.float32}
 
 def head_limits(report: RunReport, config: PipelineConfig) -> dict[str, dict[str, float]]:
     """{head: {its key metric's TFMA name: Bayes limit or noise floor}} on the eval events of ``report``'s run;
-    empty when the logs have no truth file. Heads whose label the generator does not write are left out."""
+    empty when the logs have no truth file. Heads whose label the generator does not write are left out.
+    Called by `mtl run` for its report, and by the benchmarks for the limit rows."""
     if report.examples_uri is None:
         return {}
     span_dir = os.path.join(report.input_base, f"span-{report.span}")
-    tasks = [t for t in make_tasks(config) if t.config.label_key in LABEL_KINDS]
+    tasks = [t for t in make_tasks(config.tasks) if t.config.label_key in LABEL_DTYPES]
     if not tasks or not tf.io.gfile.exists(os.path.join(span_dir, TRUTH_FILE)):
         return {}
     event_ids, labels = _eval_labels(report.examples_uri, [t.config.label_key for t in tasks])
@@ -38,7 +40,7 @@ def head_limits(report: RunReport, config: PipelineConfig) -> dict[str, dict[str
 def _eval_labels(examples_uri: str, label_keys: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Event ids and label columns of the eval split, as the generator holds them (NaN where absent)."""
     spec = {"event_id": tf.io.FixedLenFeature([], tf.string)}
-    spec.update({key: tf.io.VarLenFeature(_DTYPES[LABEL_KINDS[key]]) for key in label_keys})
+    spec.update({key: tf.io.VarLenFeature(_DTYPES[LABEL_DTYPES[key]]) for key in label_keys})
     files = tf.io.gfile.glob(os.path.join(examples_uri, "Split-eval", "*"))
     batches = [tf.io.parse_example(serialized, spec)
                for serialized in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(65_536)]

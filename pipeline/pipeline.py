@@ -5,9 +5,9 @@ import os
 from tfx import v1 as tfx
 
 from components.anomaly_gate import AnomalyGate
+from config import DataConfig, PipelineConfig, to_custom_config
+from models.builder import check_model_config
 from models.eval_config import make_eval_config
-from models.preprocessing import CONFIG_KEY
-from pipeline.config import DataConfig, PipelineConfig
 
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.training.run_fn"
@@ -15,8 +15,11 @@ RUN_FN = "models.training.run_fn"
 
 def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: str,
                     metadata_connection_config=None, beam_pipeline_args=None) -> tfx.dsl.Pipeline:
-    """The whole pipeline for ``config``; user code is referenced by module path, importable in any runner."""
-    custom_config = {CONFIG_KEY: config.to_dict()}
+    """The whole pipeline for ``config``; the runners (run_local, compile_kubeflow) call it. User code is
+    referenced by module path, importable in any runner; raises ConfigError before any component runs when the
+    model config does not fit the tasks."""
+    check_model_config(config)
+    custom_config = to_custom_config(config)
 
     # Ingest one span of TFRecord logs and split it, so every run trains on a known, versioned slice of data.
     example_gen = tfx.components.ImportExampleGen(

@@ -29,7 +29,8 @@ class RunReport:
 
 
 def load_run_report(metadata_path: str) -> RunReport:
-    """Reads the artifacts of the newest pipeline run recorded in the sqlite MLMD at ``metadata_path``."""
+    """The RunReport of the newest pipeline run recorded in the sqlite MLMD at ``metadata_path`` (run_local's
+    return value); `mtl run`, the benchmarks and the end-to-end tests call it."""
     connection = metadata_store_pb2.ConnectionConfig()
     connection.sqlite.filename_uri = metadata_path
     store = metadata_store.MetadataStore(connection)
@@ -92,9 +93,13 @@ def _slice_metrics(evaluation_uri: str) -> dict[tuple[str, str], dict[str, float
 
 
 def _failures(validation) -> list[str]:
-    return [f"{f.metric_key.output_name}/{f.metric_key.name} = {_number(f.metric_value.double_value.value)} "
-            f"failed {_one_line(f.metric_threshold)}"
-            for per_slice in validation.metric_validations_per_slice for f in per_slice.failures]
+    """One line per failed blessing threshold: head/metric = value, and the threshold it failed."""
+    lines = []
+    for per_slice in validation.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            key, value = failure.metric_key, _number(failure.metric_value.double_value.value)
+            lines.append(f"{key.output_name}/{key.name} = {value} failed {_one_line(failure.metric_threshold)}")
+    return lines
 
 
 def _one_line(message) -> str:

@@ -4,7 +4,7 @@ import os
 
 from tfx import v1 as tfx
 
-from pipeline.config import ConfigError, PipelineConfig
+from config import ConfigError, PipelineConfig
 from pipeline.pipeline import create_pipeline
 
 

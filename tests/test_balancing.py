@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
-from test_model import CONFIG, _batch, _model, assert_training_reduces_every_task_loss
+from helpers import CARDINALITIES, CONFIG, assert_training_reduces_every_task_loss, batch, tiny_model
 
+from config import ConfigError, PipelineConfig
 from models.balancing import GradNorm, PCGrad, UncertaintyWeighting, project_conflicting
-from models.multitask_model import FUSION_OUTPUT, MultiTaskModel
-from models.tasks import make_tasks
-from pipeline.config import PipelineConfig
+from models.builder import build_model
+from models.multitask_model import FUSION_OUTPUT
 
 
 def _apply(balancer, make_losses, variables, steps, learning_rate):
@@ -74,16 +74,16 @@ def test_uncertainty_weighting_learns_a_larger_variance_for_the_noisier_task():
 
 @pytest.mark.parametrize("balancing", ["uncertainty", "gradnorm", "pcgrad"])
 def test_every_balancer_trains_every_task(balancing):
-    assert_training_reduces_every_task_loss(_model(balancing=balancing, clip_norm=5.0))
+    assert_training_reduces_every_task_loss(tiny_model(balancing=balancing, clip_norm=5.0))
 
 
 def test_lr_multiplier_zero_freezes_that_tower():
     config = CONFIG.replace(tasks=tuple(dataclasses.replace(t, lr_multiplier=0.0) if t.name == "click" else t
                                         for t in CONFIG.tasks))
-    model = MultiTaskModel(config, make_tasks(config), {"device": 4})
+    model = build_model(config, CARDINALITIES)
     model.compile(optimizer=tf_keras.optimizers.SGD(0.1))
-    dataset = tf.data.Dataset.from_tensors(_batch(64)).repeat()
-    model(_batch(64))
+    dataset = tf.data.Dataset.from_tensors(batch(64)).repeat()
+    model(batch(64))
     frozen = [v.numpy() for v in model.towers["click"].trainable_variables]
     moving = [v.numpy() for v in model.towers["interest"].trainable_variables]
     model.fit(dataset, steps_per_epoch=3, verbose=0)
@@ -103,7 +103,7 @@ ESMM_CONFIG = PipelineConfig.from_dict({
 
 
 def test_esmm_trains_conversion_through_pctcvr_on_every_impression():
-    model = MultiTaskModel(ESMM_CONFIG, make_tasks(ESMM_CONFIG), {"device": 4})
+    model = build_model(ESMM_CONFIG, CARDINALITIES)
     features = {"device": tf.constant([0, 1, 2, 3]),
                 "click_label": tf.constant([1.0, 1.0, 0.0, 0.0]), "click_weight": tf.ones([4]),
                 "conversion_label": tf.constant([1.0, 0.0, 0.0, 0.0]),
@@ -115,7 +115,7 @@ def test_esmm_trains_conversion_through_pctcvr_on_every_impression():
 
 
 def test_fusion_score_is_the_weighted_sum_of_heads():
-    model = MultiTaskModel(ESMM_CONFIG, make_tasks(ESMM_CONFIG), {"device": 4})
+    model = build_model(ESMM_CONFIG, CARDINALITIES)
     outputs = model({"device": tf.constant([0, 1, 2])})
     np.testing.assert_allclose(outputs[FUSION_OUTPUT].numpy(),
                                outputs["click"].numpy() + 2.0 * outputs["conversion"].numpy(), rtol=1e-6)
@@ -124,3 +124,19 @@ def test_fusion_score_is_the_weighted_sum_of_heads():
 def test_esmm_and_fusion_must_name_tasks():
     with pytest.raises(ValueError, match="model: 'purchase' is not a task"):
         dataclasses.replace(ESMM_CONFIG, model=dataclasses.replace(ESMM_CONFIG.model, fusion={"purchase": 1.0}))
+
+
+def test_fusion_takes_only_heads_with_one_score_per_example():
+    interest = {"name": "interest", "type": "multiclass", "label_key": "interest", "num_classes": 3}
+    config = PipelineConfig.from_dict({**ESMM_CONFIG.to_dict(), "tasks": [*ESMM_CONFIG.to_dict()["tasks"], interest],
+                                       "model": {"fusion": {"click": 1.0, "interest": 1.0}}})
+    with pytest.raises(ConfigError, match=r"model.fusion: task 'interest' \(multiclass\) gives 3 scores"):
+        build_model(config, CARDINALITIES)
+
+
+def test_esmm_takes_only_binary_heads():
+    watch = {"name": "watch_time", "type": "regression", "label_key": "watch_time"}
+    config = PipelineConfig.from_dict({**ESMM_CONFIG.to_dict(), "tasks": [ESMM_CONFIG.to_dict()["tasks"][0], watch],
+                                       "model": {"esmm_tasks": ["click", "watch_time"]}})
+    with pytest.raises(ConfigError, match="model.esmm_tasks: task 'watch_time' is regression"):
+        build_model(config, CARDINALITIES)

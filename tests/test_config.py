@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from pipeline.config import DEFAULT_CONFIG, ConfigError, PipelineConfig
+from config import DEFAULT_CONFIG, ConfigError, PipelineConfig
 
 
 @pytest.fixture
@@ -41,7 +41,19 @@ def test_round_trip_through_json(default_dict):
     (lambda d: d["tasks"][0].pop("label_key"), r"config.tasks\[0\]: .*label_key"),
     (lambda d: d.update(name="Recs_v2"), r"name 'Recs_v2' must match"),
     (lambda d: d["tasks"][3].update(type="multilabel", num_classes=0), "task 'interest': multilabel needs num_classes"),
-    (lambda d: d["model"].update(fusion={"interest": 1.0}), "model.fusion takes binary and regression tasks"),
+    (lambda d: d["model"].update(batch_size="big"), r"config.model.batch_size: expected an integer, got 'big'"),
+    (lambda d: d["model"].update(batch_size=True), r"config.model.batch_size: expected an integer, got True"),
+    (lambda d: d["model"].update(batch_size=0), r"model.batch_size must be >= 1, got 0"),
+    (lambda d: d["model"].update(learning_rate="fast"), r"config.model.learning_rate: expected a number, got 'fast'"),
+    (lambda d: d["tasks"][0]["blessing"].update(bound="high"),
+     r"config.tasks\[0\].blessing.bound: expected a number, got 'high'"),
+    (lambda d: d["tasks"][0].update(tower=[32, "wide"]), r"config.tasks\[0\].tower\[1\]: expected an integer"),
+    (lambda d: d["tasks"][0].update(dropout=1.5), r"task 'click': dropout must be in \[0, 1\)"),
+    (lambda d: d["model"].update(jit_compile="yes"), r"config.model.jit_compile: expected true or false"),
+    (lambda d: d["model"].update(fusion={"click": "a lot"}), r"config.model.fusion.click: expected a number"),
+    (lambda d: d["model"].update(architecture="transformer"), r"model.architecture 'transformer' not in \['shared_b"),
+    (lambda d: d["model"].update(balancing="magic"), r"model.balancing 'magic' not in \['fixed'"),
+    (lambda d: d.update(features={"user_id": "vocabulary"}), r"config.features: expected a list"),
     (lambda d: d["data"].update(train_spans=0), "data.train_spans must be >= 1"),
     (lambda d: d["model"].update(loss_normalization="sum"), "model.loss_normalization 'sum' not in"),
     (lambda d: d["model"].update(dot_interaction=["user_id"]), "model.dot_interaction needs at least two"),
@@ -52,3 +64,27 @@ def test_bad_config_names_the_problem(default_dict, mutate, message):
     mutate(default_dict)
     with pytest.raises(ConfigError, match=message):
         PipelineConfig.from_dict(default_dict)
+
+
+def test_numbers_are_accepted_where_the_type_allows_them(default_dict):
+    default_dict["model"]["learning_rate"] = 1  # an int where a float is expected
+    default_dict["data"]["span"] = 2  # a span number written without quotes
+    config = PipelineConfig.from_dict(default_dict)
+    assert config.model.learning_rate == 1.0 and isinstance(config.model.learning_rate, float)
+    assert config.data.span == "2"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name: [unclosed\n", r"bad.yaml: not valid YAML at line 2, column 1"),
+    ("- just\n- a list\n", r"bad.yaml: config: expected a mapping, got list"),
+])
+def test_a_bad_file_names_itself_and_the_place(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        PipelineConfig.from_yaml(path)
+
+
+def test_a_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="nothing.yaml: cannot read the config file"):
+        PipelineConfig.from_yaml(tmp_path / "nothing.yaml")

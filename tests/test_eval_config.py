@@ -1,9 +1,9 @@
 """The TFMA EvalConfig derived from the task config."""
 
-import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.proto import config_pb2
 
+from config import DEFAULT_CONFIG, PipelineConfig
 from models.eval_config import make_eval_config
-from pipeline.config import DEFAULT_CONFIG, PipelineConfig
 
 CONFIG = PipelineConfig.from_yaml(DEFAULT_CONFIG)
 
@@ -30,7 +30,7 @@ def test_metrics_per_head_by_task_type():
     assert by_head[("interest",)] == ["ExampleCount", "WeightedExampleCount", "SparseCategoricalAccuracy"]
 
 
-def _threshold(head: str, metric: str) -> tfma.MetricThreshold:
+def _threshold(head: str, metric: str) -> config_pb2.MetricThreshold:
     (spec,) = [s for s in make_eval_config(CONFIG).metrics_specs if list(s.output_names) == [head]]
     (config,) = [m for m in spec.metrics if m.class_name == metric]
     (per_slice,) = config.per_slice_thresholds
@@ -41,12 +41,12 @@ def _threshold(head: str, metric: str) -> tfma.MetricThreshold:
 def test_blessing_thresholds_higher_is_better():
     threshold = _threshold("click", "AUC")
     assert threshold.value_threshold.lower_bound.value == 0.55
-    assert threshold.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+    assert threshold.change_threshold.direction == config_pb2.MetricDirection.HIGHER_IS_BETTER
     assert threshold.change_threshold.absolute.value == -0.01
 
 
 def test_blessing_thresholds_lower_is_better():
     threshold = _threshold("watch_time", "RootMeanSquaredError")
     assert threshold.value_threshold.upper_bound.value == 3.0
-    assert threshold.change_threshold.direction == tfma.MetricDirection.LOWER_IS_BETTER
+    assert threshold.change_threshold.direction == config_pb2.MetricDirection.LOWER_IS_BETTER
     assert threshold.change_threshold.absolute.value == 0.05

@@ -1,4 +1,4 @@
-"""Tests for the synthetic log generator (data/generator.py)."""
+"""Tests for the synthetic log generator (data/world.py, data/writer.py, data/truth.py)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data.generator import (
-    EVENTS_FILE,
-    FEATURE_KINDS,
-    LABEL_KINDS,
-    REACTIONS,
-    TRUTH_FILE,
-    LogSpec,
-    bayes_limits,
-    generate_logs,
-    generate_span,
-    load_truth,
-    roc_auc,
-    write_span,
-)
+from data.truth import TRUTH_FILE, bayes_limits, load_truth, roc_auc
+from data.world import FEATURE_DTYPES, LABEL_DTYPES, REACTIONS, LogSpec, entity_index, generate_span
+from data.writer import EVENTS_FILE, generate_logs, write_span
 
 SMALL = LogSpec(num_events=2_000, num_users=300, num_items=150, num_categories=6, seed=7)
 TF_DTYPES = {"bytes": tf.string, "int": tf.int64, "float": tf.float32}
@@ -105,7 +94,7 @@ def test_written_examples_have_the_schema_and_label_presence(small_span):
     span_dir, examples = small_span
     for example in examples:
         keys = set(example.features.feature)
-        assert set(FEATURE_KINDS) | {"click"} <= keys
+        assert set(FEATURE_DTYPES) | {"click"} <= keys
         clicked = _values(example, "click") == [1]
         assert ("conversion" in keys) == clicked
         assert ("watch_time" in keys) == clicked
@@ -118,8 +107,8 @@ def test_written_examples_have_the_schema_and_label_presence(small_span):
     interest_missing = np.mean([_values(e, "interest") is None for e in examples])
     assert 0.07 < interest_missing < 0.13
     # Everything parses with TF's own parser under the documented dtypes.
-    spec = {k: tf.io.FixedLenFeature([], TF_DTYPES[kind]) for k, kind in FEATURE_KINDS.items()}
-    spec.update({k: tf.io.VarLenFeature(TF_DTYPES[kind]) for k, kind in LABEL_KINDS.items()})
+    spec = {k: tf.io.FixedLenFeature([], TF_DTYPES[dtype]) for k, dtype in FEATURE_DTYPES.items()}
+    spec.update({k: tf.io.VarLenFeature(TF_DTYPES[dtype]) for k, dtype in LABEL_DTYPES.items()})
     records = tf.data.TFRecordDataset(str(span_dir / EVENTS_FILE), compression_type="GZIP")
     batch = tf.io.parse_example(next(iter(records.batch(SMALL.num_events))), spec)
     hours = batch["hour"].numpy()
@@ -210,6 +199,10 @@ def test_default_spec_lands_in_the_target_ranges():
 def test_bad_spec_raises(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         LogSpec(**bad)
+
+
+def test_entity_index_parses_logged_ids():
+    np.testing.assert_array_equal(entity_index(np.array([b"u00042", b"i00007"])), [42, 7])
 
 
 def test_negative_span_raises():

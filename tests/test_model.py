@@ -1,56 +1,16 @@
 """Layers' get_config round trips, and the multi-task model's masked training behaviour."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras
+from helpers import CONFIG, assert_training_reduces_every_task_loss, batch, tiny_model
 
+from config import Architecture, Balancing, FeatureKind, TaskType
+from models.builder import ARCHITECTURES, BALANCERS, make_architecture
+from models.features import TRANSFORMS
 from models.layers import MLP, DotInteraction, FeatureEncoder
-from models.multitask_model import MultiTaskModel
-from models.tasks import make_tasks
-from models.zoo import make_architecture
+from models.tasks import TASK_TYPES
 from models.zoo.shared_bottom import SharedBottom
-from pipeline.config import ModelConfig, PipelineConfig
-
-CONFIG = PipelineConfig.from_dict({
-    "name": "tiny",
-    "features": [{"name": "device", "kind": "vocabulary", "embedding_dim": 3}, {"name": "price", "kind": "zscore"}],
-    "tasks": [{"name": "click", "type": "binary", "label_key": "click", "tower": [4]},
-              {"name": "watch_time", "type": "regression", "label_key": "watch_time", "tower": [4]},
-              {"name": "interest", "type": "multiclass", "label_key": "interest", "num_classes": 3}],
-    "model": {"shared_layers": [8]},
-})
-
-
-def _batch(n=16, seed=0):
-    rng = np.random.default_rng(seed)
-    return {
-        "device": tf.constant(rng.integers(0, 3, n)), "price": tf.constant(rng.normal(size=n), tf.float32),
-        "click_label": tf.constant(rng.integers(0, 2, n), tf.float32), "click_weight": tf.ones([n]),
-        "watch_time_label": tf.constant(rng.gamma(2.0, 1.0, n), tf.float32),
-        "watch_time_weight": tf.constant(rng.integers(0, 2, n), tf.float32),
-        "interest_label": tf.constant(rng.integers(0, 3, n)), "interest_weight": tf.ones([n]),
-    }
-
-
-def _model(**model_changes):
-    """An unbuilt, compiled model of CONFIG with ``model_changes`` to its model config."""
-    tf_keras.utils.set_random_seed(0)
-    config = CONFIG.replace(model=dataclasses.replace(CONFIG.model, **model_changes))
-    model = MultiTaskModel(config, make_tasks(config), {"device": 4})
-    model.compile(optimizer=tf_keras.optimizers.Adam(0.05))
-    return model
-
-
-def assert_training_reduces_every_task_loss(model, steps=60):
-    dataset = tf.data.Dataset.from_tensors(_batch(64)).repeat()
-    before = model.evaluate(dataset, steps=1, return_dict=True, verbose=0)
-    model.fit(dataset, steps_per_epoch=steps, verbose=0)
-    after = model.evaluate(dataset, steps=1, return_dict=True, verbose=0)
-    for name in ("click_loss", "watch_time_loss", "interest_loss"):
-        assert after[name] < before[name], name
 
 
 @pytest.mark.parametrize("layer", [
@@ -83,55 +43,60 @@ def test_encoder_appends_the_dot_product_of_the_named_embeddings():
     np.testing.assert_allclose(encoded[:, 5], (user * item).sum(axis=1), rtol=1e-6)
 
 
-def test_architecture_from_config_and_unknown_name():
+def test_architecture_from_config():
     assert isinstance(make_architecture(CONFIG.model, ["click"]), SharedBottom)
-    with pytest.raises(ValueError, match="model.architecture 'transformer' not in"):
-        make_architecture(ModelConfig(architecture="transformer"), ["click"])
+
+
+@pytest.mark.parametrize("names, registry", [(TaskType, TASK_TYPES), (Architecture, ARCHITECTURES),
+                                             (Balancing, BALANCERS), (FeatureKind, TRANSFORMS)])
+def test_every_registered_name_has_exactly_one_implementation(names, registry):
+    assert set(registry) == set(names)
 
 
 def test_outputs_one_prediction_per_task():
-    outputs = _model()(_batch())
+    outputs = tiny_model()(batch())
     assert {k: tuple(v.shape) for k, v in outputs.items()} == {"click": (16,), "watch_time": (16,),
                                                                 "interest": (16, 3)}
 
 
 def test_missing_labels_do_not_change_the_gradient():
-    model = _model()
-    batch = _batch()
-    model(batch)
-    changed = dict(batch, watch_time_label=tf.where(batch["watch_time_weight"] > 0, batch["watch_time_label"], 99.0))
+    model = tiny_model()
+    features = batch()
+    model(features)
+    changed = dict(features, watch_time_label=tf.where(features["watch_time_weight"] > 0,
+                                                       features["watch_time_label"], 99.0))
 
-    def gradients(features):
+    def gradients(inputs):
         with tf.GradientTape() as tape:
-            loss = model.total_loss(model.task_losses(features, model(features, training=True)))
+            loss = model.total_loss(model.task_losses(inputs, model(inputs, training=True)))
         return tape.gradient(loss, model.trainable_variables)
 
-    for a, b in zip(gradients(batch), gradients(changed), strict=True):
+    for a, b in zip(gradients(features), gradients(changed), strict=True):
         np.testing.assert_allclose(tf.convert_to_tensor(a), tf.convert_to_tensor(b), rtol=1e-6)
 
 
 def test_per_example_normalization_weighs_each_task_by_the_share_of_the_batch_with_its_label():
-    batch = _batch()  # every click and interest label present, about half the watch times
-    share = float(tf.reduce_mean(batch["watch_time_weight"]))
+    features = batch()  # every click and interest label present, about half the watch times
+    share = float(tf.reduce_mean(features["watch_time_weight"]))
     assert 0.0 < share < 1.0
-    model = _model(loss_normalization="per_example")
-    losses = model.task_losses(batch, model(batch))
-    objective = model.objective_losses(batch, losses)
+    model = tiny_model(loss_normalization="per_example")
+    losses = model.task_losses(features, model(features))
+    objective = model.objective_losses(features, losses)
     assert {k: float(v) for k, v in objective.items()} == pytest.approx(
         {"click": float(losses["click"]), "interest": float(losses["interest"]),
          "watch_time": share * float(losses["watch_time"])})
-    assert _model().objective_losses(batch, losses) is losses  # per_label: the means, unchanged
+    assert tiny_model().objective_losses(features, losses) is losses  # per_label: the means, unchanged
 
 
 def test_per_example_normalization_trains_every_task():
-    assert_training_reduces_every_task_loss(_model(loss_normalization="per_example"))
+    assert_training_reduces_every_task_loss(tiny_model(loss_normalization="per_example"))
 
 
 def test_training_reduces_every_task_loss():
-    assert_training_reduces_every_task_loss(_model())
+    assert_training_reduces_every_task_loss(tiny_model())
 
 
 def test_fit_builds_an_unbuilt_model():
-    model = _model()
-    history = model.fit(tf.data.Dataset.from_tensors(_batch(32)).repeat(), steps_per_epoch=3, verbose=0)
+    model = tiny_model()
+    history = model.fit(tf.data.Dataset.from_tensors(batch(32)).repeat(), steps_per_epoch=3, verbose=0)
     assert np.isfinite(history.history["loss"][-1])

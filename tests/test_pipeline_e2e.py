@@ -14,11 +14,14 @@ import tensorflow as tf
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from data.generator import LogSpec, generate_logs
-from pipeline.config import DEFAULT_CONFIG, PipelineConfig, TaskConfig
+from config import DEFAULT_CONFIG, PipelineConfig, TaskConfig
+from data.world import LogSpec
+from data.writer import generate_logs
 from pipeline.limits import head_limits
 from pipeline.report import BAYES_ROW, OVERALL, artifact_span, format_report, load_run_report
 from pipeline.runners import run_local
+
+pytestmark = pytest.mark.e2e
 
 EVENTS = 10_000
 

@@ -8,8 +8,8 @@ import tensorflow as tf
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from models.preprocessing import CONFIG_KEY, preprocessing_fn
-from pipeline.config import PipelineConfig
+from config import PipelineConfig, to_custom_config
+from models.preprocessing import preprocessing_fn
 
 CONFIG = PipelineConfig.from_dict({
     "name": "tiny",
@@ -53,7 +53,7 @@ def transformed(tmp_path_factory):
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(FEATURE_SPEC))
     with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp("tft")), force_tf_compat_v1=False):
         (rows, _), _ = (raw, metadata) | tft_beam.AnalyzeAndTransformDataset(
-            lambda inputs: preprocessing_fn(inputs, {CONFIG_KEY: CONFIG.to_dict()}))
+            lambda inputs: preprocessing_fn(inputs, to_custom_config(CONFIG)))
     return {key: np.array([row[key] for row in rows]) for key in rows[0]}
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from config import TaskConfig
 from models.tasks import BinaryTask, MulticlassTask, MultilabelTask, RegressionTask
-from pipeline.config import TaskConfig
 
 
 def _task(cls, type_, **kwargs):

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_model import _model, assert_training_reduces_every_task_loss
+from helpers import assert_training_reduces_every_task_loss, tiny_model
 
-from models.zoo import make_architecture
+from config import ModelConfig
+from models.builder import make_architecture
 from models.zoo.mmoe import MMoE
 from models.zoo.ple import PLE, ExtractionLevel
-from pipeline.config import ModelConfig
 
 X = tf.random.stateless_normal([5, 6], seed=[0, 1])
 
@@ -67,4 +67,4 @@ def test_make_architecture_builds_mmoe_and_ple():
     {"architecture": "ple", "experts": 1, "task_experts": 1, "levels": 2, "expert_layers": (8,)},
 ])
 def test_training_reduces_every_task_loss(model_config):
-    assert_training_reduces_every_task_loss(_model(**model_config), steps=30)
+    assert_training_reduces_every_task_loss(tiny_model(**model_config), steps=30)

@@ -36,9 +36,6 @@ class MMoE(tf_keras.layers.Layer):
         self.expert_nets = make_experts(experts, self.expert_layers, "expert")
         self.gates = {name: make_gate(experts, f"{name}_gate") for name in self.task_names}
 
-    @classmethod
-    def from_model_config(cls, model, task_names):
-        return cls(task_names, model.experts, list(model.expert_layers))
 
     def gate_weights(self, x):
         """{task: [batch, experts]} softmax weights."""

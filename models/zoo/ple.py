@@ -59,9 +59,6 @@ class PLE(tf_keras.layers.Layer):
                                            shared_gate=level < levels - 1, name=f"level_{level}")
                            for level in range(levels)]
 
-    @classmethod
-    def from_model_config(cls, model, task_names):
-        return cls(task_names, model.experts, model.task_experts, model.levels, list(model.expert_layers))
 
     def call(self, x, training=False):
         task_inputs, shared_input = {name: x for name in self.task_names}, x

@@ -15,9 +15,6 @@ class SharedBottom(tf_keras.layers.Layer):
         self.shared_layers = list(shared_layers)
         self.bottom = MLP(self.shared_layers, name="shared_bottom_mlp")
 
-    @classmethod
-    def from_model_config(cls, model, task_names):
-        return cls(task_names, list(model.shared_layers))
 
     def call(self, x, training=False):
         shared = self.bottom(x, training=training)

@@ -1,10 +1,9 @@
-"""Synthetic multi-task recommendation impression logs with known ground truth.
+"""The simulated world behind the synthetic impression logs, and the events drawn from it.
 
-Span N is written as ``<out_dir>/span-<N>/events-00000-of-00001.tfrecord.gz`` (gzip TFRecord of
-``tf.train.Example``) plus ``truth.npz``, the true probability / mean behind every label, aligned
-with the event order. The world (users, items, latent factors, categories, preferences) depends
-only on the seed and the sizes in the spec, so all spans share it; the events of span N are drawn
-from a generator seeded with (seed, N). The same spec and span therefore always give byte-identical files.
+The world (users, items, latent factors, categories, preferences) depends only on the seed and the sizes in the
+``LogSpec``, so all spans share it; the events of span N are drawn from a generator seeded with (seed, N). The same
+spec and span therefore always give the same events. ``data.writer`` writes them out; benchmarks rebuild the world
+(``build_world``, ``true_params``) to score learners that are told part of the truth.
 
 Label arrays in ``Events.labels``: ``click`` is int64 and never missing. ``conversion``,
 ``watch_time`` and ``interest`` are float32 where NaN means "absent from the Example" and -1 means
@@ -15,19 +14,13 @@ it is drawn from streams of its own, so adding it left every other column unchan
 
 from __future__ import annotations
 
-import io
 import math
-import zipfile
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
-EVENTS_FILE = "events-00000-of-00001.tfrecord.gz"
-TRUTH_FILE = "truth.npz"
-FEATURE_KINDS = {
+# Column dtypes of the logged Examples ("bytes" / "int" / "float"); not the pipeline config's feature kinds.
+FEATURE_DTYPES = {
     "event_id": "bytes",
     "user_id": "bytes",
     "item_id": "bytes",
@@ -39,7 +32,7 @@ FEATURE_KINDS = {
     "item_popularity": "float",
     "price": "float",
 }
-LABEL_KINDS = {"click": "int", "conversion": "int", "watch_time": "float", "interest": "int", "reactions": "int"}
+LABEL_DTYPES = {"click": "int", "conversion": "int", "watch_time": "float", "interest": "int", "reactions": "int"}
 REACTIONS = ("like", "share", "comment", "save")
 DEVICES = (b"mobile", b"desktop", b"tablet")
 COUNTRIES = (b"US", b"IN", b"BR", b"GB", b"DE", b"JP", b"MX", b"FR")
@@ -58,8 +51,6 @@ _REACTION_BASE = np.array([-0.5, -2.0, -1.6, -1.2])
 USER_PURCHASE_STD = 0.8  # each user's own conversion propensity (logit scale)
 CONVERSION_AFFINITY = 0.7  # weight of u[:half] . v[:half] in the conversion logit
 _WORLD_STREAM, _EVENT_STREAM, _REACTION_WORLD_STREAM, _REACTION_EVENT_STREAM = 0, 1, 2, 3
-_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-_FIELD_1, _FIELD_2 = b"\x0a", b"\x12"  # protobuf keys of length-delimited fields 1 and 2
 
 
 @dataclass(frozen=True)
@@ -88,7 +79,7 @@ class LogSpec:
 
 @dataclass(frozen=True)
 class Events:
-    """One span of events: feature columns, label columns (missing as documented above), truth."""
+    """One span of events: feature columns, label columns (missing as in the module docstring), truth."""
 
     features: dict[str, np.ndarray]
     labels: dict[str, np.ndarray]
@@ -96,7 +87,7 @@ class Events:
 
 
 @dataclass(frozen=True)
-class _World:
+class World:
     """Everything that is fixed across spans."""
 
     user_weight: np.ndarray
@@ -152,8 +143,13 @@ def _ids(prefix: str, indices: np.ndarray, count: int, min_width: int) -> np.nda
     return np.array([f"{prefix}{i:0{width}d}" for i in indices.tolist()], dtype=np.bytes_)
 
 
-def _build_world(spec: LogSpec) -> _World:
-    """Draw users, items and their fixed attributes (independent of the span)."""
+def entity_index(ids: np.ndarray) -> np.ndarray:
+    """Return the world row index of each logged user or item id (b"u00042" -> 42, b"i00007" -> 7)."""
+    return np.array([int(i[1:]) for i in ids.tolist()])
+
+
+def build_world(spec: LogSpec) -> World:
+    """Draw users, items and their fixed attributes (independent of the span); return them as a ``World``."""
     rng = np.random.default_rng([_WORLD_STREAM, spec.seed])
     nu, ni, nc, d = spec.num_users, spec.num_items, spec.num_categories, spec.latent_dim
     factor_scale = d**-0.25  # makes U_u . V_i have unit variance
@@ -163,7 +159,7 @@ def _build_world(spec: LogSpec) -> _World:
     category = rng.integers(nc, size=ni)
     category_log_price = rng.normal(3.0, 0.8, nc)
     reaction_rng = np.random.default_rng([_REACTION_WORLD_STREAM, spec.seed])
-    return _World(
+    return World(
         user_weight=user_weight,
         user_factors=user_factors,
         user_country=rng.choice(len(COUNTRIES), nu, p=_COUNTRY_P),
@@ -185,10 +181,11 @@ def _build_world(spec: LogSpec) -> _World:
     )
 
 
-def _true_params(
-    world: _World, users: np.ndarray, items: np.ndarray, hours: np.ndarray, devices: np.ndarray
+def true_params(
+    world: World, users: np.ndarray, items: np.ndarray, hours: np.ndarray, devices: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """True p_click, p_conversion, watch_time_mean, reaction_probs (given click) and interest_probs per event.
+    """Return the true p_click, p_conversion, watch_time_mean, reaction_probs (given click) and interest_probs
+    per event, keyed by those names.
 
     Coefficients are tuned so the default LogSpec gives CTR ~0.19 (Bayes AUC ~0.78) and CVR ~0.14.
     """
@@ -257,17 +254,17 @@ def _sample_labels(
 
 
 def generate_span(spec: LogSpec, span: int) -> Events:
-    """Draw the events of one span (in memory)."""
+    """Draw the events of one span (in memory) and return them."""
     if span < 0:
         raise ValueError(f"span must be non-negative, got {span}")
-    world = _build_world(spec)
+    world = build_world(spec)
     rng = np.random.default_rng([_EVENT_STREAM, spec.seed, span])
     n = spec.num_events
     users = rng.choice(spec.num_users, n, p=world.user_weight)
     items = rng.choice(spec.num_items, n, p=world.item_weight)
     hours = rng.choice(24, n, p=_HOUR_P)
     devices = _sample_rows(rng, world.user_device_p[users])
-    truth = _true_params(world, users, items, hours, devices)
+    truth = true_params(world, users, items, hours, devices)
     reaction_rng = np.random.default_rng([_REACTION_EVENT_STREAM, spec.seed, span])
     labels = _sample_labels(truth, rng, reaction_rng, spec.minus_one_fraction)
     event_id = _ids(f"s{span}-", np.arange(n), n, 6)
@@ -284,138 +281,3 @@ def generate_span(spec: LogSpec, span: int) -> Events:
         "price": world.item_price[items].astype(np.float32),
     }
     return Events(features=features, labels=labels, truth={"event_id": event_id, **truth})
-
-
-def _feature(kind: str, values: list) -> tf.train.Feature:
-    if kind == "bytes":
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
-    if kind == "int":
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
-    return tf.train.Feature(float_list=tf.train.FloatList(value=values))
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _field(tag: bytes, payload: bytes) -> bytes:
-    """A length-delimited protobuf field (``tag`` is its one-byte key)."""
-    return tag + _varint(len(payload)) + payload
-
-
-def _map_entries(name: str, kind: str, values: np.ndarray) -> np.ndarray:
-    """Per event, the serialized ``Features.feature`` map entry for this column (b"" where NaN).
-
-    ``values`` holds one value per event, or one row of values per event ([events, k]). Each distinct value
-    (row) is turned into a tf.train.Feature only once.
-    """
-    present = ~np.isnan(values).reshape(len(values), -1).any(axis=1) if values.dtype.kind == "f" else (
-        np.ones(len(values), bool))
-    distinct, inverse = np.unique(values[present], return_inverse=True, axis=0 if values.ndim > 1 else None)
-    key = _field(_FIELD_1, name.encode())
-    encoded = [
-        _field(_FIELD_1, key + _field(_FIELD_2, _feature(kind, np.atleast_1d(value).tolist()).SerializeToString()))
-        for value in distinct
-    ]
-    entries = np.full(len(values), b"", dtype=object)
-    entries[present] = np.array(encoded, dtype=object)[inverse]
-    return entries
-
-
-def _serialized_examples(events: Events) -> Iterator[bytes]:
-    """tf.train.Examples serialized as protobuf does with deterministic=True (map keys sorted).
-
-    Labels that are NaN are left out of the Example.
-    """
-    columns = {**events.features, **events.labels}
-    kinds = {**FEATURE_KINDS, **LABEL_KINDS}
-    entries = [_map_entries(name, kinds[name], columns[name]) for name in sorted(kinds)]
-    for row in np.stack(entries, axis=1):
-        yield _field(_FIELD_1, b"".join(row))
-
-
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Like np.savez_compressed, but with fixed zip timestamps so the bytes are reproducible."""
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, array in arrays.items():
-            buffer = io.BytesIO()
-            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_DATE)
-            archive.writestr(info, buffer.getvalue(), compress_type=zipfile.ZIP_DEFLATED)
-
-
-def write_span(events: Events, out_dir: str | Path, span: int) -> Path:
-    """Write events and truth of one span under ``out_dir/span-<span>``; return that directory."""
-    span_dir = Path(out_dir) / f"span-{span}"
-    span_dir.mkdir(parents=True, exist_ok=True)
-    with tf.io.TFRecordWriter(str(span_dir / EVENTS_FILE), options="GZIP") as writer:
-        for record in _serialized_examples(events):
-            writer.write(record)
-    _save_npz(span_dir / TRUTH_FILE, events.truth)
-    return span_dir
-
-
-def generate_logs(spec: LogSpec, out_dir: str | Path, spans: Sequence[int]) -> list[Path]:
-    """Generate and write every span in ``spans``; return the span directories."""
-    return [write_span(generate_span(spec, span), out_dir, span) for span in spans]
-
-
-def load_truth(span_dir: str | Path, event_ids: Sequence[bytes] | None = None) -> dict[str, np.ndarray]:
-    """Read the truth arrays written next to a span's events; with ``event_ids``, their rows in that order."""
-    with np.load(Path(span_dir) / TRUTH_FILE) as archive:
-        truth = {name: archive[name] for name in archive.files}
-    if event_ids is None:
-        return truth
-    row = {event: i for i, event in enumerate(truth["event_id"].astype(bytes).tolist())}
-    index = np.array([row[event] for event in event_ids])
-    return {name: values[index] for name, values in truth.items()}
-
-
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Exact ROC AUC of ``scores`` for binary ``labels`` via average ranks (ties count one half)."""
-    labels = np.asarray(labels).astype(bool)
-    num_pos = int(labels.sum())
-    num_neg = len(labels) - num_pos
-    if num_pos == 0 or num_neg == 0:
-        raise ValueError("roc_auc needs both positive and negative labels")
-    _, inverse, counts = np.unique(np.asarray(scores), return_inverse=True, return_counts=True)
-    average_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based mean rank of each distinct score
-    rank_sum = average_rank[inverse][labels].sum()
-    return float((rank_sum - num_pos * (num_pos + 1) / 2.0) / (num_pos * num_neg))
-
-
-def _present(label: np.ndarray) -> np.ndarray:
-    """True where a label column (row) holds a real value (neither NaN nor the -1 sentinel)."""
-    real = ~np.isnan(label) & (label != -1)
-    return real.reshape(len(label), -1).all(axis=1)
-
-
-def _rmse(labels: np.ndarray, means: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((labels - means) ** 2)))
-
-
-# Per label column: the name of its limit, and that limit from (present labels, truth of those events).
-_LIMITS = {
-    "click": ("click_auc", lambda y, truth: roc_auc(y, truth["p_click"])),
-    "conversion": ("conversion_auc", lambda y, truth: roc_auc(y, truth["p_conversion"])),
-    "watch_time": ("watch_time_rmse", lambda y, truth: _rmse(y, truth["watch_time_mean"])),
-    "interest": ("interest_accuracy", lambda y, truth: float(np.mean(truth["interest_probs"].argmax(axis=1) == y))),
-    # Micro-averaged: every (event, reaction) pair is one point, as TFMA scores a multi-hot label.
-    "reactions": ("reactions_auc", lambda y, truth: roc_auc(y.ravel(), truth["reaction_probs"].ravel())),
-}
-
-
-def bayes_limits(truth: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
-    """Best achievable metrics: the true probabilities / means scored against the sampled labels, for each
-    label column in ``labels`` (over the events where it is present)."""
-    limits = {}
-    for name, label in labels.items():
-        key, limit = _LIMITS[name]
-        present = _present(label)
-        limits[key] = limit(label[present], {k: v[present] for k, v in truth.items()})
-    return limits

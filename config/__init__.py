@@ -1,0 +1,21 @@
+"""The bottom layer: the typed pipeline config, the names of every pluggable concept, and the contract between
+the pipeline definition and the user code. It imports nothing of the project; every other package imports it.
+"""
+
+from config.contract import from_custom_config, to_custom_config
+from config.registry import Architecture, Balancing, FeatureKind, LossNormalization, TaskType
+from config.schema import (
+    DEFAULT_CONFIG,
+    BlessingConfig,
+    ConfigError,
+    DataConfig,
+    EvaluationConfig,
+    FeatureConfig,
+    ModelConfig,
+    PipelineConfig,
+    TaskConfig,
+)
+
+__all__ = ["Architecture", "Balancing", "BlessingConfig", "ConfigError", "DEFAULT_CONFIG", "DataConfig",
+           "EvaluationConfig", "FeatureConfig", "FeatureKind", "LossNormalization", "ModelConfig", "PipelineConfig",
+           "TaskConfig", "TaskType", "from_custom_config", "to_custom_config"]

@@ -1,0 +1,57 @@
+"""The names of every pluggable concept, each spelled here once: feature kinds, task types, architectures,
+balancers and loss normalisations.
+
+The config validates against these; the model code keys its registries (``models.tasks.TASK_TYPES``,
+``models.builder``'s architectures and balancers, ``models.features``' transforms) by the same members, and a
+test checks that every member has an implementation.
+"""
+
+from enum import StrEnum
+
+
+class FeatureKind(StrEnum):
+    """How Transform turns a raw column into a model input."""
+
+    VOCABULARY = "vocabulary"  # string -> id by frequency (top_k, oov_buckets)
+    HASH = "hash"  # string -> id by hash (hash_buckets)
+    BUCKETIZED = "bucketized"  # number -> bucket id (boundaries)
+    ZSCORE = "zscore"  # number -> standardised float
+    LOG = "log"  # number -> log1p, then standardised
+
+    @property
+    def is_categorical(self) -> bool:
+        """True for kinds that become an id (embedded by the model), False for numeric inputs."""
+        return self in (FeatureKind.VOCABULARY, FeatureKind.HASH, FeatureKind.BUCKETIZED)
+
+
+class TaskType(StrEnum):
+    """What a head predicts; ``models.tasks`` holds one Task class per member."""
+
+    BINARY = "binary"
+    REGRESSION = "regression"
+    MULTICLASS = "multiclass"
+    MULTILABEL = "multilabel"
+
+
+class Architecture(StrEnum):
+    """How the encoded features become one representation per task (``models.zoo``)."""
+
+    SHARED_BOTTOM = "shared_bottom"
+    MMOE = "mmoe"
+    PLE = "ple"
+
+
+class Balancing(StrEnum):
+    """How the task losses become gradients (``models.balancing``)."""
+
+    FIXED = "fixed"
+    UNCERTAINTY = "uncertainty"
+    GRADNORM = "gradnorm"
+    PCGRAD = "pcgrad"
+
+
+class LossNormalization(StrEnum):
+    """per_label: each task's mean over its present labels; per_example: that mean times the batch's label share."""
+
+    PER_LABEL = "per_label"
+    PER_EXAMPLE = "per_example"

@@ -1,0 +1,327 @@
+"""The typed pipeline config: the one source of truth for features, tasks, model, data and evaluation.
+
+A YAML file (``config/default.yaml`` describes the bundled logs) is loaded into frozen dataclasses; the
+preprocessing_fn, the model, its losses and metrics, the TFMA EvalConfig and the serving signatures are all
+derived from it. Every key is checked for its type (int, float, bool, text, lists of them) and its range, and
+every name against ``config.registry``; errors name the setting and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from config.registry import Architecture, Balancing, FeatureKind, LossNormalization, TaskType
+
+DEFAULT_CONFIG = Path(__file__).parent / "default.yaml"
+
+
+class ConfigError(ValueError):
+    """A config file that cannot describe a pipeline."""
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """One raw log feature and how Transform turns it into a model input."""
+
+    name: str
+    kind: FeatureKind
+    embedding_dim: int = 8
+    top_k: int | None = None
+    oov_buckets: int = 1
+    hash_buckets: int = 0
+    boundaries: tuple[float, ...] = ()
+
+    def __post_init__(self):
+        _set_member(self, "kind", FeatureKind, f"feature '{self.name}': kind")
+        _require(self.embedding_dim >= 1, f"feature '{self.name}': embedding_dim must be >= 1")
+        _require(self.top_k is None or self.top_k >= 1, f"feature '{self.name}': top_k must be >= 1")
+        if self.kind == FeatureKind.VOCABULARY:
+            _require(self.oov_buckets >= 1, f"feature '{self.name}': oov_buckets must be >= 1")
+        if self.kind == FeatureKind.HASH:
+            _require(self.hash_buckets >= 2, f"feature '{self.name}': hash needs hash_buckets >= 2")
+        if self.kind == FeatureKind.BUCKETIZED:
+            _require(list(self.boundaries) == sorted(self.boundaries) and self.boundaries,
+                     f"feature '{self.name}': bucketized needs sorted, non-empty boundaries")
+
+    @property
+    def is_categorical(self) -> bool:
+        return self.kind.is_categorical
+
+
+@dataclass(frozen=True)
+class BlessingConfig:
+    """What a head must reach to be blessed: a bound on its key metric and a tolerance against the baseline."""
+
+    bound: float | None = None
+    tolerance: float = 0.01
+
+    def __post_init__(self):
+        _require(self.tolerance >= 0, f"blessing.tolerance must be >= 0, got {self.tolerance}")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """One prediction head: its label, loss weight, tower and blessing rule."""
+
+    name: str
+    type: TaskType
+    label_key: str
+    loss_weight: float = 1.0
+    tower: tuple[int, ...] = (32,)
+    dropout: float = 0.0
+    batch_norm: bool = False
+    l2: float = 0.0
+    lr_multiplier: float = 1.0
+    num_classes: int = 0
+    missing_value: float | None = -1
+    blessing: BlessingConfig = field(default_factory=BlessingConfig)
+
+    def __post_init__(self):
+        where = f"task '{self.name}'"
+        _set_member(self, "type", TaskType, f"{where}: type")
+        _require(self.loss_weight >= 0, f"{where}: loss_weight must be >= 0")
+        _require(all(units >= 1 for units in self.tower), f"{where}: tower sizes must be >= 1, got {self.tower}")
+        _require(0 <= self.dropout < 1, f"{where}: dropout must be in [0, 1), got {self.dropout}")
+        _require(self.l2 >= 0 and self.lr_multiplier >= 0, f"{where}: l2 and lr_multiplier must be >= 0")
+        if self.type in (TaskType.MULTICLASS, TaskType.MULTILABEL):
+            _require(self.num_classes >= 2, f"{where}: {self.type} needs num_classes >= 2")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture, loss balancing, sizes and optimisation of the multi-task model.
+
+    shared_bottom uses ``shared_layers`` (empty: no shared hidden layer). mmoe uses ``experts`` experts of
+    ``expert_layers``; ple uses ``experts`` shared and ``task_experts`` per-task experts in ``levels`` levels
+    (1 level is CGC). ``esmm_tasks`` (ctr, cvr) trains the cvr head through pCTCVR = pCTR x pCVR on every
+    impression. ``dot_interaction`` names categorical features (at least two, equal embedding_dim) whose
+    embeddings' pairwise dot products join the encoded input, e.g. user_id . item_id. ``fusion`` adds a served
+    ``fusion_score``: the weighted sum of heads that give one score per example. ``loss_normalization``:
+    per_label trains on each task's mean loss over its present labels; per_example scales it by the share of the
+    batch with that label, so every labelled example weighs the same in every task.
+    """
+
+    architecture: Architecture = Architecture.SHARED_BOTTOM
+    shared_layers: tuple[int, ...] = (64, 32)
+    experts: int = 4
+    expert_layers: tuple[int, ...] = (64,)
+    task_experts: int = 1
+    levels: int = 1
+    balancing: Balancing = Balancing.FIXED
+    loss_normalization: LossNormalization = LossNormalization.PER_LABEL
+    gradnorm_alpha: float = 1.5
+    esmm_tasks: tuple[str, ...] = ()
+    fusion: dict[str, float] = field(default_factory=dict)
+    dot_interaction: tuple[str, ...] = ()
+    clip_norm: float | None = None
+    jit_compile: bool = False
+    embedding_l2: float = 0.0
+    learning_rate: float = 1e-3
+    batch_size: int = 256
+    train_steps: int = 1000
+    eval_steps: int = 50
+    epochs: int = 10
+    early_stopping_patience: int = 2
+    seed: int = 0
+
+    def __post_init__(self):
+        _set_member(self, "architecture", Architecture, "model.architecture")
+        _set_member(self, "balancing", Balancing, "model.balancing")
+        _set_member(self, "loss_normalization", LossNormalization, "model.loss_normalization")
+        for name in ("batch_size", "train_steps", "eval_steps", "epochs"):
+            _require(getattr(self, name) >= 1, f"model.{name} must be >= 1, got {getattr(self, name)}")
+        _require(self.epochs <= self.train_steps, "model.epochs must be in [1, train_steps]")
+        _require(self.learning_rate > 0, f"model.learning_rate must be > 0, got {self.learning_rate}")
+        _require(self.clip_norm is None or self.clip_norm > 0, f"model.clip_norm must be > 0, got {self.clip_norm}")
+        _require(self.embedding_l2 >= 0 and self.early_stopping_patience >= 0,
+                 "model.embedding_l2 and model.early_stopping_patience must be >= 0")
+        _require(all(units >= 1 for units in (*self.shared_layers, *self.expert_layers)),
+                 "model.shared_layers and model.expert_layers sizes must be >= 1")
+        _require(self.experts >= 1 and self.task_experts >= 0 and self.levels >= 1,
+                 "model: experts >= 1, task_experts >= 0 and levels >= 1")
+        _require(len(self.esmm_tasks) in (0, 2), "model.esmm_tasks must name (ctr_task, cvr_task) or nothing")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the logs are and how ImportExampleGen splits them.
+
+    Each run ingests one span (``span``: the latest, or N); Transform and Trainer use the newest
+    ``train_spans`` spans ingested so far (earlier spans are ingested by earlier runs, e.g. ``--span 1``).
+    """
+
+    log_root: str = "data/logs"
+    span: str | int = "latest"
+    train_spans: int = 1
+    presplit: bool = False
+    train_buckets: int = 4
+    eval_buckets: int = 1
+    schema_path: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "span", str(self.span))
+        _require(self.span == "latest" or self.span.isdigit(), f"data.span '{self.span}' is not 'latest' or N")
+        _require(self.train_spans >= 1, "data.train_spans must be >= 1")
+        _require(self.train_buckets >= 1 and self.eval_buckets >= 1,
+                 "data.train_buckets and data.eval_buckets must be >= 1")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """TFMA slices (raw feature names) beside the overall slice."""
+
+    slices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The whole pipeline, as one YAML file declares it."""
+
+    name: str
+    features: tuple[FeatureConfig, ...]
+    tasks: tuple[TaskConfig, ...]
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+    def __post_init__(self):
+        _require(re.fullmatch(r"[a-z0-9][a-z0-9-]{0,127}", self.name),
+                 f"name '{self.name}' must match [a-z0-9][a-z0-9-]{{0,127}} (Kubeflow pipeline and model names)")
+        _require(self.features and self.tasks, "a pipeline needs at least one feature and one task")
+        _require_unique("feature", [f.name for f in self.features])
+        _require_unique("task", [t.name for t in self.tasks])
+        feature_names = {f.name for f in self.features}
+        for task in self.tasks:
+            _require(task.label_key not in feature_names, f"task '{task.name}': label '{task.label_key}' is a feature")
+        task_names = {t.name for t in self.tasks}
+        for name in (*self.model.esmm_tasks, *self.model.fusion):
+            _require(name in task_names, f"model: '{name}' is not a task")
+        self._check_dot_interaction()
+        for name in self.evaluation.slices:
+            _require(name in feature_names, f"evaluation slice '{name}' is not a declared feature")
+
+    def _check_dot_interaction(self):
+        names = self.model.dot_interaction
+        if not names:
+            return
+        _require(len(names) >= 2 and len(set(names)) == len(names),
+                 "model.dot_interaction needs at least two distinct features")
+        categorical = {f.name: f.embedding_dim for f in self.features if f.is_categorical}
+        for name in names:
+            _require(name in categorical, f"model.dot_interaction: '{name}' is not a categorical feature")
+        dims = {name: categorical[name] for name in names}
+        _require(len(set(dims.values())) == 1, f"model.dot_interaction needs equal embedding_dim, got {dims}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
+        """The config from plain data (parsed YAML or ``to_dict()``); raises ConfigError naming the bad key."""
+        return _build(cls, data, "config")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> PipelineConfig:
+        """The config in the YAML file at ``path``; every problem is a ConfigError that starts with the path."""
+        try:
+            with open(path) as f:
+                data = yaml.safe_load(f)
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read the config file ({e.strerror})") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+        try:
+            return cls.from_dict(data)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict that ``from_dict`` turns back into an equal config."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> PipelineConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _build(cls, data: Any, where: str):
+    """Builds dataclass ``cls`` from plain YAML data, naming the place of any unknown, missing or mistyped key."""
+    _require(isinstance(data, dict), f"{where}: expected a mapping, got {type(data).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    _require(not unknown, f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {name: _typed(value, hints[name], f"{where}.{name}") for name, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def _typed(value: Any, hint: Any, where: str) -> Any:
+    """``value`` checked against the type ``hint`` (ints accepted as floats, lists become tuples, nested mappings
+    become their dataclass); raises ConfigError naming ``where``, the expected type and the value."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        arms = [arm for arm in args if arm is not type(None)]
+        for arm in arms:
+            try:
+                return _typed(value, arm, where)
+            except ConfigError:
+                continue
+        _type_error(value, " or ".join(_describe(arm) for arm in arms), where)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin is tuple:
+        _require(isinstance(value, (list, tuple)), f"{where}: expected a list, got {value!r}")
+        item = args[0]
+        if dataclasses.is_dataclass(item):
+            return tuple(_build(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+        return tuple(_typed(v, item, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        _require(isinstance(value, dict), f"{where}: expected a mapping, got {value!r}")
+        return {_typed(k, args[0], where): _typed(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    expected = str if isinstance(hint, type) and issubclass(hint, StrEnum) else hint
+    if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
+        return value
+    _type_error(value, _describe(hint), where)
+
+
+def _describe(hint: Any) -> str:
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
+    if isinstance(hint, type) and issubclass(hint, StrEnum):
+        return f"one of {[m.value for m in hint]}"
+    return names.get(hint, str(hint))
+
+
+def _type_error(value: Any, expected: str, where: str) -> typing.NoReturn:
+    raise ConfigError(f"{where}: expected {expected}, got {value!r}")
+
+
+def _set_member(config: Any, name: str, names: type[StrEnum], where: str) -> None:
+    """Replaces the text in field ``name`` by its member of ``names``; a ConfigError lists the valid names."""
+    value = getattr(config, name)
+    valid = [m.value for m in names]
+    _require(value in valid, f"{where} '{value}' not in {valid}")
+    object.__setattr__(config, name, names(value))
+
+
+def _require(condition: Any, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _require_unique(what: str, names: list[str]) -> None:
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    _require(not duplicates, f"duplicate {what} name(s): {duplicates}")

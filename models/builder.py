@@ -1,0 +1,84 @@
+"""The Trainer's model builder: the one place where the config is mapped to the model's parts.
+
+``build_model`` picks the encoder, the architecture (one registry, keyed by ``config.Architecture``), a tower
+per task, the tasks and the balancer (one registry, keyed by ``config.Balancing``) and composes them into a
+compiled MultiTaskModel. ``check_model_config`` holds the rules that depend on task types; create_pipeline calls
+it, so a bad combination fails before any component runs.
+"""
+
+import tf_keras
+
+from config import Architecture, Balancing, ConfigError, ModelConfig, PipelineConfig
+from models.balancing import Balancer, FixedWeights, GradNorm, PCGrad, UncertaintyWeighting
+from models.layers import MLP, FeatureEncoder
+from models.multitask_model import MultiTaskModel
+from models.tasks import BinaryTask, make_tasks
+from models.zoo import PLE, MMoE, SharedBottom
+
+ARCHITECTURES = {
+    Architecture.SHARED_BOTTOM: lambda m, names: SharedBottom(names, list(m.shared_layers)),
+    Architecture.MMOE: lambda m, names: MMoE(names, m.experts, list(m.expert_layers)),
+    Architecture.PLE: lambda m, names: PLE(names, m.experts, m.task_experts, m.levels, list(m.expert_layers)),
+}
+
+BALANCERS = {
+    Balancing.FIXED: lambda m, weights: FixedWeights(weights, name="balancer"),
+    Balancing.UNCERTAINTY: lambda m, weights: UncertaintyWeighting(weights, name="balancer"),
+    Balancing.GRADNORM: lambda m, weights: GradNorm(weights, alpha=m.gradnorm_alpha, name="balancer"),
+    Balancing.PCGRAD: lambda m, weights: PCGrad(weights, name="balancer"),
+}
+
+
+def make_architecture(model: ModelConfig, task_names: list[str]) -> tf_keras.layers.Layer:
+    """The architecture layer ``model.architecture`` names, sized by the model config."""
+    return ARCHITECTURES[model.architecture](model, task_names)
+
+
+def make_balancer(model: ModelConfig, loss_weights: dict[str, float]) -> Balancer:
+    """The balancer ``model.balancing`` names, over the tasks' configured ``loss_weights``."""
+    return BALANCERS[model.balancing](model, loss_weights)
+
+
+def check_model_config(config: PipelineConfig) -> None:
+    """Raises ConfigError for type-dependent rules: fusion takes heads with one score per example, ESMM takes
+    binary heads. Called by create_pipeline and build_model."""
+    tasks = {t.name: t for t in make_tasks(config.tasks)}
+    for name in config.model.fusion:
+        if not tasks[name].scalar:
+            raise ConfigError(f"model.fusion: task '{name}' ({tasks[name].config.type}) gives "
+                              f"{tasks[name].units} scores per example; fusion takes heads with one score "
+                              "(binary, regression)")
+    for name in config.model.esmm_tasks:
+        if not isinstance(tasks[name], BinaryTask):
+            raise ConfigError(f"model.esmm_tasks: task '{name}' is {tasks[name].config.type}; ESMM needs binary tasks")
+
+
+def build_model(config: PipelineConfig, cardinalities: dict[str, int]) -> MultiTaskModel:
+    """The compiled, untrained model for ``config``; ``cardinalities`` ({categorical feature: number of ids},
+    ``models.features.cardinalities``) sizes the embeddings. Called by run_fn, the benchmarks and the tests."""
+    check_model_config(config)
+    model_config = config.model
+    tasks = make_tasks(config.tasks)
+    categorical = [f for f in config.features if f.is_categorical]
+    encoder = FeatureEncoder(
+        {f.name: cardinalities[f.name] for f in categorical},
+        {f.name: f.embedding_dim for f in categorical},
+        [f.name for f in config.features if not f.is_categorical],
+        embedding_l2=model_config.embedding_l2, dot_interaction=list(model_config.dot_interaction))
+    towers = {}
+    for task in tasks:
+        tower = task.config
+        towers[task.name] = MLP(list(tower.tower), dropout=tower.dropout, batch_norm=tower.batch_norm, l2=tower.l2,
+                                name=f"{task.name}_tower")
+    model = MultiTaskModel(
+        encoder=encoder,
+        architecture=make_architecture(model_config, [t.name for t in tasks]),
+        towers=towers,
+        tasks=tasks,
+        balancer=make_balancer(model_config, {t.name: t.config.loss_weight for t in tasks}),
+        loss_normalization=model_config.loss_normalization,
+        esmm_tasks=model_config.esmm_tasks,
+        fusion=model_config.fusion,
+        clip_norm=model_config.clip_norm)
+    model.compile(optimizer=tf_keras.optimizers.Adam(model_config.learning_rate), jit_compile=model_config.jit_compile)
+    return model
