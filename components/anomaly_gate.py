@@ -11,8 +11,10 @@ import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
 
+from config import UserError
 
-class AnomaliesFound(RuntimeError):
+
+class AnomaliesFound(UserError):
     """The logs do not match the schema."""
 
 

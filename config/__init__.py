@@ -3,11 +3,11 @@ the pipeline definition and the user code. It imports nothing of the project; ev
 """
 
 from config.contract import from_custom_config, to_custom_config
+from config.errors import ConfigError, UserError
 from config.registry import Architecture, Balancing, FeatureKind, LossNormalization, TaskType
 from config.schema import (
     DEFAULT_CONFIG,
     BlessingConfig,
-    ConfigError,
     DataConfig,
     EvaluationConfig,
     FeatureConfig,
@@ -18,4 +18,4 @@ from config.schema import (
 
 __all__ = ["Architecture", "Balancing", "BlessingConfig", "ConfigError", "DEFAULT_CONFIG", "DataConfig",
            "EvaluationConfig", "FeatureConfig", "FeatureKind", "LossNormalization", "ModelConfig", "PipelineConfig",
-           "TaskConfig", "TaskType", "from_custom_config", "to_custom_config"]
+           "TaskConfig", "TaskType", "UserError", "from_custom_config", "to_custom_config"]

@@ -19,13 +19,10 @@ from typing import Any
 
 import yaml
 
+from config.errors import ConfigError
 from config.registry import Architecture, Balancing, FeatureKind, LossNormalization, TaskType
 
 DEFAULT_CONFIG = Path(__file__).parent / "default.yaml"
-
-
-class ConfigError(ValueError):
-    """A config file that cannot describe a pipeline."""
 
 
 @dataclass(frozen=True)

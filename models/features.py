@@ -16,20 +16,16 @@ def _hash(feature: FeatureConfig, raw) -> tf.Tensor:
     return tf.strings.to_hash_bucket_fast(tensors.column_values(raw, default=""), feature.hash_buckets)
 
 
-def _numbers(raw) -> tf.Tensor:
-    return tf.cast(tensors.column_values(raw, default=0), tf.float32)
-
-
 def _bucketized(feature: FeatureConfig, raw) -> tf.Tensor:
-    return tft.apply_buckets(_numbers(raw), [list(feature.boundaries)])
+    return tft.apply_buckets(tensors.finite_numbers(raw), [list(feature.boundaries)])
 
 
 def _zscore(feature: FeatureConfig, raw) -> tf.Tensor:
-    return tft.scale_to_z_score(_numbers(raw))
+    return tft.scale_to_z_score(tensors.finite_numbers(raw))
 
 
 def _log(feature: FeatureConfig, raw) -> tf.Tensor:
-    return tft.scale_to_z_score(tf.math.log1p(tf.maximum(_numbers(raw), 0.0)))
+    return tft.scale_to_z_score(tf.math.log1p(tf.maximum(tensors.finite_numbers(raw), 0.0)))
 
 
 # One transform per kind: categorical kinds give int64 ids in [0, cardinality), numeric kinds standardised float32.

@@ -44,6 +44,9 @@ class MultiTaskModel(tf_keras.Model):
         self.weight_trackers = {t.name: tf_keras.metrics.Mean(name=f"{t.name}_loss_weight") for t in self.tasks}
         self.task_metrics = {t.name: t.make_metrics() for t in self.tasks}
 
+    # No tensor-dependent Python control flow here either; autograph would convert the loop over the tasks and
+    # then each Keras layer it calls.
+    @tf.autograph.experimental.do_not_convert
     def call(self, features, training=False):
         per_task = self.architecture(self.encoder(features), training=training)
         outputs = {}

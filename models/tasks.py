@@ -55,9 +55,12 @@ class Task:
         return self.units == 1
 
     def encode_label(self, raw) -> tuple[tf.Tensor, tf.Tensor]:
-        """(label, weight): a valid label everywhere (0 where missing) and weight 0.0 where it is missing."""
+        """(label, weight): a valid label everywhere (0 where missing) and weight 0.0 where it is missing; a NaN or
+        ±inf label counts as missing."""
         values = tensors.column_values(raw, default=0)
         present = tensors.column_present(raw)
+        if values.dtype.is_floating:
+            present &= tf.math.is_finite(values)
         if self.config.missing_value is not None:
             present &= tf.not_equal(values, tf.cast(self.config.missing_value, values.dtype))
         label = tf.where(present, tf.cast(values, self.label_dtype), tf.zeros_like(values, self.label_dtype))

@@ -10,6 +10,13 @@ def column_values(x, default) -> tf.Tensor:
     return tf.reshape(x, [-1])
 
 
+def finite_numbers(x) -> tf.Tensor:
+    """The single number of each row as a [batch] float32 tensor; rows without a value, and NaN or ±inf values,
+    become 0 (a non-finite number counts as missing, in training and in serving alike)."""
+    values = tf.cast(column_values(x, default=0), tf.float32)
+    return tf.where(tf.math.is_finite(values), values, tf.zeros_like(values))
+
+
 def column_present(x) -> tf.Tensor:
     """A [batch] bool tensor: True where the row has a value."""
     if isinstance(x, tf.SparseTensor):

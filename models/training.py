@@ -1,22 +1,56 @@
 """The Trainer component's run_fn: builds the multi-task model from the config, trains it, exports it."""
 
+import math
+
 import tensorflow_transform as tft
 import tf_keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from config import ModelConfig, from_custom_config
+from config import ModelConfig, UserError, from_custom_config
 from models import features, signatures
 from models.builder import build_model
 from models.multitask_model import MultiTaskModel
 
 
+class NonFiniteLoss(UserError):
+    """A task's training loss became NaN or infinite."""
+
+
+class StopOnNonFiniteLoss(tf_keras.callbacks.Callback):
+    """Stops training within ``every`` steps of a task's loss turning NaN or ±inf, naming the task."""
+
+    def __init__(self, task_names: list[str], every: int = 20):
+        super().__init__()
+        self.task_names, self.every = list(task_names), every
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch % self.every == 0:
+            self._check(logs, f"epoch {self.epoch + 1}, step {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(logs, f"the end of epoch {epoch + 1}")
+
+    def _check(self, logs, when):
+        for name in self.task_names:
+            value = (logs or {}).get(f"{name}_loss")
+            if value is not None and not math.isfinite(float(value)):
+                raise NonFiniteLoss(f"task '{name}': the training loss became {float(value)} at {when}; look for "
+                                    "NaN or ±inf in the logs' features and labels, or lower model.learning_rate")
+
+
 def fit(model: MultiTaskModel, model_config: ModelConfig, train_dataset, eval_dataset, *, train_steps: int,
         eval_steps: int, log_dir: str | None = None, verbose: int = 2):
     """Trains in ``model_config.epochs`` epochs of equal steps, keeping the weights of the best validation loss;
-    returns the Keras History. Called by run_fn and the benchmarks."""
+    returns the Keras History; raises NonFiniteLoss when a task's loss turns NaN. Called by run_fn and the
+    benchmarks."""
     epochs = model_config.epochs
-    callbacks = [tf_keras.callbacks.EarlyStopping(patience=model_config.early_stopping_patience,
+    callbacks = [StopOnNonFiniteLoss([t.name for t in model.tasks]),
+                 tf_keras.callbacks.EarlyStopping(patience=model_config.early_stopping_patience,
                                                   restore_best_weights=True)]
     if log_dir:
         callbacks.append(tf_keras.callbacks.TensorBoard(log_dir, update_freq=100))

@@ -6,7 +6,7 @@ import gc
 import os
 import sys
 
-from config import DEFAULT_CONFIG, ConfigError, PipelineConfig
+from config import DEFAULT_CONFIG, PipelineConfig, UserError
 
 
 def _config(args) -> PipelineConfig:
@@ -101,11 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """The `mtl` console script (setup.py); returns 0, or 2 for a config error, which it prints as one line."""
+    """The `mtl` console script (setup.py); returns 0, or 2 for an error the user can fix (a setting, path, file or
+    value: UserError), which it prints as one line; any other exception is a bug and keeps its traceback."""
     args = build_parser().parse_args(argv)
     try:
         code = args.handler(args)
-    except ConfigError as e:
+    except UserError as e:
         print(f"mtl {args.command}: {e}", file=sys.stderr)
         code = 2
     gc.collect()  # frees TensorFlow functions while their modules exist; at interpreter exit they print tracebacks

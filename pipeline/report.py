@@ -129,7 +129,8 @@ def format_report(report: RunReport, limits: dict[str, dict[str, float]] | None 
         if len(rows) > max_slices:
             lines.append(f"| … {len(rows) - max_slices} more slices in the TFMA output | " + "| " * len(names))
     verdict = {True: "BLESSED", False: "NOT BLESSED", None: "not evaluated"}[report.blessed]
-    lines += ["", f"Blessing: {verdict}"] + [f"  - {f}" for f in report.failures]
+    ingested = f"span {report.span} of {report.input_base}" if report.span is not None else "nothing"
+    lines += ["", f"Ingested: {ingested}", f"Blessing: {verdict}"] + [f"  - {f}" for f in report.failures]
     lines.append(f"Pushed model: {report.pushed_model or 'nothing pushed'}")
     lines.append(f"TFMA output: {report.evaluation_uri}")
     lines.append("Component seconds: " + ", ".join(f"{name} {s:.1f}" for name, s in report.seconds.items()))

@@ -5,19 +5,27 @@ import os
 from tfx import v1 as tfx
 
 from config import ConfigError, PipelineConfig
+from pipeline.output_lock import exclusive_output, fail_stale_executions
 from pipeline.pipeline import create_pipeline
+from pipeline.preflight import check_run
 
 
 def run_local(config: PipelineConfig, *, output_dir: str, serving_dir: str) -> str:
-    """Runs every component here; returns the MLMD sqlite path that records the run."""
-    metadata_path = os.path.join(os.path.abspath(output_dir), "metadata.db")
+    """Runs every component here, after the preflight checks (PreflightError names what to fix), holding the
+    output folder's lock (OutputInUse if another run holds it); returns the MLMD sqlite path that records the
+    run. Called by `mtl run`, the benchmarks and the end-to-end tests."""
+    check_run(config, serving_dir)
+    output_dir = os.path.abspath(output_dir)
+    metadata_path = os.path.join(output_dir, "metadata.db")
     pipeline = create_pipeline(
         config,
-        pipeline_root=os.path.join(os.path.abspath(output_dir), "pipeline_root"),
+        pipeline_root=os.path.join(output_dir, "pipeline_root"),
         serving_dir=serving_dir,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
         beam_pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"])
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    with exclusive_output(output_dir):
+        fail_stale_executions(metadata_path)
+        tfx.orchestration.LocalDagRunner().run(pipeline)
     return metadata_path
 
 

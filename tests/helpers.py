@@ -1,5 +1,5 @@
-"""Helpers shared by the model, balancing and zoo tests: a tiny three-task config, batches for it, and a check
-that training lowers every task's loss."""
+"""Helpers shared by the test modules: a tiny three-task config, batches for it, a check that training lowers
+every task's loss, and the size of the good_logs fixture."""
 
 import dataclasses
 
@@ -19,6 +19,7 @@ CONFIG = PipelineConfig.from_dict({
     "model": {"shared_layers": [8], "learning_rate": 0.05},
 })
 CARDINALITIES = {"device": 4}
+GOOD_LOG_EVENTS = 300  # events in the good_logs fixture's span (conftest.py)
 
 
 def batch(n=16, seed=0) -> dict[str, tf.Tensor]:

@@ -10,6 +10,7 @@ from models.builder import ARCHITECTURES, BALANCERS, make_architecture
 from models.features import TRANSFORMS
 from models.layers import MLP, DotInteraction, FeatureEncoder
 from models.tasks import TASK_TYPES
+from models.training import NonFiniteLoss, fit
 from models.zoo.shared_bottom import SharedBottom
 
 
@@ -100,3 +101,11 @@ def test_fit_builds_an_unbuilt_model():
     model = tiny_model()
     history = model.fit(tf.data.Dataset.from_tensors(batch(32)).repeat(), steps_per_epoch=3, verbose=0)
     assert np.isfinite(history.history["loss"][-1])
+
+
+def test_a_nan_loss_stops_training_and_names_the_task():
+    model = tiny_model()
+    features = dict(batch(32), watch_time_label=tf.fill([32], float("nan")), watch_time_weight=tf.ones([32]))
+    dataset = tf.data.Dataset.from_tensors(features).repeat()
+    with pytest.raises(NonFiniteLoss, match=r"task 'watch_time': the training loss became nan at epoch 1, step 1"):
+        fit(model, CONFIG.model, dataset, dataset, train_steps=100, eval_steps=1, verbose=0)

@@ -14,6 +14,7 @@ import tensorflow as tf
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components.anomaly_gate import AnomaliesFound
 from config import DEFAULT_CONFIG, PipelineConfig, TaskConfig
 from data.world import LogSpec
 from data.writer import generate_logs
@@ -131,6 +132,21 @@ def test_first_run_is_blessed_and_pushed_model_answers_requests(run, first):
     np.testing.assert_allclose(outputs["interest"].numpy().sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_served_model_treats_a_non_finite_input_as_missing(run, first):
+    serve = tf.saved_model.load(first.pushed_model).signatures["serving_default"]
+    example = run.eval_examples()[0]
+    variants = []
+    for price in (float("inf"), float("nan"), 0.0):  # 0.0: what a missing number becomes
+        changed = tf.train.Example.FromString(example.SerializeToString())
+        changed.features.feature["price"].float_list.value[:] = [price]
+        variants.append(changed.SerializeToString())
+    outputs = serve(examples=tf.constant(variants))
+    for name, values in outputs.items():
+        assert np.all(np.isfinite(values.numpy())), name
+        np.testing.assert_allclose(values.numpy()[0], values.numpy()[2], rtol=1e-6)  # inf scores as missing
+        np.testing.assert_allclose(values.numpy()[1], values.numpy()[2], rtol=1e-6)  # NaN scores as missing
+
+
 def test_candidate_worse_on_one_head_is_not_blessed_nor_pushed(run, first):
     tasks = tuple(dataclasses.replace(t, loss_weight=0.0) if t.name == "click" else t for t in run.config.tasks)
     second = run.execute(run.config.replace(tasks=tasks))
@@ -146,12 +162,12 @@ def test_anomalies_stop_the_run_before_transform(run, first, tmp_path):
     broken = tmp_path / "logs" / "span-1"
     broken.mkdir(parents=True)
     with tf.io.TFRecordWriter(str(broken / "events.tfrecord.gz"), "GZIP") as writer:
-        for example in run.eval_examples():
-            del example.features.feature["price"]
+        for example in run.eval_examples():  # a device the schema's domain has never seen
+            example.features.feature["device"].bytes_list.value[:] = [b"smart_tv"]
             writer.write(example.SerializeToString())
     config = run.config.replace(data=dataclasses.replace(run.config.data, log_root=str(tmp_path / "logs"),
                                                          schema_path=schema))
-    with pytest.raises(Exception, match="feature 'price'"):
+    with pytest.raises(AnomaliesFound, match="feature 'device'"):
         run_local(config, output_dir=str(tmp_path / "outputs"), serving_dir=str(tmp_path / "serving"))
     assert not os.path.exists(tmp_path / "outputs" / "pipeline_root" / "Transform")
     assert not os.path.exists(tmp_path / "serving")

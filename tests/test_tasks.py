@@ -62,6 +62,13 @@ def test_encode_label_maps_absent_and_minus_one_to_weight_zero():
     assert weight.numpy().tolist() == [1.0, 0.0, 0.0, 1.0]
 
 
+def test_encode_label_counts_a_non_finite_label_as_missing():
+    raw = tf.constant([[2.5], [float("nan")], [float("inf")], [0.0]])
+    label, weight = _task(RegressionTask, "regression").encode_label(raw)
+    assert label.numpy().tolist() == [2.5, 0.0, 0.0, 0.0]
+    assert weight.numpy().tolist() == [1.0, 0.0, 0.0, 1.0]
+
+
 def test_encode_label_of_an_all_absent_batch():
     raw = tf.SparseTensor(indices=tf.zeros([0, 2], tf.int64), values=tf.zeros([0], tf.float32), dense_shape=[3, 0])
     label, weight = _task(RegressionTask, "regression").encode_label(raw)

@@ -1,0 +1,172 @@
+"""Checks that stop a local run in seconds, before any component starts, with one line that names the path,
+span, file, feature or value to fix. run_local calls ``check_run``; the CLI prints a PreflightError as one line
+and exits with code 2.
+
+What is checked: the log folder and the span to ingest exist and hold files; every file is a complete gzip
+TFRecord with at least one event; in a sample of each file's first events, every declared feature, label and
+slice is present with the type its kind needs, numbers are finite, labels are in their task type's domain; the
+serving folder is writable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from config import FeatureKind, PipelineConfig, TaskType, UserError
+
+SAMPLE_EVENTS = 10_000  # events per file whose values are checked (every event is counted)
+_NUMERIC_KINDS = (FeatureKind.BUCKETIZED, FeatureKind.ZSCORE, FeatureKind.LOG)
+
+
+class PreflightError(UserError):
+    """Logs, paths or settings that a run cannot start from; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Ingestion:
+    """What a run will ingest: the span number, its folder and its files with their event counts."""
+
+    span: int
+    span_dir: str
+    events: dict[str, int]
+
+
+def check_run(config: PipelineConfig, serving_dir: str) -> Ingestion:
+    """Raises PreflightError for the first problem found; returns what the run will ingest."""
+    ingestion = check_logs(config)
+    _check_writable(serving_dir)
+    return ingestion
+
+
+def check_logs(config: PipelineConfig) -> Ingestion:
+    """The span that ``config.data`` selects, its files readable and their sampled values as the config needs."""
+    root = config.data.log_root
+    if not tf.io.gfile.isdir(root):
+        raise PreflightError(f"data.log_root {root}: no such folder; pass --log-root DIR, or write sample logs "
+                             f"with `mtl generate-logs --out {root}`")
+    spans = sorted(int(m.group(1)) for name in tf.io.gfile.listdir(root)
+                   if (m := re.fullmatch(r"span-(\d+)/?", name)))
+    if not spans:
+        raise PreflightError(f"data.log_root {root}: no span-N folders; lay the logs out as "
+                             f"{root}/span-N/*.tfrecord.gz")
+    span = spans[-1] if config.data.span == "latest" else int(config.data.span)
+    span_dir = os.path.join(root, f"span-{span}")
+    if span not in spans:
+        raise PreflightError(f"data.span {span}: {span_dir} does not exist (spans there: "
+                             f"{', '.join(map(str, spans))})")
+    patterns = ["train/*", "eval/*"] if config.data.presplit else ["*.tfrecord*"]
+    events = {}
+    for pattern in patterns:
+        files = sorted(tf.io.gfile.glob(os.path.join(span_dir, pattern)))
+        if not files:
+            latest = " (the latest span)" if config.data.span == "latest" else ""
+            raise PreflightError(f"{span_dir}{latest}: no files match '{pattern}'; write that span's logs, or run an "
+                                 "earlier span with --span N")
+        for path in files:
+            events[path] = _count_events(path)
+            _check_sample(path, config)
+    return Ingestion(span=span, span_dir=span_dir, events=events)
+
+
+def _count_events(path: str) -> int:
+    """The number of records in a gzip TFRecord file; PreflightError if it is not one or holds none."""
+    records = tf.data.TFRecordDataset(path, compression_type="GZIP")
+    try:
+        count = int(records.reduce(tf.constant(0, tf.int64), _add_one))
+    except tf.errors.OpError as e:
+        raise PreflightError(f"{path}: not a readable gzip TFRecord file ({_reason(e)}); "
+                             "replace or remove it") from None
+    if count == 0:
+        raise PreflightError(f"{path}: holds no events; replace or remove it")
+    return count
+
+
+@tf.autograph.experimental.do_not_convert
+def _add_one(count, _):
+    return count + 1
+
+
+def _reason(error: tf.errors.OpError) -> str:
+    message = error.message
+    if "incorrect header check" in message:
+        return "not gzip-compressed"
+    if "truncated record" in message:
+        return "truncated: it ends inside a record"
+    return re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", message).strip()
+
+
+def _check_sample(path: str, config: PipelineConfig) -> None:
+    """Every declared feature, label and slice present in the first SAMPLE_EVENTS events of ``path``, with the
+    value type its kind needs, finite numbers and labels inside their task's domain."""
+    columns = _sample_columns(path)
+    where = f"{path} (first {min(SAMPLE_EVENTS, columns.pop('', 0)):,} events)"
+    for feature in config.features:
+        values = _column(columns, feature.name, "feature", where)
+        if feature.kind in _NUMERIC_KINDS:
+            _require_numbers(values, f"feature '{feature.name}' (kind {feature.kind})", where)
+    for name in config.evaluation.slices:
+        _column(columns, name, "slice feature", where)
+    for task in config.tasks:
+        values = _column(columns, task.label_key, f"label of task '{task.name}'", where)
+        what = f"label '{task.label_key}' of task '{task.name}' ({task.type})"
+        _require_numbers(values, what, where)
+        _check_label_domain(np.asarray(values, np.float64), task, what, where)
+
+
+def _sample_columns(path: str) -> dict:
+    """{feature name: list of its values, as bytes or numbers} over the first SAMPLE_EVENTS events; key '' holds
+    the number of events read."""
+    columns: dict = {}
+    read = 0
+    for record in tf.data.TFRecordDataset(path, compression_type="GZIP").take(SAMPLE_EVENTS):
+        example = tf.train.Example.FromString(record.numpy())
+        read += 1
+        for name, feature in example.features.feature.items():
+            kind = feature.WhichOneof("kind")
+            values = list(getattr(feature, kind).value) if kind else []
+            columns.setdefault(name, []).extend(values)
+    columns[""] = read
+    return columns
+
+
+def _column(columns: dict, name: str, what: str, where: str) -> list:
+    if name not in columns:
+        raise PreflightError(f"{where}: no event has the {what} '{name}'; fix the logs or the config")
+    return columns[name]
+
+
+def _require_numbers(values: list, what: str, where: str) -> None:
+    if values and isinstance(values[0], bytes):
+        raise PreflightError(f"{where}: {what} is logged as text (e.g. {values[0][:20]!r}) but must be a number")
+    bad = int(np.sum(~np.isfinite(np.asarray(values, np.float64))))
+    if bad:
+        raise PreflightError(f"{where}: {what} has {bad} non-finite value(s) (NaN or ±inf); fix or drop those events")
+
+
+def _check_label_domain(values: np.ndarray, task, what: str, where: str) -> None:
+    """Binary and multilabel labels in {0, 1}, multiclass in [0, num_classes), all integral; the task's
+    missing_value is allowed everywhere."""
+    if task.missing_value is not None:
+        values = values[values != task.missing_value]
+    if task.type == TaskType.REGRESSION or not len(values):
+        return
+    top = task.num_classes - 1 if task.type == TaskType.MULTICLASS else 1
+    bad = values[(values < 0) | (values > top) | (values != np.round(values))]
+    if len(bad):
+        missing = f" or the missing value {task.missing_value:g}" if task.missing_value is not None else ""
+        raise PreflightError(f"{where}: {what} has value {bad[0]:g} ({len(bad)} such); it must be an integer in "
+                             f"[0, {top}]{missing}")
+
+
+def _check_writable(serving_dir: str) -> None:
+    """The serving folder (or the nearest existing folder above it) must be writable."""
+    folder = os.path.abspath(serving_dir)
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise PreflightError(f"serving dir {serving_dir}: {folder} is not a writable folder; pass --serving-dir DIR")
