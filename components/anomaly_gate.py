@@ -1,21 +1,30 @@
-"""AnomalyGate: stops the pipeline before Transform and Trainer when ExampleValidator found anomalies.
+"""AnomalyGate: stops the pipeline before Transform and Trainer when ExampleValidator found anomalies, or when a
+feature's distribution drifted from the previous run's span beyond its threshold (``validation.drift``).
 
-ExampleValidator only records anomalies; nothing downstream reads them. This component fails its own
-execution with a message naming each anomalous feature, and the pipeline makes Transform depend on it.
+ExampleValidator only records anomalies, and judges one span alone; nothing downstream reads them. This component
+fails its own execution with one line per anomalous feature and split, and the pipeline makes Transform depend on
+it. Drift is measured by TFDV against the statistics of the span that the previous run ingested, with the drift
+comparators that CurateSchema put into the schema.
 """
 
 import json
 import os
 
 import tensorflow as tf
+import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
 
+from components.schema_curation import schema_file
 from config import UserError
+
+STATISTICS_FILE = "FeatureStats.pb"
+_MEASUREMENT_TYPES = anomalies_pb2.DriftSkewInfo.DESCRIPTOR.fields_by_name["drift_measurements"].message_type \
+    .fields_by_name["type"].enum_type
 
 
 class AnomaliesFound(UserError):
-    """The logs do not match the schema."""
+    """The logs do not match the schema, or moved too far from the previous span."""
 
 
 def anomaly_messages(uri: str, split_names: list[str]) -> list[str]:
@@ -31,10 +40,39 @@ def anomaly_messages(uri: str, split_names: list[str]) -> list[str]:
     return messages
 
 
+def drift_messages(statistics_uri: str, baseline_uri: str, schema_path: str, split_names: list[str]) -> list[str]:
+    """One line per feature and split whose drift from the baseline statistics exceeds the schema's comparator."""
+    schema = tfdv.load_schema_text(schema_path)
+    messages = []
+    for split in split_names:
+        current, previous = (os.path.join(uri, f"Split-{split}", STATISTICS_FILE)
+                             for uri in (statistics_uri, baseline_uri))
+        if not tf.io.gfile.exists(previous):
+            continue
+        result = tfdv.validate_statistics(tfdv.load_stats_binary(current), schema,
+                                          previous_statistics=tfdv.load_stats_binary(previous))
+        for info in result.drift_skew_info:
+            feature = ".".join(info.path.step)
+            for measurement in info.drift_measurements:
+                if measurement.value > measurement.threshold:
+                    kind = _MEASUREMENT_TYPES.values_by_number[measurement.type].name
+                    messages.append(f"split '{split}', feature '{feature}': moved {measurement.value:.3g} ({kind}) "
+                                    f"from the previous run's span, above validation.drift {measurement.threshold:g}")
+    return messages
+
+
 @tfx.dsl.components.component
-def AnomalyGate(anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies]):
-    """Raises AnomaliesFound, naming every anomalous feature, if there is any anomaly."""
-    messages = anomaly_messages(anomalies.uri, json.loads(anomalies.split_names))
+def AnomalyGate(
+    anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+    statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
+    schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
+    baseline_statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics] = None,
+):
+    """Raises AnomaliesFound, naming every anomalous or drifted feature, if there is any."""
+    splits = json.loads(anomalies.split_names)
+    messages = anomaly_messages(anomalies.uri, splits)
+    if baseline_statistics is not None:
+        messages += drift_messages(statistics.uri, baseline_statistics.uri, schema_file(schema.uri), splits)
     if messages:
-        raise AnomaliesFound("ExampleValidator found anomalies; Transform and Trainer will not run:\n  "
-                             + "\n  ".join(messages))
+        raise AnomaliesFound("ExampleValidator found anomalies; Transform and Trainer will not run: "
+                             + " | ".join(messages))

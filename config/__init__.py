@@ -14,8 +14,9 @@ from config.schema import (
     ModelConfig,
     PipelineConfig,
     TaskConfig,
+    ValidationConfig,
 )
 
 __all__ = ["Architecture", "Balancing", "BlessingConfig", "ConfigError", "DEFAULT_CONFIG", "DataConfig",
            "EvaluationConfig", "FeatureConfig", "FeatureKind", "LossNormalization", "ModelConfig", "PipelineConfig",
-           "TaskConfig", "TaskType", "UserError", "from_custom_config", "to_custom_config"]
+           "TaskConfig", "TaskType", "UserError", "ValidationConfig", "from_custom_config", "to_custom_config"]

@@ -173,6 +173,19 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class ValidationConfig:
+    """How a new span is judged against the previous run's span: ``drift`` maps a feature to the largest
+    distance its distribution may move (L-infinity for categorical, Jensen-Shannon divergence for numeric
+    features, both in [0, 1]); a larger move stops the run before Transform."""
+
+    drift: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name, threshold in self.drift.items():
+            _require(0 < threshold <= 1, f"validation.drift.{name} must be in (0, 1], got {threshold}")
+
+
+@dataclass(frozen=True)
 class EvaluationConfig:
     """TFMA slices (raw feature names) beside the overall slice."""
 
@@ -188,6 +201,7 @@ class PipelineConfig:
     tasks: tuple[TaskConfig, ...]
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
     def __post_init__(self):
@@ -205,6 +219,8 @@ class PipelineConfig:
         self._check_dot_interaction()
         for name in self.evaluation.slices:
             _require(name in feature_names, f"evaluation slice '{name}' is not a declared feature")
+        for name in self.validation.drift:
+            _require(name in feature_names, f"validation.drift: '{name}' is not a declared feature")
 
     def _check_dot_interaction(self):
         names = self.model.dot_interaction

@@ -50,6 +50,11 @@ class Task:
         return f"{self.name}_weight"
 
     @property
+    def label_domain(self) -> tuple[int, int] | None:
+        """The (smallest, largest) integer a present label may take, or None where any finite number may."""
+        return None
+
+    @property
     def scalar(self) -> bool:
         """True when the head gives one score per example (it can enter a fusion score)."""
         return self.units == 1
@@ -102,6 +107,7 @@ class Task:
 class BinaryTask(Task):
     activation = "sigmoid"
     key_metric = "AUC"
+    label_domain = (0, 1)
     tfma_metrics = ("ExampleCount", "WeightedExampleCount", "AUC", "AUCPrecisionRecall", "Calibration",
                     "MeanLabel", "MeanPrediction")
 
@@ -147,6 +153,10 @@ class MulticlassTask(Task):
         super().__init__(config)
         self.units = config.num_classes
 
+    @property
+    def label_domain(self):
+        return (0, self.units - 1)
+
     def per_example_loss(self, labels, predictions):
         return tf_keras.losses.sparse_categorical_crossentropy(labels, predictions)
 
@@ -166,6 +176,7 @@ class MultilabelTask(Task):
 
     activation = "sigmoid"
     key_metric = "AUC"
+    label_domain = (0, 1)
     tfma_metrics = ("ExampleCount", "WeightedExampleCount", "AUC", "AUCPrecisionRecall")
 
     def __init__(self, config):

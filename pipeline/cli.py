@@ -22,6 +22,7 @@ def _run(args) -> int:
     from pipeline.limits import head_limits
     from pipeline.report import format_report, load_run_report
     from pipeline.runners import run_local
+    from pipeline.schema_store import accepted_schema_path
 
     config = _config(args)
     report = load_run_report(run_local(config, output_dir=args.output_dir, serving_dir=args.serving_dir))
@@ -30,7 +31,17 @@ def _run(args) -> int:
     with open(report_path, "w") as f:
         f.write(f"# {config.name}: per-head TFMA metrics\n{text}\n")
     print(text)
+    print(f"Schema: {config.data.schema_path or accepted_schema_path(args.output_dir)} (new spans are judged "
+          "against it; `mtl schema accept` takes the newest span's)")
     print(f"Report: {os.path.abspath(report_path)}")
+    return 0
+
+
+def _schema_accept(args) -> int:
+    """`mtl schema accept`: makes the newest run's inferred schema the accepted one; prints its path."""
+    from pipeline.schema_store import accept_latest_schema
+
+    print(f"accepted: {accept_latest_schema(args.output_dir)}")
     return 0
 
 
@@ -87,6 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--minus-one-fraction", type=float, default=0.0,
                           help="share of missing labels written as -1 instead of absent (default: 0)")
     generate.set_defaults(handler=_generate_logs)
+
+    schema = commands.add_parser(
+        "schema", help="the schema that new spans are judged against",
+        description="The first run in an output folder accepts the schema inferred from its span; later spans are "
+                    "judged against it (plus the config's label domains and drift thresholds).")
+    schema_commands = schema.add_subparsers(dest="schema_command", required=True)
+    accept = schema_commands.add_parser(
+        "accept", help="accept the schema inferred from the newest run's span (after a real change of the data)")
+    accept.add_argument("--output-dir", default="outputs", help="the runs' output folder (default: %(default)s)")
+    accept.set_defaults(handler=_schema_accept)
 
     kubeflow = with_config(commands.add_parser(
         "compile-kubeflow", help="compile the same pipeline to a Kubeflow Pipelines v2 JSON spec",

@@ -1,10 +1,13 @@
 """create_pipeline: the TFX components wired in data-flow order. Runners only differ in how they execute it."""
 
+import json
 import os
 
 from tfx import v1 as tfx
 
 from components.anomaly_gate import AnomalyGate
+from components.atomic_pusher import AtomicPusher
+from components.schema_curation import CurateSchema
 from config import DataConfig, PipelineConfig, to_custom_config
 from models.builder import check_model_config
 from models.eval_config import make_eval_config
@@ -13,11 +16,12 @@ PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.training.run_fn"
 
 
-def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: str,
+def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: str, accepted_schema: str | None = None,
                     metadata_connection_config=None, beam_pipeline_args=None) -> tfx.dsl.Pipeline:
     """The whole pipeline for ``config``; the runners (run_local, compile_kubeflow) call it. User code is
-    referenced by module path, importable in any runner; raises ConfigError before any component runs when the
-    model config does not fit the tasks."""
+    referenced by module path, importable in any runner. New spans are judged against ``data.schema_path``, else
+    ``accepted_schema`` (a schema file an earlier run accepted), else the schema inferred from the span itself.
+    Raises ConfigError before any component runs when the model config does not fit the tasks."""
     check_model_config(config)
     custom_config = to_custom_config(config)
 
@@ -28,20 +32,36 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
         output_config=None if config.data.presplit else _hash_split(config.data),
         range_config=_range_config(config.data))
 
+    # The statistics of the span the previous run ingested, resolved before this run's exist: the drift baseline.
+    previous_statistics = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
+                                   producer_component_id="StatisticsGen"),
+    ).with_id("previous_statistics_resolver")
+
     # Describe the data: statistics are what the schema is inferred from and what the validator checks.
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen.add_upstream_node(previous_statistics)
 
-    # The schema: a curated file when the config names one, else inferred from this span.
-    if config.data.schema_path:
-        schema_gen = tfx.components.ImportSchemaGen(schema_file=_local_or_uri(config.data.schema_path))
-    else:
-        schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
-                                              infer_feature_shape=True)
+    # Infer a schema from this span: the first run's is accepted, and `mtl schema accept` takes a later one.
+    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
 
-    # Check every split against the schema; the gate turns anomalies into a failed run before Transform.
+    # Judge the span by the accepted (or curated) schema when there is one, plus what the config knows: label
+    # domains and presence, finite numbers, environments, drift thresholds.
+    schema_path = config.data.schema_path or accepted_schema
+    import_schema = (tfx.components.ImportSchemaGen(schema_file=_local_or_uri(schema_path)) if schema_path
+                     else None)
+    curate_schema = CurateSchema(schema=(import_schema or schema_gen).outputs["schema"],
+                                 pipeline_config=json.dumps(custom_config))
+
+    # Check every split against that schema and the previous span; the gate fails the run before Transform.
     example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"],
-                                                        schema=schema_gen.outputs["schema"])
-    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+                                                        schema=curate_schema.outputs["curated_schema"])
+    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"],
+                               statistics=statistics_gen.outputs["statistics"],
+                               schema=curate_schema.outputs["curated_schema"],
+                               baseline_statistics=previous_statistics.outputs["statistics"])
+    schema = curate_schema.outputs["curated_schema"]
 
     # Train on the newest `train_spans` ingested spans; statistics and validation look at the new span alone.
     span_window = _span_window(example_gen, config.data.train_spans) if config.data.train_spans > 1 else None
@@ -49,7 +69,7 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
     # Features and (label, weight) pairs from the config; the same graph is baked into the serving model.
     transform = tfx.components.Transform(
         examples=span_window.outputs["examples"] if span_window else example_gen.outputs["examples"],
-        schema=schema_gen.outputs["schema"],
+        schema=schema,
         preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config)
     transform.add_upstream_node(anomaly_gate)
 
@@ -58,7 +78,7 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
+        schema=schema,
         train_args=tfx.proto.TrainArgs(num_steps=config.model.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=config.model.eval_steps),
         custom_config=custom_config)
@@ -77,17 +97,17 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
         baseline_model=baseline_resolver.outputs["model"],
         eval_config=make_eval_config(config))
 
-    # Ship only a blessed model, as a new version directory in TF Serving's layout.
-    pusher = tfx.components.Pusher(
+    # Ship only a blessed model, as a new version directory in TF Serving's layout that appears only when complete.
+    pusher = AtomicPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
-            base_directory=os.path.join(_local_or_uri(serving_dir), config.name))))
+        base_directory=os.path.join(_local_or_uri(serving_dir), config.name)).with_id("Pusher")
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate,
+        components=[example_gen, previous_statistics, statistics_gen, schema_gen,
+                    *([import_schema] if import_schema else []), curate_schema, example_validator, anomaly_gate,
                     *([span_window] if span_window else []), transform, trainer, baseline_resolver, evaluator, pusher],
         enable_cache=False,
         metadata_connection_config=metadata_connection_config,

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from config import FeatureKind, PipelineConfig, TaskType, UserError
+from config import FeatureKind, PipelineConfig, UserError
+from models.tasks import Task, make_tasks
 
 SAMPLE_EVENTS = 10_000  # events per file whose values are checked (every event is counted)
 _NUMERIC_KINDS = (FeatureKind.BUCKETIZED, FeatureKind.ZSCORE, FeatureKind.LOG)
@@ -111,9 +112,10 @@ def _check_sample(path: str, config: PipelineConfig) -> None:
             _require_numbers(values, f"feature '{feature.name}' (kind {feature.kind})", where)
     for name in config.evaluation.slices:
         _column(columns, name, "slice feature", where)
-    for task in config.tasks:
-        values = _column(columns, task.label_key, f"label of task '{task.name}'", where)
-        what = f"label '{task.label_key}' of task '{task.name}' ({task.type})"
+    for task in make_tasks(config.tasks):
+        label_key = task.config.label_key
+        values = _column(columns, label_key, f"label of task '{task.name}'", where)
+        what = f"label '{label_key}' of task '{task.name}' ({task.config.type})"
         _require_numbers(values, what, where)
         _check_label_domain(np.asarray(values, np.float64), task, what, where)
 
@@ -148,19 +150,20 @@ def _require_numbers(values: list, what: str, where: str) -> None:
         raise PreflightError(f"{where}: {what} has {bad} non-finite value(s) (NaN or ±inf); fix or drop those events")
 
 
-def _check_label_domain(values: np.ndarray, task, what: str, where: str) -> None:
-    """Binary and multilabel labels in {0, 1}, multiclass in [0, num_classes), all integral; the task's
-    missing_value is allowed everywhere."""
-    if task.missing_value is not None:
-        values = values[values != task.missing_value]
-    if task.type == TaskType.REGRESSION or not len(values):
+def _check_label_domain(values: np.ndarray, task: Task, what: str, where: str) -> None:
+    """Present labels are integers inside the task's label domain (binary and multilabel [0, 1], multiclass
+    [0, num_classes - 1]); the task's missing_value is allowed everywhere."""
+    missing_value = task.config.missing_value
+    if missing_value is not None:
+        values = values[values != missing_value]
+    if task.label_domain is None or not len(values):
         return
-    top = task.num_classes - 1 if task.type == TaskType.MULTICLASS else 1
-    bad = values[(values < 0) | (values > top) | (values != np.round(values))]
+    low, high = task.label_domain
+    bad = values[(values < low) | (values > high) | (values != np.round(values))]
     if len(bad):
-        missing = f" or the missing value {task.missing_value:g}" if task.missing_value is not None else ""
+        missing = f" or the missing value {missing_value:g}" if missing_value is not None else ""
         raise PreflightError(f"{where}: {what} has value {bad[0]:g} ({len(bad)} such); it must be an integer in "
-                             f"[0, {top}]{missing}")
+                             f"[{low}, {high}]{missing}")
 
 
 def _check_writable(serving_dir: str) -> None:

@@ -8,24 +8,30 @@ from config import ConfigError, PipelineConfig
 from pipeline.output_lock import exclusive_output, fail_stale_executions
 from pipeline.pipeline import create_pipeline
 from pipeline.preflight import check_run
+from pipeline.schema_store import accept_latest_schema, accepted_schema_path
 
 
 def run_local(config: PipelineConfig, *, output_dir: str, serving_dir: str) -> str:
     """Runs every component here, after the preflight checks (PreflightError names what to fix), holding the
     output folder's lock (OutputInUse if another run holds it); returns the MLMD sqlite path that records the
-    run. Called by `mtl run`, the benchmarks and the end-to-end tests."""
+    run. New spans are judged against the folder's accepted schema; the first run that passes validation accepts
+    the schema inferred from its span. Called by `mtl run`, the benchmarks and the end-to-end tests."""
     check_run(config, serving_dir)
     output_dir = os.path.abspath(output_dir)
     metadata_path = os.path.join(output_dir, "metadata.db")
-    pipeline = create_pipeline(
-        config,
-        pipeline_root=os.path.join(output_dir, "pipeline_root"),
-        serving_dir=serving_dir,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
-        beam_pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"])
+    accepted = accepted_schema_path(output_dir)
     with exclusive_output(output_dir):
         fail_stale_executions(metadata_path)
+        pipeline = create_pipeline(
+            config,
+            pipeline_root=os.path.join(output_dir, "pipeline_root"),
+            serving_dir=serving_dir,
+            accepted_schema=accepted if os.path.exists(accepted) else None,
+            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
+            beam_pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"])
         tfx.orchestration.LocalDagRunner().run(pipeline)
+        if not config.data.schema_path and not os.path.exists(accepted):
+            accept_latest_schema(output_dir)
     return metadata_path
 
 

@@ -7,8 +7,9 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 from pipeline.cli import main
 
-COMPONENTS = ["ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomalyGate", "Transform",
-              "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"]
+COMPONENTS = ["ImportExampleGen", "previous_statistics_resolver", "StatisticsGen", "SchemaGen", "CurateSchema",
+              "ExampleValidator", "AnomalyGate", "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator",
+              "Pusher"]
 
 
 def test_compiles_to_a_pipeline_spec_with_every_component(tmp_path):
@@ -26,6 +27,8 @@ def test_compiles_to_a_pipeline_spec_with_every_component(tmp_path):
     assert "models.preprocessing.preprocessing_fn" in text and "models.training.run_fn" in text
     assert "registry.example/mtl:1" in text and "gs://bucket/logs" in text
     assert any(t.startswith("AnomalyGate") for t in tasks["Transform"].dependent_tasks)
+    assert any(t.startswith("previous_statistics_resolver") for t in tasks["StatisticsGen"].dependent_tasks)
+    assert "AtomicPusher" in tasks["Pusher"].component_ref.name or "AtomicPusher" in text
 
 
 def test_span_window_is_refused_with_a_clear_error(tmp_path, capsys):

@@ -7,6 +7,7 @@ head (not blessed, not pushed), and a run on logs that break a curated schema (s
 import dataclasses
 import glob
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -18,9 +19,11 @@ from components.anomaly_gate import AnomaliesFound
 from config import DEFAULT_CONFIG, PipelineConfig, TaskConfig
 from data.world import LogSpec
 from data.writer import generate_logs
+from pipeline.cli import main
 from pipeline.limits import head_limits
 from pipeline.report import BAYES_ROW, OVERALL, artifact_span, format_report, load_run_report
 from pipeline.runners import run_local
+from pipeline.schema_store import accepted_schema_path
 
 pytestmark = pytest.mark.e2e
 
@@ -173,6 +176,23 @@ def test_anomalies_stop_the_run_before_transform(run, first, tmp_path):
     assert not os.path.exists(tmp_path / "serving")
 
 
+def test_the_first_run_accepts_its_schema_and_a_drifted_span_stops_before_transform(run, first, tmp_path):
+    accepted = accepted_schema_path(run.output_dir)
+    assert "feature {" in open(accepted).read()
+    drifted = tmp_path / "logs" / "span-1"
+    drifted.mkdir(parents=True)
+    with tf.io.TFRecordWriter(str(drifted / "events.tfrecord.gz"), "GZIP") as writer:
+        for example in run.eval_examples():  # every impression on mobile: a device mix the last span never had
+            example.features.feature["device"].bytes_list.value[:] = [b"mobile"]
+            writer.write(example.SerializeToString())
+    served_before = run.versions()
+    config = run.config.replace(data=dataclasses.replace(run.config.data, log_root=str(tmp_path / "logs")))
+    with pytest.raises(AnomaliesFound, match=r"split 'train', feature 'device': moved 0\.\d+ \(L_INFTY\) from the "
+                                             r"previous run's span, above validation.drift 0.05"):
+        run_local(config, output_dir=run.output_dir, serving_dir=run.serving_dir)
+    assert run.versions() == served_before
+
+
 def test_a_non_default_model_runs_end_to_end(run, tmp_path):
     """MMoE, uncertainty weighting, user . item interaction, per-example loss normalisation, a fusion output and
     a multilabel head, through every component to a served model."""
@@ -222,3 +242,39 @@ def test_training_window_covers_the_newest_ingested_spans(tmp_path):
     assert _spans_transform_read(os.path.join(window.output_dir, "metadata.db")) == [1]
     window.execute(config.replace(data=dataclasses.replace(config.data, train_spans=2)))  # ingests span 2
     assert _spans_transform_read(os.path.join(window.output_dir, "metadata.db")) == [1, 2]
+
+
+def _nan_watch_time(example):
+    if "watch_time" in example.features.feature:
+        example.features.feature["watch_time"].float_list.value[:] = [float("nan")]
+
+
+def _without_price(example):
+    del example.features.feature["price"]
+
+
+@pytest.mark.parametrize("fault, fragment", [
+    (None, "(the latest span): no files match"),
+    (_nan_watch_time, "label 'watch_time' of task 'watch_time' (regression) has"),
+    (_without_price, "no event has the feature 'price'"),
+])
+def test_bad_data_stops_before_any_component_and_the_served_model_keeps_answering(run, first, tmp_path, capsys,
+                                                                                    fault, fragment):
+    """On the first run's output and serving folders: one line, exit 2, nothing pushed, the served model intact."""
+    served_before = run.versions()
+    logs = tmp_path / "logs"
+    shutil.copytree(run.config.data.log_root, logs)
+    span_dir = logs / "span-2"
+    span_dir.mkdir()
+    if fault:
+        with tf.io.TFRecordWriter(str(span_dir / "events.tfrecord.gz"), "GZIP") as writer:
+            for example in run.eval_examples():
+                fault(example)
+                writer.write(example.SerializeToString())
+    code = main(["run", "--log-root", str(logs), "--output-dir", run.output_dir, "--serving-dir", run.serving_dir])
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and str(span_dir) in line and fragment in line, line
+    assert run.versions() == served_before
+    serve = tf.saved_model.load(first.pushed_model).signatures["serving_default"]
+    outputs = serve(examples=tf.constant([e.SerializeToString() for e in run.eval_examples()[:3]]))
+    assert np.all(np.isfinite(outputs["click"].numpy()))

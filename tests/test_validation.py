@@ -1,0 +1,87 @@
+"""What a span is judged by: the curated schema (label domains and presence, finite numbers, environments, drift
+comparators from the config) and the drift gate against the previous span's statistics."""
+
+import os
+
+import pandas as pd
+import pytest
+import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from components.anomaly_gate import STATISTICS_FILE, drift_messages
+from components.schema_curation import SERVING, curate_schema
+from config import ConfigError, PipelineConfig
+
+CONFIG = PipelineConfig.from_dict({
+    "name": "tiny",
+    "features": [{"name": "device", "kind": "vocabulary"}, {"name": "price", "kind": "log"}],
+    "tasks": [{"name": "click", "type": "binary", "label_key": "click"},
+              {"name": "interest", "type": "multiclass", "label_key": "interest", "num_classes": 5},
+              {"name": "watch_time", "type": "regression", "label_key": "watch_time"}],
+    "validation": {"drift": {"device": 0.1, "price": 0.2}},
+})
+GOOD = pd.DataFrame({"device": ["mobile", "desktop"] * 50, "price": [1.0, 3.0] * 50, "click": [0, 1] * 50,
+                     "interest": [0, 4] * 50, "watch_time": [0.5, 2.0] * 50})
+
+
+@pytest.fixture(scope="module")
+def curated():
+    return curate_schema(tfdv.infer_schema(tfdv.generate_statistics_from_dataframe(GOOD)), CONFIG)
+
+
+def _feature(schema, name) -> schema_pb2.Feature:
+    return tfdv.get_feature(schema, name)
+
+
+def test_labels_get_their_task_domains_presence_and_no_serving(curated):
+    click, interest = _feature(curated, "click"), _feature(curated, "interest")
+    assert (click.int_domain.min, click.int_domain.max) == (-1, 1)  # -1: the default missing_value
+    assert (interest.int_domain.min, interest.int_domain.max) == (-1, 4)
+    assert click.presence.min_count == 1 and list(click.not_in_environment) == [SERVING]
+    assert list(curated.default_environment) == ["TRAINING", SERVING]
+    assert not _feature(curated, "device").not_in_environment
+
+
+def test_floats_must_be_finite_and_drift_comparators_follow_the_feature_type(curated):
+    for name in ("price", "watch_time"):
+        assert _feature(curated, name).float_domain.disallow_nan and _feature(curated, name).float_domain.disallow_inf
+    assert _feature(curated, "device").drift_comparator.infinity_norm.threshold == 0.1
+    assert _feature(curated, "price").drift_comparator.jensen_shannon_divergence.threshold == 0.2
+
+
+@pytest.mark.parametrize("column, values, reason", [
+    ("click", [0, 2] * 50, "Unexpectedly large value: 2"),
+    ("interest", [0, 7] * 50, "Unexpectedly large value: 7"),
+    ("price", [1.0, float("inf")] * 50, "Float feature has Inf values"),
+])
+def test_the_curated_schema_catches_out_of_domain_labels_and_infinities(curated, column, values, reason):
+    anomalies = tfdv.validate_statistics(tfdv.generate_statistics_from_dataframe(GOOD.assign(**{column: values})),
+                                         curated)
+    assert reason in anomalies.anomaly_info[column].description
+
+
+def test_a_config_name_missing_from_the_schema_is_a_config_error():
+    schema = tfdv.infer_schema(tfdv.generate_statistics_from_dataframe(GOOD.drop(columns=["interest"])))
+    with pytest.raises(ConfigError, match="the schema has no feature 'interest'"):
+        curate_schema(schema, CONFIG)
+
+
+def _statistics_folder(root, frame):
+    (root / "Split-train").mkdir(parents=True)
+    path = root / "Split-train" / STATISTICS_FILE
+    path.write_bytes(tfdv.generate_statistics_from_dataframe(frame).SerializeToString())
+    return str(root)
+
+
+def test_drift_beyond_the_threshold_is_named_and_small_drift_passes(curated, tmp_path):
+    schema_path = str(tmp_path / "schema.pbtxt")
+    tfdv.write_schema_text(curated, schema_path)
+    previous = _statistics_folder(tmp_path / "previous", GOOD)
+    same = _statistics_folder(tmp_path / "same", GOOD.iloc[:98])
+    moved = _statistics_folder(tmp_path / "moved", GOOD.assign(device=["mobile"] * 80 + ["desktop"] * 20))
+    assert drift_messages(same, previous, schema_path, ["train"]) == []
+    (message,) = drift_messages(moved, previous, schema_path, ["train"])
+    assert message == ("split 'train', feature 'device': moved 0.3 (L_INFTY) from the previous run's span, "
+                       "above validation.drift 0.1")
+    assert drift_messages(moved, previous, schema_path, ["eval"]) == []  # no baseline for that split
+    assert os.path.exists(schema_path)
