@@ -6,7 +6,7 @@ One baseline `mtl run` on small generated logs (blessed and pushed), then each f
 `mtl schema accept`) as a subprocess on the same output and serving folders. Writes
 benchmarks/results/fault-cases.md and prints it.
 
-    .venv/bin/python benchmarks/fault_cases.py [--events 3000] [--work /tmp/mtl-faults]
+    .venv/bin/python benchmarks/fault_cases.py [--events 10000] [--work /tmp/mtl-faults]
 """
 
 import argparse
@@ -172,19 +172,21 @@ def run_case(case: Case, work: str, good: str) -> dict:
     seconds = time.perf_counter() - start
     lines = [line for line in child.stderr.strip().splitlines() if line.startswith("mtl ")]
     return {"case": case.name, "exit": child.returncode, "message": lines[-1] if lines else child.stderr[-300:],
-            "console_lines": len(lines), "seconds": seconds, "pushed": sorted(os.listdir(serving)) != before,
+            "console_lines": len(lines), "stderr_lines": len(child.stderr.strip().splitlines()),
+            "seconds": seconds, "pushed": sorted(os.listdir(serving)) != before,
             "served": _served_answers(serving, good)}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--work", default="/tmp/mtl-faults")
     parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "results", "fault-cases.md"))
     args = parser.parse_args(argv)
     shutil.rmtree(args.work, ignore_errors=True)
     good = os.path.join(args.work, "logs")
-    generate_logs(LogSpec(num_events=args.events, seed=5), good, [1])
+    # The end-to-end test's world: 300 users and 150 items, so that 10,000 events are enough to be blessed.
+    generate_logs(LogSpec(num_events=args.events, num_users=300, num_items=150, seed=7), good, [1])
     os.makedirs(os.path.join(args.work, "cases"))
     open(os.path.join(args.work, "cases", "a_file"), "w").close()
     start = time.perf_counter()
@@ -194,14 +196,16 @@ def main(argv=None) -> int:
         raise SystemExit(f"the baseline run was not blessed:\n{baseline.stdout[-2000:]}\n{baseline.stderr[-2000:]}")
     baseline_seconds = time.perf_counter() - start
     rows = [run_case(case, args.work, good) for case in cases(args.work, good)]
-    lines = [f"Baseline: `mtl run` on {args.events:,} generated events, blessed and pushed in "
+    lines = [f"Baseline: `mtl run` on {args.events:,} generated events (300 users, 150 items), blessed and pushed in "
              f"{baseline_seconds:.0f} s; then each fault on the same output and serving folders (2-core machine; "
              "seconds include ~8 s of Python and TensorFlow start-up).", "",
-             "| case | exit | console lines from mtl | message | seconds to fail | pushed? | served model answers? |",
+             "| case | exit | lines from mtl (all stderr lines) | message | seconds to fail | pushed? | "
+             "served model answers? |",
              "|---|---|---|---|---|---|---|"]
     for row in rows:
         message = row["message"].replace("|", "\\|").replace(args.work, "<work>")
-        lines.append(f"| {row['case']} | {row['exit']} | {row['console_lines']} | {message} | {row['seconds']:.1f} | "
+        lines.append(f"| {row['case']} | {row['exit']} | {row['console_lines']} ({row['stderr_lines']}) | {message} | "
+                     f"{row['seconds']:.1f} | "
                      f"{'yes' if row['pushed'] else 'no'} | {'yes' if row['served'] else 'NO'} |")
     text = "\n".join(lines)
     with open(args.output, "w") as f:

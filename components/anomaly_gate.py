@@ -1,10 +1,10 @@
 """AnomalyGate: stops the pipeline before Transform and Trainer when ExampleValidator found anomalies, or when a
-feature's distribution drifted from the previous run's span beyond its threshold (``validation.drift``).
+feature's distribution drifted from the last validated span beyond its threshold (``validation.drift``).
 
 ExampleValidator only records anomalies, and judges one span alone; nothing downstream reads them. This component
 fails its own execution with one line per anomalous feature and split, and the pipeline makes Transform depend on
-it. Drift is measured by TFDV against the statistics of the span that the previous run ingested, with the drift
-comparators that CurateSchema put into the schema.
+it. Drift is measured by TFDV against the statistics of the last span that passed this gate (its
+``validated_statistics`` output), with the drift comparators that CurateSchema put into the schema.
 """
 
 import json
@@ -57,7 +57,7 @@ def drift_messages(statistics_uri: str, baseline_uri: str, schema_path: str, spl
                 if measurement.value > measurement.threshold:
                     kind = _MEASUREMENT_TYPES.values_by_number[measurement.type].name
                     messages.append(f"split '{split}', feature '{feature}': moved {measurement.value:.3g} ({kind}) "
-                                    f"from the previous run's span, above validation.drift {measurement.threshold:g}")
+                                    f"from the last validated span, above validation.drift {measurement.threshold:g}")
     return messages
 
 
@@ -66,9 +66,12 @@ def AnomalyGate(
     anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
     statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
     schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
+    validated_statistics: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
     baseline_statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics] = None,
 ):
-    """Raises AnomaliesFound, naming every anomalous or drifted feature, if there is any."""
+    """Raises AnomaliesFound, naming every anomalous or drifted feature, if there is any. Otherwise copies the
+    span's statistics to ``validated_statistics``: the next run's drift baseline is the last span that passed,
+    never one that was rejected."""
     splits = json.loads(anomalies.split_names)
     messages = anomaly_messages(anomalies.uri, splits)
     if baseline_statistics is not None:
@@ -76,3 +79,9 @@ def AnomalyGate(
     if messages:
         raise AnomaliesFound("ExampleValidator found anomalies; Transform and Trainer will not run: "
                              + " | ".join(messages))
+    for split in json.loads(statistics.split_names):
+        folder = os.path.join(validated_statistics.uri, f"Split-{split}")
+        tf.io.gfile.makedirs(folder)
+        tf.io.gfile.copy(os.path.join(statistics.uri, f"Split-{split}", STATISTICS_FILE),
+                         os.path.join(folder, STATISTICS_FILE), overwrite=True)
+    validated_statistics.split_names = statistics.split_names

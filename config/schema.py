@@ -80,10 +80,13 @@ class TaskConfig:
     lr_multiplier: float = 1.0
     num_classes: int = 0
     missing_value: float | None = -1
+    plot_range: tuple[float, float] = (0.0, 10.0)
     blessing: BlessingConfig = field(default_factory=BlessingConfig)
 
     def __post_init__(self):
         where = f"task '{self.name}'"
+        _require(len(self.plot_range) == 2 and self.plot_range[0] < self.plot_range[1],
+                 f"{where}: plot_range must be [low, high] with low < high, got {list(self.plot_range)}")
         _set_member(self, "type", TaskType, f"{where}: type")
         _require(self.loss_weight >= 0, f"{where}: loss_weight must be >= 0")
         _require(all(units >= 1 for units in self.tower), f"{where}: tower sizes must be >= 1, got {self.tower}")
@@ -174,7 +177,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ValidationConfig:
-    """How a new span is judged against the previous run's span: ``drift`` maps a feature to the largest
+    """How a new span is judged against the last validated span: ``drift`` maps a feature to the largest
     distance its distribution may move (L-infinity for categorical, Jensen-Shannon divergence for numeric
     features, both in [0, 1]); a larger move stops the run before Transform."""
 

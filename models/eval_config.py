@@ -28,7 +28,8 @@ def make_eval_config(config: PipelineConfig) -> config_pb2.EvalConfig:
 
 
 def _metric_configs(task: Task) -> list[config_pb2.MetricConfig]:
-    """The type's metrics; the key metric carries the blessing threshold, judged on the overall slice only."""
+    """The type's metrics and plots; the key metric carries the blessing threshold, judged on the overall slice
+    only."""
     metrics = []
     for name in task.tfma_metrics:
         metric = config_pb2.MetricConfig(class_name=name)
@@ -36,6 +37,8 @@ def _metric_configs(task: Task) -> list[config_pb2.MetricConfig]:
             metric.per_slice_thresholds.append(config_pb2.PerSliceMetricThreshold(
                 slicing_specs=[config_pb2.SlicingSpec()], threshold=_threshold(task)))
         metrics.append(metric)
+    for name, options in task.tfma_plots():
+        metrics.append(config_pb2.MetricConfig(class_name=name, config=options))
     return metrics
 
 

@@ -1,8 +1,11 @@
-"""The exported SavedModel: ``serving_default`` for scoring and ``transform_features`` for TFMA.
+"""The exported SavedModel: ``serving_default`` and ``serving_raw`` for scoring, ``transform_features`` for TFMA.
 
-Both take serialized tf.Examples. ``serving_default`` parses only the declared features and returns one named
-output per task; ``transform_features`` parses only the labels and returns ``<task>_label`` and
-``<task>_weight`` (0.0 where the label is missing), which the EvalConfig names as label and example-weight keys.
+``serving_default`` takes serialized tf.Examples, parses only the declared features and returns one named output
+per task. ``serving_raw`` takes the same raw features as named tensors, one value per example each (what TF
+Serving's REST API builds from ``{"instances": [{"user_id": "u_1", "device": "mobile", ...}]}``), and returns the
+same outputs; the Transform graph runs inside the model in both. ``transform_features`` takes serialized
+tf.Examples, parses only the labels and returns ``<task>_label`` and ``<task>_weight`` (0.0 where the label is
+missing), which the EvalConfig names as label and example-weight keys.
 """
 
 import tensorflow as tf
@@ -10,6 +13,7 @@ import tensorflow as tf
 from models.multitask_model import MultiTaskModel
 
 SERVING_SIGNATURE = "serving_default"
+RAW_SIGNATURE = "serving_raw"
 TRANSFORM_SIGNATURE = "transform_features"
 _EXAMPLES = tf.TensorSpec([None], tf.string, name="examples")
 
@@ -31,6 +35,23 @@ class ServingModule(tf.Module):
         transformed = self.tft_layer(tf.io.parse_example(examples, self._feature_spec))
         return self.model(transformed)
 
+    def raw_signature(self):
+        """The concrete function behind ``serving_raw``: one [batch] tensor per raw feature, named after it."""
+        specs = {name: tf.TensorSpec([None], spec.dtype, name=name) for name, spec in self._feature_spec.items()}
+        return tf.function(self._serve_raw).get_concrete_function(specs)
+
+    def _serve_raw(self, features):
+        parsed = {}
+        for name, spec in self._feature_spec.items():
+            values = features[name]
+            if isinstance(spec, tf.io.FixedLenFeature):
+                parsed[name] = tf.reshape(values, [-1, *spec.shape])
+            else:  # a feature the logs sometimes omit: every request carries it, so every row has its value
+                rows = tf.range(tf.size(values, out_type=tf.int64))
+                parsed[name] = tf.SparseTensor(tf.stack([rows, tf.zeros_like(rows)], axis=1), values,
+                                               tf.stack([tf.size(values, out_type=tf.int64), 1]))
+        return self.model(self.tft_layer(parsed))
+
     @tf.function(input_signature=[_EXAMPLES])
     def transform_features(self, examples):
         transformed = self.tft_layer(tf.io.parse_example(examples, self._label_spec))
@@ -42,4 +63,5 @@ def export(model: MultiTaskModel, tf_transform_output, feature_names: list[str],
     ``feature_names`` are the raw features ``serving_default`` parses."""
     module = ServingModule(model, tf_transform_output, feature_names)
     tf.saved_model.save(module, export_dir, signatures={SERVING_SIGNATURE: module.serve,
+                                                        RAW_SIGNATURE: module.raw_signature(),
                                                         TRANSFORM_SIGNATURE: module.transform_features})

@@ -95,6 +95,10 @@ class Task:
         """Keras training metrics, updated with the label weights so missing labels do not count."""
         raise NotImplementedError
 
+    def tfma_plots(self) -> list[tuple[str, str]]:
+        """The TFMA plots that show this head: (class name, its MetricConfig.config JSON fragment)."""
+        return []
+
     def metric_weights(self, weights: tf.Tensor) -> tf.Tensor:
         """The [batch] label weights shaped for this task's Keras metrics."""
         return weights
@@ -117,6 +121,10 @@ class BinaryTask(Task):
     def make_metrics(self):
         return [tf_keras.metrics.AUC(name=f"{self.name}_auc")]
 
+    def tfma_plots(self):
+        """A calibration plot: mean label against mean prediction in 20 buckets of the predicted probability."""
+        return [("CalibrationPlot", '"num_buckets": 20, "left": 0.0, "right": 1.0')]
+
     def score(self, labels, weights, predictions):
         present = weights > 0
         return roc_auc(labels[present], predictions[present])
@@ -137,6 +145,11 @@ class RegressionTask(Task):
 
     def make_metrics(self):
         return [tf_keras.metrics.RootMeanSquaredError(name=f"{self.name}_rmse")]
+
+    def tfma_plots(self):
+        """Prediction against label: mean label per bucket of the prediction, 20 buckets over ``plot_range``."""
+        low, high = self.config.plot_range
+        return [("CalibrationPlot", f'"num_buckets": 20, "left": {low}, "right": {high}')]
 
     def score(self, labels, weights, predictions):
         present = weights > 0
@@ -162,6 +175,10 @@ class MulticlassTask(Task):
 
     def make_metrics(self):
         return [tf_keras.metrics.SparseCategoricalAccuracy(name=f"{self.name}_accuracy")]
+
+    def tfma_plots(self):
+        """The confusion matrix of the most likely class."""
+        return [("MultiClassConfusionMatrixPlot", "")]
 
     def score(self, labels, weights, predictions):
         present = weights > 0

@@ -1,6 +1,8 @@
 """The Trainer component's run_fn: builds the multi-task model from the config, trains it, exports it."""
 
+import logging
 import math
+import time
 
 import tensorflow_transform as tft
 import tf_keras
@@ -43,13 +45,42 @@ class StopOnNonFiniteLoss(tf_keras.callbacks.Callback):
                                     "NaN or ±inf in the logs' features and labels, or lower model.learning_rate")
 
 
+PROGRESS = logging.getLogger("mtl.progress")  # one line per epoch; `mtl run` shows these on the console
+
+
+class EpochProgress(tf_keras.callbacks.Callback):
+    """Adds ``examples_per_second`` (training steps only) to each epoch's logs, so TensorBoard and the run
+    report see it, and logs one progress line per epoch."""
+
+    def __init__(self, batch_size: int):
+        super().__init__()
+        self.batch_size = batch_size
+        self.started = 0.0
+        self.train_seconds = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        self.train_seconds = time.perf_counter() - self.started
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        seconds = self.train_seconds or time.perf_counter() - self.started
+        logs["examples_per_second"] = self.params["steps"] * self.batch_size / seconds
+        self.train_seconds = 0.0
+        validation = f", val_loss {logs['val_loss']:.4f}" if "val_loss" in logs else ""
+        PROGRESS.info(f"Trainer: epoch {epoch + 1}/{self.params['epochs']}, loss {logs.get('loss', float('nan')):.4f}"
+                      f"{validation}, {logs['examples_per_second']:,.0f} examples/s")
+
+
 def fit(model: MultiTaskModel, model_config: ModelConfig, train_dataset, eval_dataset, *, train_steps: int,
         eval_steps: int, log_dir: str | None = None, verbose: int = 2):
     """Trains in ``model_config.epochs`` epochs of equal steps, keeping the weights of the best validation loss;
     returns the Keras History; raises NonFiniteLoss when a task's loss turns NaN. Called by run_fn and the
     benchmarks."""
     epochs = model_config.epochs
-    callbacks = [StopOnNonFiniteLoss([t.name for t in model.tasks]),
+    callbacks = [StopOnNonFiniteLoss([t.name for t in model.tasks]), EpochProgress(model_config.batch_size),
                  tf_keras.callbacks.EarlyStopping(patience=model_config.early_stopping_patience,
                                                   restore_best_weights=True)]
     if log_dir:

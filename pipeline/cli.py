@@ -3,8 +3,13 @@
 import argparse
 import dataclasses
 import gc
+import json
 import os
 import sys
+import time
+import warnings
+
+from absl import logging as absl_logging
 
 from config import DEFAULT_CONFIG, PipelineConfig, UserError
 
@@ -18,23 +23,96 @@ def _config(args) -> PipelineConfig:
 
 
 def _run(args) -> int:
-    """`mtl run`: runs the pipeline with LocalDagRunner, writes and prints the report; returns the exit code."""
-    from pipeline.limits import head_limits
-    from pipeline.report import format_report, load_run_report
-    from pipeline.runners import run_local
-    from pipeline.schema_store import accepted_schema_path
+    """`mtl run`: runs the pipeline with LocalDagRunner (one console line per component; everything the libraries
+    print goes to a log file unless --verbose), writes the markdown and HTML reports, prints the markdown one and
+    the HTML report's path last; returns the exit code."""
+    from pipeline.console import quiet_console
 
     config = _config(args)
-    report = load_run_report(run_local(config, output_dir=args.output_dir, serving_dir=args.serving_dir))
-    text = format_report(report, head_limits(report, config))
-    report_path = os.path.join(args.output_dir, "report.md")
-    with open(report_path, "w") as f:
-        f.write(f"# {config.name}: per-head TFMA metrics\n{text}\n")
-    print(text)
+    if args.verbose:
+        reports = _run_and_report(config, args)
+    else:
+        log_path = os.path.join(os.path.abspath(args.output_dir), "logs", f"run-{time.strftime('%Y%m%d-%H%M%S')}.log")
+        print(f"mtl run: {config.name}; the libraries' output goes to {log_path}", flush=True)
+        try:
+            with quiet_console(log_path):  # before the imports: TensorFlow prints as it loads
+                reports = _run_and_report(config, args)
+        except UserError:
+            raise
+        except Exception as e:  # a bug, or a library's failure: its whole traceback is in the log
+            raise RunFailed(f"{type(e).__name__}: {_last_line(e)} (full traceback in {log_path})") from e
+    from pipeline.schema_store import accepted_schema_path
+
+    print(reports.markdown)
     print(f"Schema: {config.data.schema_path or accepted_schema_path(args.output_dir)} (new spans are judged "
           "against it; `mtl schema accept` takes the newest span's)")
-    print(f"Report: {os.path.abspath(report_path)}")
+    print(f"Report: {os.path.abspath(reports.markdown_path)}")
+    print(f"HTML report: {reports.html_path}")
     return 0
+
+
+def _run_and_report(config: PipelineConfig, args):
+    from pipeline.reporting import write_reports
+    from pipeline.runners import run_local
+
+    metadata_path = run_local(config, output_dir=args.output_dir, serving_dir=args.serving_dir)
+    return write_reports(metadata_path, config, args.output_dir)
+
+
+def _runs(args) -> int:
+    """`mtl runs`: the recorded runs, newest first, as a table; returns the exit code."""
+    from pipeline.reporting import run_rows
+
+    rows = run_rows(_metadata_path(args.output_dir), PipelineConfig.from_yaml(args.config))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _report(args) -> int:
+    """`mtl report [RUN]`: rebuilds the markdown and HTML reports of a recorded run; prints their paths."""
+    from pipeline.reporting import write_reports
+
+    metadata_path = _metadata_path(args.output_dir)
+    try:
+        reports = write_reports(metadata_path, PipelineConfig.from_yaml(args.config), args.output_dir, args.run)
+    except KeyError:
+        raise UserError(f"{args.output_dir}: no run '{args.run}' recorded; `mtl runs` lists them") from None
+    print(f"Report: {os.path.abspath(reports.markdown_path)}")
+    print(f"HTML report: {reports.html_path}")
+    return 0
+
+
+def _predict(args) -> int:
+    """`mtl predict`: prints one JSON object of per-head scores per event; returns the exit code."""
+    from pipeline.predict import predict_jsonl, predict_tfrecord
+
+    if args.jsonl:
+        scores = predict_jsonl(args.model, args.jsonl)
+    else:
+        scores = predict_tfrecord(args.model, args.tfrecord)
+    for row in scores:
+        print(json.dumps(row))
+    return 0
+
+
+def _metadata_path(output_dir: str) -> str:
+    path = os.path.join(os.path.abspath(output_dir), "metadata.db")
+    if not os.path.exists(path):
+        raise UserError(f"{output_dir}: no runs recorded here (no metadata.db); run `mtl run --output-dir "
+                        f"{output_dir}` first")
+    return path
+
+
+def _last_line(error: Exception) -> str:
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+class RunFailed(RuntimeError):
+    """A run that failed for a reason that is not the user's (a bug, or a library's failure); the message points
+    at the log that holds the traceback."""
 
 
 def _schema_accept(args) -> int:
@@ -86,7 +164,35 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", default="outputs", help="pipeline root, MLMD and report (default: %(default)s)")
     run.add_argument("--serving-dir", default="serving_model",
                      help="Pusher writes <serving-dir>/<name>/<version>/ (default: %(default)s)")
+    run.add_argument("--verbose", action="store_true",
+                     help="show the libraries' output on the console instead of in <output-dir>/logs/")
     run.set_defaults(handler=_run)
+
+    runs = commands.add_parser("runs", help="list the recorded runs, newest first",
+                               description="One row per run recorded in <output-dir>/metadata.db: time, span, each "
+                                           "head's key metric, blessed, pushed version.")
+    runs.add_argument("--output-dir", default="outputs", help="(default: %(default)s)")
+    runs.add_argument("--config", default=str(DEFAULT_CONFIG), help="the config whose heads to show")
+    runs.set_defaults(handler=_runs)
+
+    report = commands.add_parser("report", help="rebuild the markdown and HTML reports of a recorded run",
+                                 description="Writes <output-dir>/report.md and report.html for RUN (default: the "
+                                             "newest; `mtl runs` lists them).")
+    report.add_argument("run", nargs="?", help="a run id from `mtl runs` (default: the newest)")
+    report.add_argument("--output-dir", default="outputs", help="(default: %(default)s)")
+    report.add_argument("--config", default=str(DEFAULT_CONFIG), help="the config the run used")
+    report.set_defaults(handler=_report)
+
+    predict = commands.add_parser(
+        "predict", help="score events with a pushed model, through the JSON or the tf.Example signature",
+        description="Prints one JSON object of per-head scores per event. --jsonl: one JSON object of raw feature "
+                    "values per line (serving_raw, as TF Serving's REST API receives them); --tfrecord: tf.Examples "
+                    "(serving_default; gzip when the name ends in .gz).")
+    predict.add_argument("--model", required=True, help="a pushed version folder, e.g. serving_model/<name>/<version>")
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--jsonl", help="a file of JSON lines of raw features")
+    source.add_argument("--tfrecord", help="a TFRecord file of tf.Examples")
+    predict.set_defaults(handler=_predict)
 
     generate = commands.add_parser(
         "generate-logs", help="write synthetic gzip TFRecord impression logs in daily spans",
@@ -123,13 +229,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """The `mtl` console script (setup.py); returns 0, or 2 for an error the user can fix (a setting, path, file or
-    value: UserError), which it prints as one line; any other exception is a bug and keeps its traceback."""
+    value: UserError), which it prints as one line. A run that fails otherwise prints one line naming its log
+    (which holds the traceback) and returns 1; with --verbose, or outside a run, a bug keeps its traceback."""
     args = build_parser().parse_args(argv)
+    if args.command in ("runs", "report", "predict"):  # they only read: no library start-up notes on the console
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        warnings.filterwarnings("ignore")
+        absl_logging.set_verbosity(absl_logging.ERROR)
     try:
         code = args.handler(args)
     except UserError as e:
         print(f"mtl {args.command}: {e}", file=sys.stderr)
         code = 2
+    except RunFailed as e:
+        print(f"mtl {args.command}: failed: {e}", file=sys.stderr)
+        code = 1
     gc.collect()  # frees TensorFlow functions while their modules exist; at interpreter exit they print tracebacks
     return code
 

@@ -32,11 +32,11 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
         output_config=None if config.data.presplit else _hash_split(config.data),
         range_config=_range_config(config.data))
 
-    # The statistics of the span the previous run ingested, resolved before this run's exist: the drift baseline.
+    # The statistics of the last span that passed validation in an earlier run: the drift baseline.
     previous_statistics = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
         statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
-                                   producer_component_id="StatisticsGen"),
+                                   producer_component_id="AnomalyGate"),
     ).with_id("previous_statistics_resolver")
 
     # Describe the data: statistics are what the schema is inferred from and what the validator checks.

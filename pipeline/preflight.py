@@ -10,8 +10,10 @@ serving folder is writable.
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,7 +77,19 @@ def check_logs(config: PipelineConfig) -> Ingestion:
 
 
 def _count_events(path: str) -> int:
-    """The number of records in a gzip TFRecord file; PreflightError if it is not one or holds none."""
+    """The number of records in a gzip TFRecord file; PreflightError if it is not one, is cut short or holds
+    none. The gzip stream is read to its end first: TensorFlow's reader can take a file cut at a block boundary
+    for a complete one."""
+    try:
+        with tf.io.gfile.GFile(path, "rb") as raw, gzip.GzipFile(fileobj=raw) as stream:
+            while stream.read(1 << 20):
+                pass
+    except gzip.BadGzipFile:
+        raise PreflightError(f"{path}: not a readable gzip TFRecord file (not gzip-compressed); "
+                             "replace or remove it") from None
+    except (EOFError, zlib.error) as e:
+        raise PreflightError(f"{path}: not a readable gzip TFRecord file (truncated or corrupt: {e}); "
+                             "replace or remove it") from None
     records = tf.data.TFRecordDataset(path, compression_type="GZIP")
     try:
         count = int(records.reduce(tf.constant(0, tf.int64), _add_one))
@@ -93,12 +107,8 @@ def _add_one(count, _):
 
 
 def _reason(error: tf.errors.OpError) -> str:
-    message = error.message
-    if "incorrect header check" in message:
-        return "not gzip-compressed"
-    if "truncated record" in message:
-        return "truncated: it ends inside a record"
-    return re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", message).strip()
+    """TensorFlow's message without its op and function-node decorations."""
+    return re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", error.message).strip()
 
 
 def _check_sample(path: str, config: PipelineConfig) -> None:
@@ -107,15 +117,15 @@ def _check_sample(path: str, config: PipelineConfig) -> None:
     columns = _sample_columns(path)
     where = f"{path} (first {min(SAMPLE_EVENTS, columns.pop('', 0)):,} events)"
     for feature in config.features:
-        values = _column(columns, feature.name, "feature", where)
+        values = _column(columns, feature.name, f"feature '{feature.name}'", where)
         if feature.kind in _NUMERIC_KINDS:
             _require_numbers(values, f"feature '{feature.name}' (kind {feature.kind})", where)
     for name in config.evaluation.slices:
-        _column(columns, name, "slice feature", where)
+        _column(columns, name, f"slice feature '{name}'", where)
     for task in make_tasks(config.tasks):
         label_key = task.config.label_key
-        values = _column(columns, label_key, f"label of task '{task.name}'", where)
         what = f"label '{label_key}' of task '{task.name}' ({task.config.type})"
+        values = _column(columns, label_key, what, where)
         _require_numbers(values, what, where)
         _check_label_domain(np.asarray(values, np.float64), task, what, where)
 
@@ -137,8 +147,9 @@ def _sample_columns(path: str) -> dict:
 
 
 def _column(columns: dict, name: str, what: str, where: str) -> list:
+    """The sampled values of column ``name`` (``what`` names it for the message); PreflightError if absent."""
     if name not in columns:
-        raise PreflightError(f"{where}: no event has the {what} '{name}'; fix the logs or the config")
+        raise PreflightError(f"{where}: no event has the {what}; fix the logs or the config")
     return columns[name]
 
 

@@ -1,10 +1,14 @@
-"""What a run produced, read back from ML Metadata and the TFMA output: per-head metrics per slice, the
-blessing verdict with its reasons, and the pushed model's path."""
+"""What a run produced, read back from ML Metadata and the TFMA output: per-head metrics per slice (and the
+baseline's), the blessing verdict with its reasons, TFMA's plots, the pushed model's path and the artifacts that
+the HTML report reads further (statistics, anomalies, training logs)."""
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 
+import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -15,43 +19,103 @@ BAYES_ROW = "Bayes limit (overall, from the generator's truth)"
 
 @dataclass
 class RunReport:
-    """The outcome of the latest run of one pipeline."""
+    """The outcome of one pipeline run."""
 
+    run_id: str = ""
+    started: float = 0.0  # unix seconds
     metrics: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # (slice, head) -> values
+    baseline: dict[str, dict[str, float]] = field(default_factory=dict)  # head -> the baseline model's, overall
+    plots: dict[tuple[str, str], dict] = field(default_factory=dict)  # (slice, head) -> TFMA plot data
     evaluation_uri: str | None = None
     blessed: bool | None = None
     failures: list[str] = field(default_factory=list)
+    failed_heads: set[str] = field(default_factory=set)
     pushed_model: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # component -> wall time
     examples_uri: str | None = None  # what ImportExampleGen ingested in this run: its Examples artifact,
     input_base: str | None = None  # the log folder,
     span: int | None = None  # and the span
+    statistics_uri: str | None = None
+    anomalies_uri: str | None = None
+    model_run_uri: str | None = None  # the Trainer's TensorBoard logs
+
+    @property
+    def pushed_version(self) -> str | None:
+        return self.pushed_model.rstrip("/").rsplit("/", 1)[-1] if self.pushed_model else None
 
 
-def load_run_report(metadata_path: str) -> RunReport:
-    """The RunReport of the newest pipeline run recorded in the sqlite MLMD at ``metadata_path`` (run_local's
-    return value); `mtl run`, the benchmarks and the end-to-end tests call it."""
+def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+    """The sqlite MLMD store at ``metadata_path`` (run_local's return value), opened read-only."""
     connection = metadata_store_pb2.ConnectionConfig()
     connection.sqlite.filename_uri = metadata_path
-    store = metadata_store.MetadataStore(connection)
-    runs = store.get_contexts_by_type("pipeline_run")
+    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(connection)
+
+
+def run_ids(metadata_path: str) -> list[str]:
+    """The pipeline runs recorded in the MLMD at ``metadata_path``, newest first (`mtl runs` lists them)."""
+    runs = open_store(metadata_path).get_contexts_by_type("pipeline_run")
+    return [c.name for c in sorted(runs, key=lambda c: (c.create_time_since_epoch, c.id), reverse=True)]
+
+
+def load_run_report(metadata_path: str, run_id: str | None = None) -> RunReport:
+    """The RunReport of run ``run_id`` (default: the newest) recorded in the sqlite MLMD at ``metadata_path``;
+    `mtl run`, `mtl report`, `mtl runs`, the benchmarks and the end-to-end tests call it."""
+    store = open_store(metadata_path)
+    runs = {c.name: c for c in store.get_contexts_by_type("pipeline_run")}
     if not runs:
         raise FileNotFoundError(f"no pipeline run recorded in {metadata_path}")
-    latest = max(runs, key=lambda c: c.create_time_since_epoch)
-    type_names = {t.id: t.name for t in store.get_artifact_types()}
-    artifacts = {type_names[a.type_id]: a for a in store.get_artifacts_by_context(latest.id)}
-    report = RunReport(seconds=_component_seconds(store, latest.id))
-    report.input_base, report.span, report.examples_uri = _ingestion(store, latest.id)
-    if "ModelEvaluation" in artifacts:
-        report.evaluation_uri = artifacts["ModelEvaluation"].uri
-        report.metrics = _slice_metrics(report.evaluation_uri)
+    if run_id is not None and run_id not in runs:
+        raise KeyError(f"no run '{run_id}' in {metadata_path}")
+    run = runs[run_id] if run_id is not None else runs[run_ids(metadata_path)[0]]
+    produced = _produced(store, run.id)
+    report = RunReport(run_id=run.name, started=run.create_time_since_epoch / 1000,
+                       seconds=_component_seconds(store, run.id))
+    if "ImportExampleGen" in produced:
+        execution, outputs = produced["ImportExampleGen"]
+        (examples,) = outputs["Examples"]
+        report.input_base = execution.custom_properties["input_base"].string_value
+        report.span, report.examples_uri = artifact_span(examples), examples.uri
+    report.statistics_uri = _uri(produced, "StatisticsGen", "ExampleStatistics")
+    report.anomalies_uri = _uri(produced, "ExampleValidator", "ExampleAnomalies")
+    report.model_run_uri = _uri(produced, "Trainer", "ModelRun")
+    report.evaluation_uri = _uri(produced, "Evaluator", "ModelEvaluation")
+    if report.evaluation_uri:
+        candidate, baseline = _model_names(report.evaluation_uri)
+        result = tfma.load_eval_result(report.evaluation_uri, model_name=candidate)
+        report.metrics = _slice_metrics(result)
+        report.plots = _slice_plots(result)
+        if baseline is not None:
+            report.baseline = _overall(_slice_metrics(tfma.load_eval_result(report.evaluation_uri,
+                                                                            model_name=baseline)))
         validation = tfma.load_validation_result(report.evaluation_uri)
         report.blessed = validation.validation_ok
-        report.failures = _failures(validation)
-    pushed = artifacts.get("PushedModel")
-    if pushed and pushed.custom_properties["pushed"].int_value:
-        report.pushed_model = pushed.custom_properties["pushed_destination"].string_value
+        report.failures, report.failed_heads = _failures(validation)
+    for artifact in produced.get("AtomicPusher", (None, {}))[1].get("PushedModel", []):
+        if artifact.custom_properties["pushed"].int_value:
+            report.pushed_model = artifact.custom_properties["pushed_destination"].string_value
     return report
+
+
+def _produced(store, run_id: int) -> dict[str, tuple]:
+    """{component type's short name: (its execution in the run, {artifact type name: the artifacts it output})}."""
+    type_names = {t.id: t.name.rsplit(".", 1)[-1] for t in store.get_execution_types()}
+    artifact_types = {t.id: t.name for t in store.get_artifact_types()}
+    produced = {}
+    for execution in store.get_executions_by_context(run_id):
+        outputs = [e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
+                   if e.type == metadata_store_pb2.Event.OUTPUT]
+        by_type = {}
+        for artifact in store.get_artifacts_by_id(outputs):
+            by_type.setdefault(artifact_types[artifact.type_id], []).append(artifact)
+        produced[type_names[execution.type_id]] = (execution, by_type)
+    return produced
+
+
+def _uri(produced: dict, component: str, artifact_type: str) -> str | None:
+    """The uri of the artifact of ``artifact_type`` that ``component`` output in the run, if it ran."""
+    artifacts = produced.get(component, (None, {}))[1].get(artifact_type, [])
+    return artifacts[0].uri if artifacts else None
 
 
 def _component_seconds(store, run_id: int) -> dict[str, float]:
@@ -61,45 +125,62 @@ def _component_seconds(store, run_id: int) -> dict[str, float]:
             for e in sorted(store.get_executions_by_context(run_id), key=lambda e: e.id)}
 
 
-def _ingestion(store, run_id: int) -> tuple[str | None, int | None, str | None]:
-    """(log folder, span, Examples uri) of the run's ImportExampleGen; Nones if it did not run."""
-    type_names = {t.id: t.name for t in store.get_execution_types()}
-    for execution in store.get_executions_by_context(run_id):
-        if type_names[execution.type_id].endswith("ImportExampleGen"):
-            outputs = [e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
-                       if e.type == metadata_store_pb2.Event.OUTPUT]
-            (examples,) = store.get_artifacts_by_id(outputs)
-            return execution.custom_properties["input_base"].string_value, artifact_span(examples), examples.uri
-    return None, None, None
-
-
 def artifact_span(artifact) -> int:
     """The span of an Examples artifact in MLMD (a custom property in TFX 1.16, a declared one in some versions)."""
     properties = artifact.custom_properties if "span" in artifact.custom_properties else artifact.properties
     return properties["span"].int_value
 
 
-def _slice_metrics(evaluation_uri: str) -> dict[tuple[str, str], dict[str, float]]:
-    result = tfma.load_eval_result(evaluation_uri)
+def _slice_name(slice_key) -> str:
+    return ", ".join(f"{k}={_text(v)}" for k, v in slice_key) or OVERALL
+
+
+def _slice_metrics(result) -> dict[tuple[str, str], dict[str, float]]:
     table = {}
     for slice_key, by_output in result.slicing_metrics:
-        name = ", ".join(f"{k}={_text(v)}" for k, v in slice_key) or OVERALL
         for head, by_sub_key in by_output.items():
             values = by_sub_key.get("", {})
             # float(): the JSON form writes NaN (e.g. AUC on a slice with one class) as the string "NaN".
-            table[(name, head)] = {metric: float(value["doubleValue"]) for metric, value in values.items()
-                                   if "doubleValue" in value}
+            table[(_slice_name(slice_key), head)] = {metric: float(value["doubleValue"])
+                                                     for metric, value in values.items() if "doubleValue" in value}
     return table
 
 
-def _failures(validation) -> list[str]:
-    """One line per failed blessing threshold: head/metric = value, and the threshold it failed."""
-    lines = []
+def _slice_plots(result) -> dict[tuple[str, str], dict]:
+    """{(slice, head): TFMA's plot data for that head} (calibration buckets, confusion matrices)."""
+    plots = {}
+    for slice_key, by_output in result.plots or []:
+        for head, by_sub_key in by_output.items():
+            if by_sub_key.get(""):
+                plots[(_slice_name(slice_key), head)] = by_sub_key[""]
+    return plots
+
+
+def _model_names(evaluation_uri: str) -> tuple[str | None, str | None]:
+    """(candidate, baseline) model names in an evaluation, from the eval_config.json TFMA wrote beside it; the
+    baseline is None on a run without one (the first blessing), and then the candidate has no name."""
+    with tf.io.gfile.GFile(os.path.join(evaluation_uri, "eval_config.json")) as f:
+        specs = json.load(f)["evalConfig"].get("modelSpecs", [])
+    candidate = next((s.get("name") for s in specs if not s.get("isBaseline")), None)
+    baseline = next((s.get("name") for s in specs if s.get("isBaseline")), None)
+    return candidate or None, baseline
+
+
+def _overall(metrics: dict[tuple[str, str], dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {head: values for (name, head), values in metrics.items() if name == OVERALL}
+
+
+def _failures(validation) -> tuple[list[str], set[str]]:
+    """One line per failed blessing threshold (head/metric, its value or change, the threshold it failed), and
+    the heads that failed one."""
+    lines, heads = [], set()
     for per_slice in validation.metric_validations_per_slice:
         for failure in per_slice.failures:
-            key, value = failure.metric_key, _number(failure.metric_value.double_value.value)
-            lines.append(f"{key.output_name}/{key.name} = {value} failed {_one_line(failure.metric_threshold)}")
-    return lines
+            key, value = failure.metric_key, format_number(failure.metric_value.double_value.value)
+            measured = f"changed by {value} against the baseline" if key.is_diff else f"= {value}"
+            lines.append(f"{key.output_name}/{key.name} {measured}: failed {_one_line(failure.metric_threshold)}")
+            heads.add(key.output_name)
+    return lines, heads
 
 
 def _one_line(message) -> str:
@@ -124,7 +205,7 @@ def format_report(report: RunReport, limits: dict[str, dict[str, float]] | None 
         lines += [f"\n### {head}", "| slice | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
         if head in limits:
             rows.insert(1, (BAYES_ROW, limits[head]))
-        lines += ["| " + s + " | " + " | ".join(_number(values.get(n)) for n in names) + " |"
+        lines += ["| " + s + " | " + " | ".join(format_number(values.get(n)) for n in names) + " |"
                   for s, values in rows[:max_slices + (head in limits)]]
         if len(rows) > max_slices:
             lines.append(f"| … {len(rows) - max_slices} more slices in the TFMA output | " + "| " * len(names))
@@ -137,5 +218,10 @@ def format_report(report: RunReport, limits: dict[str, dict[str, float]] | None 
     return "\n".join(lines)
 
 
-def _number(value) -> str:
-    return "" if value is None else f"{value:.4g}"
+def format_number(value) -> str:
+    """Counts as integers with thousands separators, other values to 4 significant digits."""
+    if value is None:
+        return ""
+    if float(value).is_integer() and abs(value) >= 1000:
+        return f"{int(value):,}"
+    return f"{value:.4g}"

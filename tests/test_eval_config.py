@@ -25,9 +25,16 @@ def test_metrics_per_head_by_task_type():
     by_head = {tuple(s.output_names): [m.class_name for m in s.metrics]
                for s in make_eval_config(CONFIG).metrics_specs}
     assert by_head[("click",)] == ["ExampleCount", "WeightedExampleCount", "AUC", "AUCPrecisionRecall",
-                                   "Calibration", "MeanLabel", "MeanPrediction"]
+                                   "Calibration", "MeanLabel", "MeanPrediction", "CalibrationPlot"]
     assert "RootMeanSquaredError" in by_head[("watch_time",)] and "MeanAbsoluteError" in by_head[("watch_time",)]
-    assert by_head[("interest",)] == ["ExampleCount", "WeightedExampleCount", "SparseCategoricalAccuracy"]
+    assert by_head[("interest",)] == ["ExampleCount", "WeightedExampleCount", "SparseCategoricalAccuracy",
+                                      "MultiClassConfusionMatrixPlot"]
+
+
+def test_plots_per_head_by_task_type_regression_over_its_plot_range():
+    (spec,) = [s for s in make_eval_config(CONFIG).metrics_specs if list(s.output_names) == ["watch_time"]]
+    (plot,) = [m for m in spec.metrics if m.class_name == "CalibrationPlot"]
+    assert plot.config == '"num_buckets": 20, "left": 0.0, "right": 10.0'
 
 
 def _threshold(head: str, metric: str) -> config_pb2.MetricThreshold:

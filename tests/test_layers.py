@@ -10,9 +10,14 @@ ROOT = Path(__file__).resolve().parent.parent
 # Each package's layer; a module may import only from layers strictly below its own, or from its own package.
 LAYERS = {"config": 0, "data": 0, "models": 1, "components": 2, "pipeline": 3}
 # Inside pipeline/, the same rule module by module.
-PIPELINE_LAYERS = {"pipeline.pipeline": 0, "pipeline.report": 0, "pipeline.preflight": 0,
-                   "pipeline.output_lock": 0, "pipeline.schema_store": 0, "pipeline.limits": 1,
-                   "pipeline.runners": 1, "pipeline.cli": 2}
+PIPELINE_LAYERS = {
+    "pipeline.pipeline": 0, "pipeline.report": 0, "pipeline.preflight": 0, "pipeline.output_lock": 0,
+    "pipeline.schema_store": 0, "pipeline.console": 0, "pipeline.run_details": 0,
+    "pipeline.predict": 0,
+    "pipeline.limits": 1, "pipeline.html_report": 1, "pipeline.runners": 1,
+    "pipeline.reporting": 2,
+    "pipeline.cli": 3,
+}
 
 
 def _project_imports(path: Path) -> set[str]:

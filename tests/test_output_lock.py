@@ -19,7 +19,7 @@ def test_a_second_run_on_a_held_output_folder_is_refused_at_once(good_logs, tmp_
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert f"{output_dir}: another `mtl run` is using this output folder" in line
-    assert sorted(p.name for p in output_dir.iterdir()) == [LOCK_FILE]  # no pipeline root, no metadata
+    assert sorted(p.name for p in output_dir.iterdir()) == [LOCK_FILE, "logs"]  # no pipeline root, no metadata
     assert not (tmp_path / "serving").exists()
 
 

@@ -81,7 +81,7 @@ def test_drift_beyond_the_threshold_is_named_and_small_drift_passes(curated, tmp
     moved = _statistics_folder(tmp_path / "moved", GOOD.assign(device=["mobile"] * 80 + ["desktop"] * 20))
     assert drift_messages(same, previous, schema_path, ["train"]) == []
     (message,) = drift_messages(moved, previous, schema_path, ["train"])
-    assert message == ("split 'train', feature 'device': moved 0.3 (L_INFTY) from the previous run's span, "
+    assert message == ("split 'train', feature 'device': moved 0.3 (L_INFTY) from the last validated span, "
                        "above validation.drift 0.1")
     assert drift_messages(moved, previous, schema_path, ["eval"]) == []  # no baseline for that split
     assert os.path.exists(schema_path)

@@ -1,0 +1,297 @@
+"""The run report as one self-contained HTML page (inline CSS and SVG, no script, nothing fetched), for a person
+deciding whether to trust a model: the verdict first, then each head overall and per slice with TFMA's plots,
+the data, the training, and each head's trend over the earlier runs.
+
+`mtl run` and `mtl report` call ``render``; every number on the page comes from the run's artifacts (RunReport,
+run_details) or from the generator's truth (limits).
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+from dataclasses import dataclass
+
+from config import PipelineConfig
+from models.tasks import Task, make_tasks
+from pipeline.report import OVERALL, RunReport, format_number
+from pipeline.run_details import SplitSummary, TrainingHistory
+
+_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;max-width:1100px;color:#222}
+h1{margin-bottom:4px} h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
+table{border-collapse:collapse;margin:8px 0 16px;font-size:14px}
+td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}
+th:first-child,td:first-child{text-align:left} th{background:#f5f5f5}
+.verdict{font-size:20px;font-weight:600;padding:10px 14px;border-radius:6px;display:inline-block}
+.blessed{background:#e3f4e1;color:#1b5e20} .not-blessed{background:#fde2e1;color:#8e1b16}
+.pass{color:#1b5e20;font-weight:600} .fail{color:#b71c1c;font-weight:600} .muted{color:#777}
+.plots{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start} figure{margin:0}
+figcaption{font-size:13px;color:#555;max-width:460px}
+"""
+
+
+@dataclass
+class PastRun:
+    """An earlier run, for the trend: when, its key metric per head, whether it was blessed."""
+
+    run_id: str
+    started: float
+    key_metrics: dict[str, float]
+    blessed: bool | None
+
+
+def render(config: PipelineConfig, report: RunReport, *, limits: dict[str, dict[str, float]],
+           data: list[SplitSummary], anomalies: list[str], training: TrainingHistory,
+           history: list[PastRun]) -> str:
+    """The page as a string; ``history`` holds the earlier runs, oldest first."""
+    tasks = make_tasks(config.tasks)
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(config.name)}: run "
+             f"{_e(report.run_id)}</title><style>{_CSS}</style></head><body>",
+             f"<h1>{_e(config.name)}</h1><p class='muted'>run {_e(report.run_id)}, {format_time(report.started)}</p>",
+             _verdict(tasks, report, history)]
+    for task in tasks:
+        parts.append(_head_section(task, report, limits.get(task.name, {})))
+    parts += [_data_section(report, data, anomalies), _training_section(tasks, training),
+              _components_section(report), "</body></html>"]
+    return "\n".join(parts)
+
+
+def _verdict(tasks: list[Task], report: RunReport, history: list[PastRun]) -> str:
+    blessed = {True: ("BLESSED", "blessed"), False: ("NOT BLESSED", "not-blessed"),
+               None: ("NOT EVALUATED", "not-blessed")}[report.blessed]
+    pushed = (f"pushed as version {_e(report.pushed_version)} to {_e(report.pushed_model)}" if report.pushed_model
+              else "nothing pushed")
+    rows = []
+    for task in tasks:
+        key = task.key_metric_name
+        value = report.metrics.get((OVERALL, task.name), {}).get(key)
+        baseline = report.baseline.get(task.name, {}).get(key)
+        change = None if value is None or baseline is None else value - baseline
+        blessing = task.config.blessing
+        comparison = ">=" if task.higher_is_better else "<="
+        rule = [f"{comparison} {blessing.bound:g}"] if blessing.bound is not None else []
+        rule.append(f"change {'>= -' if task.higher_is_better else '<= +'}{blessing.tolerance:g}")
+        verdict = ("<span class='fail'>fail</span>" if task.name in report.failed_heads
+                   else "<span class='pass'>pass</span>" if report.blessed is not None else "")
+        trend = [run.key_metrics[task.name] for run in history if task.name in run.key_metrics]
+        rows.append(f"<tr id='verdict-{_e(task.name)}'><td><a href='#head-{_e(task.name)}'>{_e(task.name)}</a></td>"
+                    f"<td>{_e(key)}</td><td>{format_number(value)}</td><td>{format_number(baseline) or '—'}</td>"
+                    f"<td>{_signed(change)}</td><td>{_e(', '.join(rule))}</td><td>{verdict}</td>"
+                    f"<td>{_sparkline([*trend, value] if value is not None else trend)}</td></tr>")
+    failures = "".join(f"<li>{_e(f)}</li>" for f in report.failures)
+    spans = f"span {report.span} of {_e(report.input_base)}" if report.span is not None else "nothing"
+    return (f"<section id='verdict'><p><span class='verdict {blessed[1]}'>{blessed[0]}</span> &nbsp;{pushed}</p>"
+            f"<p>Ingested and trained on: {spans}</p>"
+            "<table><tr><th>head</th><th>key metric</th><th>this model</th><th>baseline (last blessed)</th>"
+            "<th>change</th><th>blessing rule</th><th>verdict</th><th>trend over runs</th></tr>"
+            + "".join(rows) + "</table>" + (f"<ul>{failures}</ul>" if failures else "") + "</section>")
+
+
+def _head_section(task: Task, report: RunReport, limit: dict[str, float]) -> str:
+    rows = sorted(((s, values) for (s, h), values in report.metrics.items() if h == task.name),
+                  key=lambda row: (row[0] != OVERALL, row[0]))
+    if not rows:
+        return f"<section id='head-{_e(task.name)}'><h2>{_e(task.name)}</h2><p>not evaluated</p></section>"
+    names = [n for n in sorted(rows[0][1]) if not n.endswith("_diff") and n != "weighted_example_count"]
+    table = ["<table><tr><th>slice</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr>"]
+    for name, values in rows:
+        table.append(f"<tr><td>{_e(name)}</td>" + "".join(f"<td>{format_number(values.get(n))}</td>" for n in names)
+                     + "</tr>")
+        if name == OVERALL and limit:
+            table.append("<tr class='muted'><td>Bayes limit (overall, from the generator's truth)</td>"
+                         + "".join(f"<td>{format_number(limit.get(n))}</td>" for n in names) + "</tr>")
+    table.append("</table>")
+    key = task.key_metric_name
+    bars = [(name, values.get(key), values.get("example_count")) for name, values in rows]
+    figures = [_figure(_bar_chart(bars), f"{key} per slice, with each slice's example count")]
+    plot = report.plots.get((OVERALL, task.name), {})
+    if "calibrationHistogramBuckets" in plot:
+        figures.append(_figure(_calibration_chart(plot["calibrationHistogramBuckets"].get("buckets", [])),
+                               "TFMA calibration plot (overall): mean label against mean prediction per bucket of "
+                               "the prediction; the diagonal is perfect calibration"))
+    if "multiClassConfusionMatrixAtThresholds" in plot:
+        figures.append(_figure(_confusion_matrix(plot["multiClassConfusionMatrixAtThresholds"]),
+                               "TFMA confusion matrix (overall): rows are the true class, columns the predicted"))
+    return (f"<section id='head-{_e(task.name)}' class='head'><h2>{_e(task.name)} "
+            f"<span class='muted'>({_e(task.config.type)})</span></h2>{''.join(table)}"
+            f"<div class='plots'>{''.join(figures)}</div></section>")
+
+
+def _data_section(report: RunReport, data: list[SplitSummary], anomalies: list[str]) -> str:
+    parts = ["<section id='data'><h2>Data</h2>"]
+    spans = f"span {report.span} of {_e(report.input_base)}" if report.span is not None else "nothing ingested"
+    counts = ", ".join(f"{_e(split.name)}: {split.num_examples:,} events" for split in data)
+    parts.append(f"<p>Ingested {spans}; {counts}.</p>")
+    if data:
+        splits = [split.name for split in data]
+        by_name = {split.name: {f.name: f for f in split.features} for split in data}
+        features = sorted({f.name for split in data for f in split.features})
+        parts.append("<table><tr><th>feature</th>" + "".join(f"<th>missing ({_e(s)})</th>" for s in splits)
+                     + f"<th>top values / mean ({_e(splits[0])})</th></tr>")
+        for name in features:
+            first = by_name[splits[0]].get(name)
+            summary = ("" if first is None else ", ".join(f"{_e(v)} ({c:,.0f})" for v, c in first.top_values)
+                       if first.top_values else f"mean {format_number(first.mean)}")
+            cells = "".join(f"<td>{_percent(by_name[s][name].missing_share) if name in by_name[s] else ''}</td>"
+                            for s in splits)
+            parts.append(f"<tr><td>{_e(name)}</td>{cells}<td>{summary}</td></tr>")
+        parts.append("</table>")
+    parts.append("<p>ExampleValidator: " + ("no anomalies.</p>" if not anomalies else
+                 "</p><ul>" + "".join(f"<li>{_e(a)}</li>" for a in anomalies) + "</ul>"))
+    return "".join(parts) + "</section>"
+
+
+def _training_section(tasks: list[Task], training: TrainingHistory) -> str:
+    if not training.curves:
+        return "<section id='training'><h2>Training</h2><p>no training logs</p></section>"
+    best = training.best_epoch
+    speed = training.examples_per_second
+    parts = ["<section id='training'><h2>Training</h2>",
+             f"<p>Early stopping kept epoch {best} (lowest validation loss) of "
+             f"{len(training.curves.get('validation', {}).get('loss', []))}; training throughput "
+             f"{format_number(speed) if speed else '—'} examples/s (median over epochs).</p><div class='plots'>"]
+    for task in tasks:
+        series = {f"{phase} loss": training.curves.get(phase, {}).get(f"{task.name}_loss", [])
+                  for phase in ("train", "validation")}
+        parts.append(_figure(_line_chart({k: list(enumerate(v, 1)) for k, v in series.items() if v}, best),
+                             f"{task.name}: loss per epoch (mean over present labels); the dashed line marks the "
+                             "kept epoch"))
+    return "".join(parts) + "</div></section>"
+
+
+def _components_section(report: RunReport) -> str:
+    rows = "".join(f"<tr><td>{_e(name)}</td><td>{seconds:.1f}</td></tr>" for name, seconds in report.seconds.items())
+    return (f"<section id='components'><h2>Components</h2><table><tr><th>component</th><th>seconds</th></tr>{rows}"
+            f"</table><p class='muted'>TFMA output: {_e(report.evaluation_uri)}</p></section>")
+
+
+# --- inline SVG ---------------------------------------------------------------------------------------------
+
+def _figure(svg: str, caption: str) -> str:
+    return f"<figure>{svg}<figcaption>{_e(caption)}</figcaption></figure>"
+
+
+def _bar_chart(rows: list[tuple[str, float | None, float | None]], width: int = 460) -> str:
+    """Horizontal bars of a metric per slice, the slice's example count written beside each bar."""
+    values = [v for _, v, _ in rows if v is not None and v == v]
+    top = max(values, default=1.0) or 1.0
+    line, label_width, bar_width = 18, 170, width - 170 - 110
+    parts = [f"<svg class='chart' role='img' xmlns='http://www.w3.org/2000/svg' width='{width}' "
+             f"height='{line * len(rows) + 8}'>"]
+    for i, (name, value, count) in enumerate(rows):
+        y = 4 + i * line
+        length = 0 if value is None or value != value else max(1, bar_width * value / top)
+        parts.append(f"<text x='{label_width - 6}' y='{y + 13}' text-anchor='end' font-size='12'>{_e(name[:26])}"
+                     f"</text><rect x='{label_width}' y='{y + 2}' width='{length:.1f}' height='{line - 5}' "
+                     f"fill='{_PALETTE[0] if i else _PALETTE[1]}'/><text x='{label_width + length + 4:.1f}' "
+                     f"y='{y + 13}' font-size='11'>{format_number(value)} (n={format_number(count)})</text>")
+    return "".join(parts) + "</svg>"
+
+
+def _calibration_chart(buckets: list[dict]) -> str:
+    points = []
+    for bucket in buckets:
+        weight = float(bucket.get("numWeightedExamples", 0.0))
+        if weight > 0:
+            prediction = float(bucket.get("totalWeightedRefinedPrediction", 0.0)) / weight
+            label = float(bucket.get("totalWeightedLabel", 0.0)) / weight
+            points.append((prediction, label))
+    return _line_chart({"mean label per bucket": points}, diagonal=True, x_label="mean prediction",
+                       y_label="mean label")
+
+
+def _confusion_matrix(data: dict) -> str:
+    matrices = data.get("matrices", [])
+    if not matrices:
+        return "<p>no matrix</p>"
+    entries = matrices[0].get("entries", [])
+    classes = sorted({e.get("actualClassId", 0) for e in entries} | {e.get("predictedClassId", 0) for e in entries})
+    counts = {(e.get("actualClassId", 0), e.get("predictedClassId", 0)): e.get("numWeightedExamples", 0.0)
+              for e in entries}
+    top = max(counts.values(), default=1.0) or 1.0
+    rows = ["<table class='confusion'><tr><th>true \\ predicted</th>"
+            + "".join(f"<th>{c}</th>" for c in classes) + "</tr>"]
+    for actual in classes:
+        cells = []
+        for predicted in classes:
+            count = counts.get((actual, predicted), 0.0)
+            shade = int(255 - 160 * count / top)
+            cells.append(f"<td style='background:rgb({shade},{shade},255)'>{count:,.0f}</td>")
+        rows.append(f"<tr><th>{actual}</th>{''.join(cells)}</tr>")
+    return "".join(rows) + "</table>"
+
+
+def _line_chart(series: dict[str, list[tuple[float, float]]], marker: float | None = None, *, diagonal=False,
+                x_label: str = "epoch", y_label: str = "", width: int = 420, height: int = 240) -> str:
+    """Lines of (x, y) points with axes from the data; ``marker`` draws a dashed vertical line at that x."""
+    points = [p for values in series.values() for p in values]
+    if not points:
+        return "<p class='muted'>no data</p>"
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    if diagonal:
+        x0 = y0 = min(x0, y0)
+        x1 = y1 = max(x1, y1)
+    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
+    left, bottom, right, top = 48, height - 30, width - 10, 10
+
+    def sx(x):
+        return left + (x - x0) / (x1 - x0) * (right - left)
+
+    def sy(y):
+        return bottom - (y - y0) / (y1 - y0) * (bottom - top)
+
+    parts = [f"<svg class='chart' role='img' xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>",
+             f"<line x1='{left}' y1='{bottom}' x2='{right}' y2='{bottom}' stroke='#999'/>",
+             f"<line x1='{left}' y1='{top}' x2='{left}' y2='{bottom}' stroke='#999'/>",
+             f"<text x='{left}' y='{height - 4}' font-size='11'>{format_number(x0)}</text>",
+             f"<text x='{right}' y='{height - 4}' font-size='11' text-anchor='end'>{format_number(x1)} "
+             f"{_e(x_label)}</text>",
+             f"<text x='2' y='{bottom}' font-size='11'>{format_number(y0)}</text>",
+             f"<text x='2' y='{top + 10}' font-size='11'>{format_number(y1)} {_e(y_label)}</text>"]
+    if diagonal:
+        parts.append(f"<line x1='{sx(x0):.1f}' y1='{sy(x0):.1f}' x2='{sx(x1):.1f}' y2='{sy(x1):.1f}' "
+                     "stroke='#bbb' stroke-dasharray='4 3'/>")
+    if marker is not None:
+        parts.append(f"<line x1='{sx(marker):.1f}' y1='{top}' x2='{sx(marker):.1f}' y2='{bottom}' stroke='#555' "
+                     "stroke-dasharray='3 3'/>")
+    for i, (name, values) in enumerate(series.items()):
+        color = _PALETTE[i % len(_PALETTE)]
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in values)
+        parts.append(f"<polyline fill='none' stroke='{color}' stroke-width='2' points='{path}'/>")
+        parts += [f"<circle cx='{sx(x):.1f}' cy='{sy(y):.1f}' r='2.5' fill='{color}'/>" for x, y in values]
+        parts.append(f"<text x='{right - 4}' y='{top + 12 + 13 * i}' font-size='11' text-anchor='end' "
+                     f"fill='{color}'>{_e(name)}</text>")
+    return "".join(parts) + "</svg>"
+
+
+def _sparkline(values: list[float], width: int = 110, height: int = 24) -> str:
+    values = [v for v in values if v is not None and v == v]
+    if len(values) < 2:
+        return "<span class='muted'>first run</span>" if values else ""
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    step = (width - 6) / (len(values) - 1)
+    points = " ".join(f"{3 + i * step:.1f},{height - 3 - (v - low) / span * (height - 6):.1f}"
+                      for i, v in enumerate(values))
+    return (f"<svg class='sparkline' role='img' xmlns='http://www.w3.org/2000/svg' width='{width}' "
+            f"height='{height}'><title>{', '.join(format_number(v) for v in values)}</title><polyline fill='none' "
+            f"stroke='{_PALETTE[0]}' stroke-width='1.5' points='{points}'/></svg>")
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _signed(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.4f}"
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.1f}%"
+
+
+def format_time(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
