@@ -63,7 +63,7 @@ def train(work: str, name: str, config: PipelineConfig) -> tuple[str, str]:
     from pipeline.runners import run_local
 
     output_dir = os.path.join(work, name)
-    report = load_run_report(run_local(config, output_dir=output_dir, serving_dir=os.path.join(output_dir, "serve")))
+    report = load_run_report(*run_local(config, output_dir=output_dir, serving_dir=os.path.join(output_dir, "serve")))
     (model,) = glob.glob(os.path.join(output_dir, "pipeline_root", "Trainer", "model", "*", "Format-Serving"))
     (examples,) = glob.glob(os.path.join(report.examples_uri, "Split-eval", "*"))
     return model, examples

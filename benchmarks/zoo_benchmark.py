@@ -89,7 +89,7 @@ def prepare(work: str, spec) -> dict:
     generate_logs(spec, log_root, [1])
     base = PipelineConfig.from_yaml(DEFAULT_CONFIG)
     config = base.replace(data=dataclasses.replace(base.data, log_root=log_root))
-    report = load_run_report(run_local(config, output_dir=work, serving_dir=os.path.join(work, "serving")))
+    report = load_run_report(*run_local(config, output_dir=work, serving_dir=os.path.join(work, "serving")))
     root = os.path.join(work, "pipeline_root")
     paths = {
         "transform_graph": glob.glob(f"{root}/Transform/transform_graph/*")[0],

@@ -7,6 +7,7 @@ from config.errors import ConfigError, UserError
 from config.registry import Architecture, Balancing, FeatureKind, LossNormalization, TaskType
 from config.schema import (
     DEFAULT_CONFIG,
+    BeamConfig,
     BlessingConfig,
     DataConfig,
     EvaluationConfig,
@@ -17,6 +18,6 @@ from config.schema import (
     ValidationConfig,
 )
 
-__all__ = ["Architecture", "Balancing", "BlessingConfig", "ConfigError", "DEFAULT_CONFIG", "DataConfig",
+__all__ = ["Architecture", "Balancing", "BeamConfig", "BlessingConfig", "ConfigError", "DEFAULT_CONFIG", "DataConfig",
            "EvaluationConfig", "FeatureConfig", "FeatureKind", "LossNormalization", "ModelConfig", "PipelineConfig",
            "TaskConfig", "TaskType", "UserError", "ValidationConfig", "from_custom_config", "to_custom_config"]

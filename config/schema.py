@@ -176,6 +176,24 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class BeamConfig:
+    """How the Beam-powered components (ImportExampleGen, StatisticsGen, Transform, Evaluator) run: ``args`` are
+    Beam pipeline args for all of them, e.g. ``[--runner=DataflowRunner, --project=P, --region=R,
+    --temp_location=gs://...]``. Without a ``--runner`` they run on Beam's DirectRunner in ``workers`` processes
+    (0: one per core of the machine that runs the component, as Python counts them; in a container limited to
+    fewer cores than its host shows, set the number); 1 runs them inside the component's own process, which
+    saves the workers' start-up on small data."""
+
+    args: tuple[str, ...] = ()
+    workers: int = 0
+
+    def __post_init__(self):
+        _require(self.workers >= 0, f"beam.workers must be >= 0 (0: one per core), got {self.workers}")
+        for arg in self.args:
+            _require(arg.startswith("--"), f"beam.args: '{arg}' is not a --flag=value Beam pipeline arg")
+
+
+@dataclass(frozen=True)
 class ValidationConfig:
     """How a new span is judged against the last validated span: ``drift`` maps a feature to the largest
     distance its distribution may move (L-infinity for categorical, Jensen-Shannon divergence for numeric
@@ -204,6 +222,7 @@ class PipelineConfig:
     tasks: tuple[TaskConfig, ...]
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    beam: BeamConfig = field(default_factory=BeamConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
@@ -258,6 +277,14 @@ class PipelineConfig:
             return cls.from_dict(data)
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
+
+    def beam_pipeline_args(self) -> list[str]:
+        """The Beam pipeline args of every Beam component: ``beam.args``, after DirectRunner defaults (processes,
+        ``beam.workers`` of them) unless the args name another runner."""
+        if any(arg.startswith("--runner=") and arg != "--runner=DirectRunner" for arg in self.beam.args):
+            return list(self.beam.args)
+        mode = "in_memory" if self.beam.workers == 1 else "multi_processing"
+        return [f"--direct_running_mode={mode}", f"--direct_num_workers={self.beam.workers}", *self.beam.args]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict that ``from_dict`` turns back into an equal config."""

@@ -19,7 +19,11 @@ def _config(args) -> PipelineConfig:
     config = PipelineConfig.from_yaml(args.config)
     overrides = {"log_root": args.log_root, "span": args.span, "train_spans": args.train_spans}
     overrides = {key: value for key, value in overrides.items() if value is not None}
-    return config.replace(data=dataclasses.replace(config.data, **overrides)) if overrides else config
+    if overrides:
+        config = config.replace(data=dataclasses.replace(config.data, **overrides))
+    if args.beam_arg:
+        config = config.replace(beam=dataclasses.replace(config.beam, args=(*config.beam.args, *args.beam_arg)))
+    return config
 
 
 def _run(args) -> int:
@@ -52,11 +56,15 @@ def _run(args) -> int:
 
 
 def _run_and_report(config: PipelineConfig, args):
+    from pipeline.preflight import check_run
+
+    check_run(config, args.serving_dir)  # before TFX, Beam and TFMA load: bad input fails in seconds
     from pipeline.reporting import write_reports
     from pipeline.runners import run_local
 
-    metadata_path = run_local(config, output_dir=args.output_dir, serving_dir=args.serving_dir)
-    return write_reports(metadata_path, config, args.output_dir)
+    metadata_path, run_id = run_local(config, output_dir=args.output_dir, serving_dir=args.serving_dir,
+                                      preflight=False)
+    return write_reports(metadata_path, config, args.output_dir, run_id)
 
 
 def _runs(args) -> int:
@@ -155,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--span", help="override data.span: the span this run ingests ('latest' or N)")
         p.add_argument("--train-spans", type=int,
                        help="override data.train_spans: train on the newest K ingested spans")
+        p.add_argument("--beam-arg", action="append", default=[], metavar="--FLAG=VALUE",
+                       help="a Beam pipeline arg for every Beam component, after the config's beam.args; "
+                            "repeatable (e.g. --beam-arg=--runner=DataflowRunner --beam-arg=--region=europe-west4)")
         return p
 
     run = with_config(commands.add_parser(

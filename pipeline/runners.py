@@ -8,15 +8,19 @@ from config import ConfigError, PipelineConfig
 from pipeline.output_lock import exclusive_output, fail_stale_executions
 from pipeline.pipeline import create_pipeline
 from pipeline.preflight import check_run
+from pipeline.report import run_ids
 from pipeline.schema_store import accept_latest_schema, accepted_schema_path
 
 
-def run_local(config: PipelineConfig, *, output_dir: str, serving_dir: str) -> str:
+def run_local(config: PipelineConfig, *, output_dir: str, serving_dir: str, preflight: bool = True) -> tuple[str, str]:
     """Runs every component here, after the preflight checks (PreflightError names what to fix), holding the
-    output folder's lock (OutputInUse if another run holds it); returns the MLMD sqlite path that records the
-    run. New spans are judged against the folder's accepted schema; the first run that passes validation accepts
-    the schema inferred from its span. Called by `mtl run`, the benchmarks and the end-to-end tests."""
-    check_run(config, serving_dir)
+    output folder's lock (OutputInUse if another run holds it); returns (the MLMD sqlite path that records the
+    run, the run's id), so that the caller reports its own run even if another starts right after. New spans are
+    judged against the folder's accepted schema; the first run that passes validation accepts the schema inferred
+    from its span. Called by `mtl run` (which runs the preflight itself, before importing TFX: ``preflight=False``),
+    the benchmarks and the end-to-end tests."""
+    if preflight:
+        check_run(config, serving_dir)
     output_dir = os.path.abspath(output_dir)
     metadata_path = os.path.join(output_dir, "metadata.db")
     accepted = accepted_schema_path(output_dir)
@@ -28,11 +32,12 @@ def run_local(config: PipelineConfig, *, output_dir: str, serving_dir: str) -> s
             serving_dir=serving_dir,
             accepted_schema=accepted if os.path.exists(accepted) else None,
             metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
-            beam_pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"])
+            beam_pipeline_args=config.beam_pipeline_args())
         tfx.orchestration.LocalDagRunner().run(pipeline)
         if not config.data.schema_path and not os.path.exists(accepted):
             accept_latest_schema(output_dir)
-    return metadata_path
+        run_id = run_ids(metadata_path)[0]  # the newest run, read while no other run can start
+    return metadata_path, run_id
 
 
 def compile_kubeflow(config: PipelineConfig, *, output_file: str, image: str, pipeline_root: str,
@@ -46,5 +51,6 @@ def compile_kubeflow(config: PipelineConfig, *, output_file: str, image: str, pi
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
         output_dir=os.path.dirname(os.path.abspath(output_file)),
         output_filename=os.path.basename(output_file))
-    runner.run(create_pipeline(config, pipeline_root=pipeline_root, serving_dir=serving_dir))
+    runner.run(create_pipeline(config, pipeline_root=pipeline_root, serving_dir=serving_dir,
+                               beam_pipeline_args=config.beam_pipeline_args()))
     return os.path.abspath(output_file)

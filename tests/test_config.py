@@ -88,3 +88,27 @@ def test_a_bad_file_names_itself_and_the_place(tmp_path, text, message):
 def test_a_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="nothing.yaml: cannot read the config file"):
         PipelineConfig.from_yaml(tmp_path / "nothing.yaml")
+
+
+def test_beam_args_default_to_every_core_and_give_way_to_another_runner(default_dict):
+    config = PipelineConfig.from_dict(default_dict)
+    assert config.beam_pipeline_args() == ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+    default_dict["beam"] = {"workers": 2, "args": ["--direct_runner_bundle_repeat=0"]}
+    assert PipelineConfig.from_dict(default_dict).beam_pipeline_args() == [
+        "--direct_running_mode=multi_processing", "--direct_num_workers=2", "--direct_runner_bundle_repeat=0"]
+    default_dict["beam"] = {"workers": 1}
+    assert PipelineConfig.from_dict(default_dict).beam_pipeline_args() == ["--direct_running_mode=in_memory",
+                                                                           "--direct_num_workers=1"]
+    default_dict["beam"] = {"args": ["--runner=FlinkRunner", "--flink_master=localhost:8081"]}
+    assert PipelineConfig.from_dict(default_dict).beam_pipeline_args() == ["--runner=FlinkRunner",
+                                                                           "--flink_master=localhost:8081"]
+
+
+@pytest.mark.parametrize("beam, message", [
+    ({"args": ["runner=DataflowRunner"]}, "beam.args: 'runner=DataflowRunner' is not a --flag=value"),
+    ({"workers": -1}, "beam.workers must be >= 0"),
+])
+def test_bad_beam_settings(default_dict, beam, message):
+    default_dict["beam"] = beam
+    with pytest.raises(ConfigError, match=message):
+        PipelineConfig.from_dict(default_dict)

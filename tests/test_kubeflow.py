@@ -36,3 +36,21 @@ def test_span_window_is_refused_with_a_clear_error(tmp_path, capsys):
     assert main(["compile-kubeflow", "--output", str(output), "--train-spans", "3"]) == 2
     assert "data.train_spans > 1" in capsys.readouterr().err
     assert not output.exists()
+
+
+def test_beam_args_reach_every_beam_component_in_the_spec(tmp_path):
+    output = tmp_path / "pipeline.json"
+    assert main(["compile-kubeflow", "--output", str(output), "--beam-arg=--runner=DataflowRunner",
+                 "--beam-arg=--region=europe-west4"]) == 0
+    executors = json.loads(output.read_text())["pipelineSpec"]["deploymentSpec"]["executors"]
+    for component in ("ImportExampleGen", "StatisticsGen", "Transform", "Evaluator"):
+        args = executors[f"{component}_executor"]["container"]["args"]
+        assert args[-2:] == ["--runner=DataflowRunner", "--region=europe-west4"], component
+        assert not any(a.startswith("--direct_") for a in args), component  # another runner: no DirectRunner flags
+
+
+def test_without_a_runner_the_spec_runs_beam_on_every_core_of_the_pod(tmp_path):
+    output = tmp_path / "pipeline.json"
+    assert main(["compile-kubeflow", "--output", str(output)]) == 0
+    args = json.loads(output.read_text())["pipelineSpec"]["deploymentSpec"]["executors"]["Evaluator_executor"]
+    assert args["container"]["args"][-2:] == ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]

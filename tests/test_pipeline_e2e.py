@@ -18,7 +18,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from components.anomaly_gate import AnomaliesFound
-from config import DEFAULT_CONFIG, PipelineConfig, TaskConfig
+from config import DEFAULT_CONFIG, BeamConfig, PipelineConfig, TaskConfig
 from data.world import LogSpec
 from data.writer import generate_logs
 from pipeline.cli import main
@@ -47,7 +47,7 @@ class Run:
         return os.path.join(self.root, "serving")
 
     def execute(self, config=None):
-        return load_run_report(run_local(config or self.config, output_dir=self.output_dir,
+        return load_run_report(*run_local(config or self.config, output_dir=self.output_dir,
                                          serving_dir=self.serving_dir))
 
     def versions(self):
@@ -63,13 +63,16 @@ class Run:
 
 def _small_config(log_root) -> PipelineConfig:
     """The default config on small logs: ~400 eval conversions are too few for value floors on the sparse heads,
-    so only click keeps its floor; every head keeps its no-regression tolerance."""
+    so only click keeps its floor; every head keeps its no-regression tolerance. Beam runs inside each
+    component's process (beam.workers 1): on 10,000 events, starting worker processes costs more than they save;
+    the first run keeps the default (a worker process per core)."""
     config = PipelineConfig.from_yaml(DEFAULT_CONFIG)
     no_floor = {t.name: dataclasses.replace(t.blessing, bound=None) for t in config.tasks if t.name != "click"}
     tasks = tuple(dataclasses.replace(t, blessing=no_floor[t.name]) if t.name in no_floor else t
                   for t in config.tasks)
     return config.replace(tasks=tasks, data=dataclasses.replace(config.data, log_root=str(log_root)),
-                          model=dataclasses.replace(config.model, train_steps=500, epochs=5, eval_steps=8))
+                          model=dataclasses.replace(config.model, train_steps=500, epochs=5, eval_steps=8),
+                          beam=BeamConfig(workers=1))
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +84,8 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first(run):
-    return run.execute()
+    """The first run: the default Beam execution, a DirectRunner worker process per core."""
+    return run.execute(run.config.replace(beam=BeamConfig()))
 
 
 def _present(example: tf.train.Example, key: str) -> bool:
