@@ -153,11 +153,17 @@ def _training_section(tasks: list[Task], training: TrainingHistory) -> str:
              f"{len(training.curves.get('validation', {}).get('loss', []))}; training throughput "
              f"{format_number(speed) if speed else '—'} examples/s (median over epochs).</p><div class='plots'>"]
     for task in tasks:
-        series = {f"{phase} loss": training.curves.get(phase, {}).get(f"{task.name}_loss", [])
-                  for phase in ("train", "validation")}
-        parts.append(_figure(_line_chart({k: list(enumerate(v, 1)) for k, v in series.items() if v}, best),
-                             f"{task.name}: loss per epoch (mean over present labels); the dashed line marks the "
-                             "kept epoch"))
+        metric = next((name for name in training.curves.get("train", {})
+                       if name.startswith(f"{task.name}_") and not name.startswith(f"{task.name}_loss")), None)
+        for curve, what in ((f"{task.name}_loss", "loss (mean over present labels)"), (metric, metric)):
+            series = {}
+            for phase in ("train", "validation"):
+                values = training.curves.get(phase, {}).get(curve or "", [])
+                if values:
+                    series[phase] = list(enumerate(values, 1))
+            if series:
+                parts.append(_figure(_line_chart(series, best),
+                                     f"{task.name}: {what} per epoch; the dashed line marks the kept epoch"))
     return "".join(parts) + "</div></section>"
 
 

@@ -35,8 +35,10 @@ def page():
     data = [SplitSummary("eval", 49_880, [FeatureSummary("device", 0.0, top_values=[("mobile", 30_000.0)]),
                                            FeatureSummary("price", 0.25, mean=21.5)])]
     training = TrainingHistory({"train": {"loss": [3.0, 2.0, 1.5], "click_loss": [0.5, 0.45, 0.4],
+                                          "click_loss_weight": [1.0, 1.0, 1.0], "click_auc": [0.6, 0.62, 0.64],
                                           "examples_per_second": [40_000.0, 42_000.0, 41_000.0]},
-                                "validation": {"loss": [3.1, 2.9, 3.0], "click_loss": [0.51, 0.49, 0.5]}})
+                                "validation": {"loss": [3.1, 2.9, 3.0], "click_loss": [0.51, 0.49, 0.5],
+                                               "click_auc": [0.6, 0.61, 0.6]}})
     history = [PastRun("earlier", 1_795_600_000.0, {"click": 0.64}, True)]
     return render(CONFIG, report, limits={"click": {"auc": 0.77}}, data=data, anomalies=[], training=training,
                   history=history)
@@ -74,6 +76,9 @@ def test_data_training_and_trend(page):
     assert "eval: 49,880 events" in page and "25.0%" in page and "mobile (30,000)" in page
     assert "no anomalies" in page
     assert "Early stopping kept epoch 2" in page and "41,000 examples/s" in page
+    training = page[page.index("<section id='training'>"):]
+    assert "click: loss (mean over present labels) per epoch" in training
+    assert "click: click_auc per epoch" in training and "click_loss_weight" not in training
     (row,) = re.findall(r"<tr id='verdict-click'>(.*?)</tr>", page)
     assert "<title>0.64, 0.61</title>" in row  # the earlier run's click AUC, then this run's
 

@@ -315,7 +315,7 @@ def test_mtl_runs_lists_every_recorded_run_newest_first(run, first, capsys):
     assert main(["runs", "--output-dir", run.output_dir]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     recorded = run_ids(os.path.join(run.output_dir, "metadata.db"))
-    assert len(recorded) >= 2 and len(lines) == 1 + len(recorded)
+    assert len(recorded) >= 3 and len(lines) == 1 + len(recorded)
     assert [line.split()[0] for line in lines[1:]] == recorded
     (row,) = [line for line in lines if line.startswith(first.run_id)]
     assert row.rstrip().endswith(os.path.basename(first.pushed_model))
