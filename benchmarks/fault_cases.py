@@ -198,7 +198,7 @@ def main(argv=None) -> int:
     rows = [run_case(case, args.work, good) for case in cases(args.work, good)]
     lines = [f"Baseline: `mtl run` on {args.events:,} generated events (300 users, 150 items), blessed and pushed in "
              f"{baseline_seconds:.0f} s; then each fault on the same output and serving folders (2-core machine; "
-             "seconds include ~8 s of Python and TensorFlow start-up).", "",
+             "seconds include the start-up of Python and TensorFlow, about 5 s).", "",
              "| case | exit | lines from mtl (all stderr lines) | message | seconds to fail | pushed? | "
              "served model answers? |",
              "|---|---|---|---|---|---|---|"]
