@@ -81,6 +81,7 @@ def test_a_span_that_does_not_exist(good_logs, tmp_path, capsys):
 @pytest.mark.parametrize("damage, reason", [
     (lambda data: data[: len(data) // 2], "truncated or corrupt: Compressed file ended before the end-of-stream"),
     (lambda data: data[:-8], "truncated or corrupt"),  # the gzip trailer cut off: TensorFlow alone reads it all
+    (lambda data: gzip.compress(gzip.decompress(data)[:-10]), "its last record is cut short"),
     (lambda data: gzip.decompress(data), "not gzip-compressed"),
     (lambda data: gzip.compress(b""), "holds no events"),
 ])
