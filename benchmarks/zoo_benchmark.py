@@ -40,6 +40,9 @@ VARIANTS = {
     "shared-bottom, 2 shared layers": TWO_SHARED,
     "shared-bottom, 1 shared layer": {**TWO_SHARED, "shared_layers": [64]},
     "shared-bottom, 0 shared layers": {**TWO_SHARED, "shared_layers": []},
+    "shared-bottom, 0 shared layers + reactions head": {**TWO_SHARED, "shared_layers": [],
+                                                        "tasks": ["click", "conversion", "watch_time", "interest",
+                                                                  "reactions"]},
     "shared-bottom, 0 shared layers + user.item dot": DOT,
     "shared-bottom, 0 shared + dot, per-example loss": {**DOT, "loss_normalization": "per_example"},
     "click + conversion only, 0 shared + dot": {**DOT, "tasks": ["click", "conversion"]},
@@ -88,7 +91,8 @@ def prepare(work: str, spec) -> dict:
     log_root = os.path.join(work, "logs")
     generate_logs(spec, log_root, [1])
     base = PipelineConfig.from_yaml(DEFAULT_CONFIG)
-    config = base.replace(data=dataclasses.replace(base.data, log_root=log_root))
+    # Every head a variant may train, so Transform writes every label and weight column.
+    config = base.replace(tasks=TASKS, data=dataclasses.replace(base.data, log_root=log_root))
     report = load_run_report(*run_local(config, output_dir=work, serving_dir=os.path.join(work, "serving")))
     root = os.path.join(work, "pipeline_root")
     paths = {
@@ -96,7 +100,7 @@ def prepare(work: str, spec) -> dict:
         "train": glob.glob(f"{root}/Transform/transformed_examples/*/Split-train/*"),
         "eval": glob.glob(f"{root}/Transform/transformed_examples/*/Split-eval/*"),
         "raw_eval": glob.glob(f"{report.examples_uri}/Split-eval/*"),
-        "limits": head_limits(report, config.replace(tasks=TASKS)),
+        "limits": head_limits(report, config),
     }
     json.dump(paths, open(paths_file, "w"))
     return paths
