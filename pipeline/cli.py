@@ -4,6 +4,7 @@ import argparse
 import dataclasses
 import gc
 import json
+import logging
 import os
 import sys
 import time
@@ -247,6 +248,7 @@ def main(argv=None) -> int:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         warnings.filterwarnings("ignore")
         absl_logging.set_verbosity(absl_logging.ERROR)
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TFMA's readers log deprecation notices there
     try:
         code = args.handler(args)
     except UserError as e:

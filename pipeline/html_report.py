@@ -81,9 +81,8 @@ def _verdict(tasks: list[Task], report: RunReport, history: list[PastRun]) -> st
                     f"<td>{_signed(change)}</td><td>{_e(', '.join(rule))}</td><td>{verdict}</td>"
                     f"<td>{_sparkline([*trend, value] if value is not None else trend)}</td></tr>")
     failures = "".join(f"<li>{_e(f)}</li>" for f in report.failures)
-    spans = f"span {report.span} of {_e(report.input_base)}" if report.span is not None else "nothing"
     return (f"<section id='verdict'><p><span class='verdict {blessed[1]}'>{blessed[0]}</span> &nbsp;{pushed}</p>"
-            f"<p>Ingested and trained on: {spans}</p>"
+            f"<p>Ingested and trained on: {_e(report.ingested)}</p>"
             "<table><tr><th>head</th><th>key metric</th><th>this model</th><th>baseline (last blessed)</th>"
             "<th>change</th><th>blessing rule</th><th>verdict</th><th>trend over runs</th></tr>"
             + "".join(rows) + "</table>" + (f"<ul>{failures}</ul>" if failures else "") + "</section>")
@@ -121,9 +120,8 @@ def _head_section(task: Task, report: RunReport, limit: dict[str, float]) -> str
 
 def _data_section(report: RunReport, data: list[SplitSummary], anomalies: list[str]) -> str:
     parts = ["<section id='data'><h2>Data</h2>"]
-    spans = f"span {report.span} of {_e(report.input_base)}" if report.span is not None else "nothing ingested"
     counts = ", ".join(f"{_e(split.name)}: {split.num_examples:,} events" for split in data)
-    parts.append(f"<p>Ingested {spans}; {counts}.</p>")
+    parts.append(f"<p>Ingested {_e(report.ingested)}; {counts}.</p>")
     if data:
         splits = [split.name for split in data]
         by_name = {split.name: {f.name: f for f in split.features} for split in data}

@@ -40,6 +40,11 @@ class RunReport:
     model_run_uri: str | None = None  # the Trainer's TensorBoard logs
 
     @property
+    def ingested(self) -> str:
+        """What the run ingested, for a person: "span N of <log folder>", or "nothing"."""
+        return f"span {self.span} of {self.input_base}" if self.span is not None else "nothing"
+
+    @property
     def pushed_version(self) -> str | None:
         return self.pushed_model.rstrip("/").rsplit("/", 1)[-1] if self.pushed_model else None
 
@@ -54,23 +59,27 @@ def open_store(metadata_path: str) -> metadata_store.MetadataStore:
 
 def run_ids(metadata_path: str) -> list[str]:
     """The pipeline runs recorded in the MLMD at ``metadata_path``, newest first (`mtl runs` lists them)."""
-    runs = open_store(metadata_path).get_contexts_by_type("pipeline_run")
-    return [c.name for c in sorted(runs, key=lambda c: (c.create_time_since_epoch, c.id), reverse=True)]
+    return [c.name for c in _newest_first(open_store(metadata_path).get_contexts_by_type("pipeline_run"))]
+
+
+def _newest_first(runs: list) -> list:
+    return sorted(runs, key=lambda c: (c.create_time_since_epoch, c.id), reverse=True)
 
 
 def load_run_report(metadata_path: str, run_id: str | None = None) -> RunReport:
     """The RunReport of run ``run_id`` (default: the newest) recorded in the sqlite MLMD at ``metadata_path``;
     `mtl run`, `mtl report`, `mtl runs`, the benchmarks and the end-to-end tests call it."""
     store = open_store(metadata_path)
-    runs = {c.name: c for c in store.get_contexts_by_type("pipeline_run")}
+    runs = _newest_first(store.get_contexts_by_type("pipeline_run"))
     if not runs:
         raise FileNotFoundError(f"no pipeline run recorded in {metadata_path}")
-    if run_id is not None and run_id not in runs:
+    by_name = {c.name: c for c in runs}
+    if run_id is not None and run_id not in by_name:
         raise KeyError(f"no run '{run_id}' in {metadata_path}")
-    run = runs[run_id] if run_id is not None else runs[run_ids(metadata_path)[0]]
+    run = by_name[run_id] if run_id is not None else runs[0]
     produced = _produced(store, run.id)
     report = RunReport(run_id=run.name, started=run.create_time_since_epoch / 1000,
-                       seconds=_component_seconds(store, run.id))
+                       seconds=_component_seconds(produced))
     if "ImportExampleGen" in produced:
         execution, outputs = produced["ImportExampleGen"]
         (examples,) = outputs["Examples"]
@@ -118,11 +127,11 @@ def _uri(produced: dict, component: str, artifact_type: str) -> str | None:
     return artifacts[0].uri if artifacts else None
 
 
-def _component_seconds(store, run_id: int) -> dict[str, float]:
-    """Wall time of each component's execution, from MLMD's timestamps."""
-    type_names = {t.id: t.name.rsplit(".", 1)[-1] for t in store.get_execution_types()}
-    return {type_names[e.type_id]: (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000
-            for e in sorted(store.get_executions_by_context(run_id), key=lambda e: e.id)}
+def _component_seconds(produced: dict[str, tuple]) -> dict[str, float]:
+    """Wall time of each component's execution in the run, in execution order, from MLMD's timestamps."""
+    executions = sorted((execution for execution, _ in produced.values()), key=lambda e: e.id)
+    names = {id(execution): name for name, (execution, _) in produced.items()}
+    return {names[id(e)]: (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000 for e in executions}
 
 
 def artifact_span(artifact) -> int:
@@ -210,8 +219,7 @@ def format_report(report: RunReport, limits: dict[str, dict[str, float]] | None 
         if len(rows) > max_slices:
             lines.append(f"| … {len(rows) - max_slices} more slices in the TFMA output | " + "| " * len(names))
     verdict = {True: "BLESSED", False: "NOT BLESSED", None: "not evaluated"}[report.blessed]
-    ingested = f"span {report.span} of {report.input_base}" if report.span is not None else "nothing"
-    lines += ["", f"Ingested: {ingested}", f"Blessing: {verdict}"] + [f"  - {f}" for f in report.failures]
+    lines += ["", f"Ingested: {report.ingested}", f"Blessing: {verdict}"] + [f"  - {f}" for f in report.failures]
     lines.append(f"Pushed model: {report.pushed_model or 'nothing pushed'}")
     lines.append(f"TFMA output: {report.evaluation_uri}")
     lines.append("Component seconds: " + ", ".join(f"{name} {s:.1f}" for name, s in report.seconds.items()))
