@@ -27,7 +27,8 @@ class Task:
     label_dtype: ClassVar[tf.DType] = tf.float32
     key_metric: ClassVar[str]
     higher_is_better: ClassVar[bool] = True
-    tfma_metrics: ClassVar[tuple[str, ...]]
+    tfma_metrics: ClassVar[tuple[str, ...]]  # TFMA's names of the metrics that judge this head
+    tfma_plots: ClassVar[tuple[str, ...]] = ()  # and of the plots that show it
 
     def __init__(self, config: TaskConfig):
         self.config = config
@@ -95,9 +96,10 @@ class Task:
         """Keras training metrics, updated with the label weights so missing labels do not count."""
         raise NotImplementedError
 
-    def tfma_plots(self) -> list[tuple[str, str]]:
-        """The TFMA plots that show this head: (class name, its MetricConfig.config JSON fragment)."""
-        return []
+    @property
+    def plot_range(self) -> tuple[float, float]:
+        """The predictions a calibration plot spreads over its buckets (outside: one bucket each side)."""
+        return (0.0, 1.0)
 
     def metric_weights(self, weights: tf.Tensor) -> tf.Tensor:
         """The [batch] label weights shaped for this task's Keras metrics."""
@@ -114,16 +116,13 @@ class BinaryTask(Task):
     label_domain = (0, 1)
     tfma_metrics = ("ExampleCount", "WeightedExampleCount", "AUC", "AUCPrecisionRecall", "Calibration",
                     "MeanLabel", "MeanPrediction")
+    tfma_plots = ("CalibrationPlot",)  # mean label against mean prediction in 20 buckets of the probability
 
     def per_example_loss(self, labels, predictions):
         return tf_keras.losses.binary_crossentropy(labels[:, None], predictions[:, None])
 
     def make_metrics(self):
         return [tf_keras.metrics.AUC(name=f"{self.name}_auc")]
-
-    def tfma_plots(self):
-        """A calibration plot: mean label against mean prediction in 20 buckets of the predicted probability."""
-        return [("CalibrationPlot", '"num_buckets": 20, "left": 0.0, "right": 1.0')]
 
     def score(self, labels, weights, predictions):
         present = weights > 0
@@ -135,6 +134,7 @@ class RegressionTask(Task):
     higher_is_better = False
     tfma_metrics = ("ExampleCount", "WeightedExampleCount", "RootMeanSquaredError", "MeanAbsoluteError",
                     "MeanLabel", "MeanPrediction")
+    tfma_plots = ("CalibrationPlot",)  # mean label per bucket of the prediction, 20 buckets over plot_range
 
     def fusion_input(self, prediction):
         """log1p of the (non-negative part of the) predicted amount, so a long tail does not swamp the sum."""
@@ -146,10 +146,9 @@ class RegressionTask(Task):
     def make_metrics(self):
         return [tf_keras.metrics.RootMeanSquaredError(name=f"{self.name}_rmse")]
 
-    def tfma_plots(self):
-        """Prediction against label: mean label per bucket of the prediction, 20 buckets over ``plot_range``."""
-        low, high = self.config.plot_range
-        return [("CalibrationPlot", f'"num_buckets": 20, "left": {low}, "right": {high}')]
+    @property
+    def plot_range(self):
+        return tuple(self.config.plot_range)
 
     def score(self, labels, weights, predictions):
         present = weights > 0
@@ -161,6 +160,7 @@ class MulticlassTask(Task):
     label_dtype = tf.int64
     key_metric = "SparseCategoricalAccuracy"
     tfma_metrics = ("ExampleCount", "WeightedExampleCount", "SparseCategoricalAccuracy")
+    tfma_plots = ("MultiClassConfusionMatrixPlot",)  # of the most likely class
 
     def __init__(self, config):
         super().__init__(config)
@@ -175,10 +175,6 @@ class MulticlassTask(Task):
 
     def make_metrics(self):
         return [tf_keras.metrics.SparseCategoricalAccuracy(name=f"{self.name}_accuracy")]
-
-    def tfma_plots(self):
-        """The confusion matrix of the most likely class."""
-        return [("MultiClassConfusionMatrixPlot", "")]
 
     def score(self, labels, weights, predictions):
         present = weights > 0

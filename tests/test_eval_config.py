@@ -21,25 +21,27 @@ def test_overall_and_configured_slices():
     assert [list(s.feature_keys) for s in slicing] == [[], ["device"], ["item_category"]]
 
 
-def test_metrics_per_head_by_task_type():
+def test_metrics_per_head_by_task_type_from_the_head_metrics_module():
     by_head = {tuple(s.output_names): [m.class_name for m in s.metrics]
                for s in make_eval_config(CONFIG).metrics_specs}
-    assert by_head[("click",)] == ["ExampleCount", "WeightedExampleCount", "AUC", "AUCPrecisionRecall",
-                                   "Calibration", "MeanLabel", "MeanPrediction", "CalibrationPlot"]
-    assert "RootMeanSquaredError" in by_head[("watch_time",)] and "MeanAbsoluteError" in by_head[("watch_time",)]
-    assert by_head[("interest",)] == ["ExampleCount", "WeightedExampleCount", "SparseCategoricalAccuracy",
-                                      "MultiClassConfusionMatrixPlot"]
+    assert by_head[("click",)] == ["HeadExampleCount", "HeadWeightedExampleCount", "HeadAUC",
+                                   "HeadAUCPrecisionRecall", "HeadCalibration", "HeadMeanLabel",
+                                   "HeadMeanPrediction", "HeadCalibrationPlot"]
+    assert {"HeadRootMeanSquaredError", "HeadMeanAbsoluteError"} <= set(by_head[("watch_time",)])
+    assert by_head[("interest",)] == ["HeadExampleCount", "HeadWeightedExampleCount",
+                                      "HeadSparseCategoricalAccuracy", "HeadMultiClassConfusionMatrixPlot"]
+    modules = {m.module for s in make_eval_config(CONFIG).metrics_specs for m in s.metrics}
+    assert modules == {"models.head_metrics"}
 
 
-def test_plots_per_head_by_task_type_regression_over_its_plot_range():
+def test_a_head_metrics_share_one_summary_regression_over_its_plot_range():
     (spec,) = [s for s in make_eval_config(CONFIG).metrics_specs if list(s.output_names) == ["watch_time"]]
-    (plot,) = [m for m in spec.metrics if m.class_name == "CalibrationPlot"]
-    assert plot.config == '"num_buckets": 20, "left": 0.0, "right": 10.0'
+    assert {m.config for m in spec.metrics} == {'"kind": "regression", "plot_range": [0.0, 10.0], "plot_buckets": 20'}
 
 
 def _threshold(head: str, metric: str) -> config_pb2.MetricThreshold:
     (spec,) = [s for s in make_eval_config(CONFIG).metrics_specs if list(s.output_names) == [head]]
-    (config,) = [m for m in spec.metrics if m.class_name == metric]
+    (config,) = [m for m in spec.metrics if m.class_name == f"Head{metric}"]
     (per_slice,) = config.per_slice_thresholds
     assert [list(s.feature_keys) for s in per_slice.slicing_specs] == [[]]  # judged on the overall slice only
     return per_slice.threshold
