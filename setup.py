@@ -12,6 +12,6 @@ setup(
                                     "models", "models.*", "data", "data.*"]),
     package_data={"config": ["*.yaml"]},
     install_requires=["tfx[kfp]==1.16.0", "tensorflow==2.16.2", "tf-keras==2.16.0", "apache-beam[gcp]==2.59.0",
-                      "pyyaml"],
+                      "psutil", "pyyaml"],
     entry_points={"console_scripts": ["mtl=pipeline.cli:main"]},
 )

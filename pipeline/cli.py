@@ -1,4 +1,4 @@
-"""`mtl`: the project's command line (run the pipeline, generate logs, compile for Kubeflow)."""
+"""`mtl`: the project's command line (run the pipeline, generate logs, compile for and submit to Kubeflow)."""
 
 import argparse
 import dataclasses
@@ -32,22 +32,26 @@ def _run(args) -> int:
     print goes to a log file unless --verbose), writes the markdown and HTML reports, prints the markdown one and
     the HTML report's path last; returns the exit code."""
     from pipeline.console import quiet_console
+    from pipeline.memory_watch import GIB, MemoryWatch
 
     config = _config(args)
-    if args.verbose:
-        reports = _run_and_report(config, args)
-    else:
-        log_path = os.path.join(os.path.abspath(args.output_dir), "logs", f"run-{time.strftime('%Y%m%d-%H%M%S')}.log")
-        print(f"mtl run: {config.name}; the libraries' output goes to {log_path}", flush=True)
-        try:
-            with quiet_console(log_path):  # before the imports: TensorFlow prints as it loads
-                reports = _run_and_report(config, args)
-        except UserError:
-            raise
-        except Exception as e:  # a bug, or a library's failure: its whole traceback is in the log
-            raise RunFailed(f"{type(e).__name__}: {_last_line(e)} (full traceback in {log_path})") from e
+    with MemoryWatch() as memory:
+        if args.verbose:
+            reports = _run_and_report(config, args)
+        else:
+            log_path = os.path.join(os.path.abspath(args.output_dir), "logs",
+                                    f"run-{time.strftime('%Y%m%d-%H%M%S')}.log")
+            print(f"mtl run: {config.name}; the libraries' output goes to {log_path}", flush=True)
+            try:
+                with quiet_console(log_path, memory):  # before the imports: TensorFlow prints as it loads
+                    reports = _run_and_report(config, args)
+            except UserError:
+                raise
+            except Exception as e:  # a bug, or a library's failure: its whole traceback is in the log
+                raise RunFailed(f"{type(e).__name__}: {_last_line(e)} (full traceback in {log_path})") from e
     from pipeline.schema_store import accepted_schema_path
 
+    print(f"Peak memory: {memory.run_peak / GIB:.2f} GiB (this process and Beam's workers, resident)")
     print(reports.markdown)
     print(f"Schema: {config.data.schema_path or accepted_schema_path(args.output_dir)} (new spans are judged "
           "against it; `mtl schema accept` takes the newest span's)")
@@ -145,12 +149,75 @@ def _generate_logs(args) -> int:
 
 def _compile_kubeflow(args) -> int:
     """`mtl compile-kubeflow`: writes the KFP v2 JSON spec and prints its path; returns the exit code."""
+    print(_compiled_spec(_config(args), args))
+    return 0
+
+
+def _compiled_spec(config: PipelineConfig, args) -> str:
+    """Compiles ``config`` to the KFP v2 JSON spec that the Kubeflow options name (--output, --image,
+    --pipeline-root, --serving-dir); returns its path."""
     from pipeline.runners import compile_kubeflow
 
-    path = compile_kubeflow(_config(args), output_file=args.output, image=args.image,
-                            pipeline_root=args.pipeline_root, serving_dir=args.serving_dir)
-    print(path)
+    return compile_kubeflow(config, output_file=args.output, image=args.image, pipeline_root=args.pipeline_root,
+                            serving_dir=args.serving_dir)
+
+
+def _submit_kubeflow(args) -> int:
+    """`mtl submit-kubeflow`: compiles, uploads and starts one run on a KFP server; prints a line per step, the
+    run's id and URL last; returns the exit code."""
+    params = _params(args.param)
+    server, upload, experiment_id = _upload_to_kubeflow(args)
+    run = server.run(upload, experiment_id, params)
+    print(f"run: {run.id} {run.url}")
     return 0
+
+
+def _schedule_kubeflow(args) -> int:
+    """`mtl schedule-kubeflow`: compiles, uploads and creates a recurring run on a KFP server; prints a line per
+    step, the recurring run's id and URL last; returns the exit code."""
+    from pipeline.kfp_cron import kfp_cron
+
+    cron, params = kfp_cron(args.cron), _params(args.param)  # before anything is compiled or sent
+    server, upload, experiment_id = _upload_to_kubeflow(args)
+    recurring = server.schedule(upload, experiment_id, cron, params)
+    print(f"recurring run: {recurring.id} on cron '{cron}', one run at a time, no catch-up {recurring.url}")
+    return 0
+
+
+def _upload_to_kubeflow(args):
+    """The steps submit-kubeflow and schedule-kubeflow share, a line printed for each: connect to --host, compile,
+    upload the spec (a new pipeline or a new version of it), find or create the experiment. Returns the
+    KubeflowPipelines server, the Upload and the experiment's id."""
+    from pipeline.kubeflow_client import KubeflowPipelines
+
+    config = _config(args)
+    server = KubeflowPipelines(args.host, namespace=args.namespace, existing_token=args.existing_token,
+                               cookies=args.cookies)
+    print(f"server: {server.host}" + (f", namespace {args.namespace}" if args.namespace else ""), flush=True)
+    spec = _compiled_spec(config, args)
+    print(f"compiled: {spec}", flush=True)
+    upload = server.upload(spec)
+    print(f"uploaded: {'new pipeline' if upload.new_pipeline else 'new version of pipeline'} "
+          f"{upload.pipeline_name} {upload.url}", flush=True)
+    experiment = args.experiment or config.name
+    experiment_id = server.experiment(experiment)
+    print(f"experiment: {experiment} ({experiment_id})", flush=True)
+    return server, upload, experiment_id
+
+
+def _params(pairs: list[str]) -> dict:
+    """The --param KEY=VALUE pairs as KFP runtime parameters: a VALUE that reads as JSON (3, 0.5, true, "x") is
+    sent as that value, any other as the string."""
+    params = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key.strip():
+            raise UserError(f"--param '{pair}': expected KEY=VALUE, e.g. --param learning_rate=0.01")
+        try:
+            params[key.strip()] = json.loads(value)
+        except ValueError:
+            params[key.strip()] = value
+    return params
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,15 +294,53 @@ def build_parser() -> argparse.ArgumentParser:
     accept.add_argument("--output-dir", default="outputs", help="the runs' output folder (default: %(default)s)")
     accept.set_defaults(handler=_schema_accept)
 
-    kubeflow = with_config(commands.add_parser(
+    def with_kubeflow_spec(p):
+        """The options of the spec compile-kubeflow writes (and submit- and schedule-kubeflow upload)."""
+        with_config(p)
+        p.add_argument("--output", default="outputs/kubeflow_pipeline.json", help="(default: %(default)s)")
+        p.add_argument("--image", default="mtl-pipeline:latest", help="container image (default: %(default)s)")
+        p.add_argument("--pipeline-root", default="gs://YOUR_BUCKET/pipeline_root", help="(default: %(default)s)")
+        p.add_argument("--serving-dir", default="gs://YOUR_BUCKET/serving_model", help="(default: %(default)s)")
+        return p
+
+    def with_kubeflow_server(p):
+        """The spec's options, and the KFP server, its auth and the run's experiment and parameters."""
+        with_kubeflow_spec(p)
+        p.add_argument("--host", required=True,
+                       help="the Kubeflow Pipelines URL, e.g. http://localhost:8080 for `kubectl port-forward -n "
+                            "kubeflow svc/ml-pipeline-ui 8080:80`, or https://KUBEFLOW/pipeline")
+        p.add_argument("--namespace", help="your profile's namespace, in a multi-user deployment")
+        p.add_argument("--existing-token", default=os.environ.get("KFP_EXISTING_TOKEN"),
+                       help="a bearer token for the API (default: $KFP_EXISTING_TOKEN, as for the kfp CLI)")
+        p.add_argument("--cookies", help="cookies for the API, e.g. 'authservice_session=...' behind Dex")
+        p.add_argument("--experiment", help="the KFP experiment, created if absent (default: the config's name)")
+        p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                       help="a runtime parameter of the run; repeatable; VALUE is read as JSON when it can be "
+                            "(3, 0.5, true), else as a string")
+        return p
+
+    kubeflow = with_kubeflow_spec(commands.add_parser(
         "compile-kubeflow", help="compile the same pipeline to a Kubeflow Pipelines v2 JSON spec",
         description="Compiles create_pipeline with KubeflowV2DagRunner; the image must hold this project "
                     "(see Dockerfile) and the paths must be reachable from the cluster."))
-    kubeflow.add_argument("--output", default="outputs/kubeflow_pipeline.json", help="(default: %(default)s)")
-    kubeflow.add_argument("--image", default="mtl-pipeline:latest", help="container image (default: %(default)s)")
-    kubeflow.add_argument("--pipeline-root", default="gs://YOUR_BUCKET/pipeline_root", help="(default: %(default)s)")
-    kubeflow.add_argument("--serving-dir", default="gs://YOUR_BUCKET/serving_model", help="(default: %(default)s)")
     kubeflow.set_defaults(handler=_compile_kubeflow)
+
+    submit = with_kubeflow_server(commands.add_parser(
+        "submit-kubeflow", help="compile, upload and start one run on a Kubeflow Pipelines server",
+        description="Compiles as compile-kubeflow does, uploads the spec to --host (a new pipeline, or a new "
+                    "version of the pipeline of that name) and starts one run in --experiment."))
+    submit.set_defaults(handler=_submit_kubeflow)
+
+    schedule = with_kubeflow_server(commands.add_parser(
+        "schedule-kubeflow", help="compile, upload and create a recurring run on a Kubeflow Pipelines server",
+        description="As submit-kubeflow, but creates an enabled recurring run on --cron: at most one run at a "
+                    "time, and no catch-up of the times the schedule missed while it was off."))
+    schedule.add_argument("--cron", required=True,
+                          help="when to run, in the KFP scheduler's time zone (UTC unless the cluster sets "
+                               "CRON_SCHEDULE_TIMEZONE): five crontab fields (minute hour day-of-month month "
+                               "day-of-week, e.g. '0 3 * * *' for 03:00 every day), sent to KFP as its six fields "
+                               "with second 0 first ('0 0 3 * * *'); six fields are sent as they are")
+    schedule.set_defaults(handler=_schedule_kubeflow)
     return parser
 
 

@@ -1,5 +1,5 @@
-"""What `mtl run` shows a person: one line per component as it starts and ends (name, seconds) and one per
-Trainer epoch, while everything the libraries print (TensorFlow, Beam, TFX, absl, warnings) and the traceback
+"""What `mtl run` shows a person: one line per component as it starts and ends (name, seconds, peak memory) and
+one per Trainer epoch, while everything the libraries print (TensorFlow, Beam, TFX, absl, warnings) and the traceback
 of a failure go to a log file.
 
 The CLI wraps the run in ``quiet_console``; with --verbose it does not, and the libraries print as they always do.
@@ -18,15 +18,19 @@ from collections.abc import Iterator
 
 from absl import logging as absl_logging
 
+from pipeline.memory_watch import GIB, MemoryWatch
+
 _COMPONENT = re.compile(r"Component (\S+) is (running|finished)\.")
 
 
 class ProgressHandler(logging.Handler):
-    """Turns TFX's "Component X is running/finished." and the Trainer's epoch lines into console lines."""
+    """Turns TFX's "Component X is running/finished." and the Trainer's epoch lines into console lines; a
+    component's line ends with its peak memory (this process and Beam's workers) when ``memory`` watches it."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, memory: MemoryWatch | None = None):
         super().__init__(logging.INFO)
         self.stream = stream
+        self.memory = memory
         self.started: dict[str, float] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -40,9 +44,13 @@ class ProgressHandler(logging.Handler):
         name, state = match.groups()
         if state == "running":
             self.started[name] = time.perf_counter()
+            if self.memory:
+                self.memory.reset()
             self._line(f"  {name} ...")
         else:
-            self._line(f"  {name} done in {time.perf_counter() - self.started.get(name, time.perf_counter()):.1f} s")
+            peak = f", peak memory {self.memory.peak / GIB:.2f} GiB" if self.memory else ""
+            seconds = time.perf_counter() - self.started.get(name, time.perf_counter())
+            self._line(f"  {name} done in {seconds:.1f} s{peak}")
 
     def _line(self, text: str) -> None:
         self.stream.write(text + "\n")
@@ -50,15 +58,15 @@ class ProgressHandler(logging.Handler):
 
 
 @contextlib.contextmanager
-def quiet_console(log_path: str) -> Iterator[None]:
+def quiet_console(log_path: str, memory: MemoryWatch | None = None) -> Iterator[None]:
     """Sends file descriptors 1 and 2 (everything printed, Python's and C++'s) to ``log_path`` while the block
-    runs, and shows ProgressHandler's lines on the real console."""
+    runs, and shows ProgressHandler's lines (with ``memory``'s peaks) on the real console."""
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
     saved_out, saved_err = os.dup(1), os.dup(2)
     console = os.fdopen(os.dup(saved_out), "w", buffering=1)
-    handler = ProgressHandler(console)
+    handler = ProgressHandler(console, memory)
     loggers = [logging.getLogger("absl"), logging.getLogger("mtl.progress")]
     verbosity = absl_logging.get_verbosity()
     with open(log_path, "a") as log:
