@@ -127,10 +127,11 @@ class ModelConfig:
     embedding_l2: float = 0.0
     learning_rate: float = 1e-3
     batch_size: int = 256
-    train_steps: int = 1000
-    eval_steps: int = 50
+    train_steps: int | None = None  # None: every epoch is one pass over the training split
+    eval_steps: int | None = None  # None: validation reads the whole eval split
     epochs: int = 10
     early_stopping_patience: int = 2
+    cache_mb: int = 1024  # keep parsed training and eval batches in memory when they fit in this (0: never)
     seed: int = 0
 
     def __post_init__(self):
@@ -138,12 +139,16 @@ class ModelConfig:
         _set_member(self, "balancing", Balancing, "model.balancing")
         _set_member(self, "loss_normalization", LossNormalization, "model.loss_normalization")
         for name in ("batch_size", "train_steps", "eval_steps", "epochs"):
-            _require(getattr(self, name) >= 1, f"model.{name} must be >= 1, got {getattr(self, name)}")
-        _require(self.epochs <= self.train_steps, "model.epochs must be in [1, train_steps]")
+            value = getattr(self, name)
+            _require(value is None and name.endswith("_steps") or value is not None and value >= 1,
+                     f"model.{name} must be >= 1" + (" (or left out)" if name.endswith("_steps") else "")
+                     + f", got {value}")
+        _require(self.train_steps is None or self.epochs <= self.train_steps,
+                 "model.epochs must be in [1, train_steps]")
         _require(self.learning_rate > 0, f"model.learning_rate must be > 0, got {self.learning_rate}")
         _require(self.clip_norm is None or self.clip_norm > 0, f"model.clip_norm must be > 0, got {self.clip_norm}")
-        _require(self.embedding_l2 >= 0 and self.early_stopping_patience >= 0,
-                 "model.embedding_l2 and model.early_stopping_patience must be >= 0")
+        _require(self.embedding_l2 >= 0 and self.early_stopping_patience >= 0 and self.cache_mb >= 0,
+                 "model.embedding_l2, model.early_stopping_patience and model.cache_mb must be >= 0")
         _require(all(units >= 1 for units in (*self.shared_layers, *self.expert_layers)),
                  "model.shared_layers and model.expert_layers sizes must be >= 1")
         _require(self.experts >= 1 and self.task_experts >= 0 and self.levels >= 1,

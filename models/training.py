@@ -4,6 +4,7 @@ import logging
 import math
 import time
 
+import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
 from tfx import v1 as tfx
@@ -57,9 +58,14 @@ class EpochProgress(tf_keras.callbacks.Callback):
         self.batch_size = batch_size
         self.started = 0.0
         self.train_seconds = 0.0
+        self.batches = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
+        self.batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
 
     def on_test_begin(self, logs=None):
         self.train_seconds = time.perf_counter() - self.started
@@ -67,25 +73,62 @@ class EpochProgress(tf_keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         seconds = self.train_seconds or time.perf_counter() - self.started
-        logs["examples_per_second"] = self.params["steps"] * self.batch_size / seconds
+        logs["examples_per_second"] = self.batches * self.batch_size / seconds
         self.train_seconds = 0.0
         validation = f", val_loss {logs['val_loss']:.4f}" if "val_loss" in logs else ""
         PROGRESS.info(f"Trainer: epoch {epoch + 1}/{self.params['epochs']}, loss {logs.get('loss', float('nan')):.4f}"
                       f"{validation}, {logs['examples_per_second']:,.0f} examples/s")
 
 
-def fit(model: MultiTaskModel, model_config: ModelConfig, train_dataset, eval_dataset, *, train_steps: int,
-        eval_steps: int, log_dir: str | None = None, verbose: int = 2):
-    """Trains in ``model_config.epochs`` epochs of equal steps, keeping the weights of the best validation loss;
-    returns the Keras History; raises NonFiniteLoss when a task's loss turns NaN. Called by run_fn and the
-    benchmarks."""
+def example_datasets(dataset_factory, train_files, eval_files, schema, model_config: ModelConfig):
+    """(train, eval) tf.data datasets of transformed-example batches, through ``dataset_factory`` (the TFX data
+    accessor's ``tf_dataset_factory(files, TensorFlowDatasetOptions, schema)``: tfxio reads in parallel and parses
+    whole batches). A split read by steps repeats; one read whole (``train_steps`` or ``eval_steps`` left out) is
+    one pass, which Keras starts again each epoch. A split whose parsed batches fit in ``model_config.cache_mb``
+    is parsed once and then served from memory, the training batches in a new order each pass (parsing, not the
+    model, set the pace: benchmarks/results/trainer-input.md). Called by run_fn and benchmarks/trainer_input.py."""
+
+    def dataset(files, steps, shuffle):
+        cached = estimated_parsed_mb(files) <= model_config.cache_mb
+        data = dataset_factory(files, tfxio.TensorFlowDatasetOptions(
+            batch_size=model_config.batch_size, shuffle=shuffle, shuffle_seed=model_config.seed,
+            num_epochs=1 if cached or not steps else None), schema)
+        if not cached:
+            return data
+        data = data.cache()
+        if shuffle:
+            data = data.shuffle(CACHED_SHUFFLE_BATCHES, seed=model_config.seed, reshuffle_each_iteration=True)
+        return (data.repeat() if steps else data).prefetch(tf.data.AUTOTUNE)
+
+    return (dataset(train_files, model_config.train_steps, shuffle=True),
+            dataset(eval_files, model_config.eval_steps, shuffle=False))
+
+
+CACHED_SHUFFLE_BATCHES = 1024  # cached batches are drawn in a random order from a window this wide
+PARSED_PER_GZIP_BYTE = 3  # parsed batches take about 2 bytes per byte of Transform's gzip files: a margin of 1.5
+
+
+def estimated_parsed_mb(patterns) -> float:
+    """Megabytes the batches parsed from the files matching ``patterns`` (local or remote) will take, from the
+    files' sizes; example_datasets compares it with model.cache_mb."""
+    paths = [path for pattern in patterns for path in tf.io.gfile.glob(pattern)]
+    return sum(tf.io.gfile.stat(path).length for path in paths) * PARSED_PER_GZIP_BYTE / 2 ** 20
+
+
+def fit(model: MultiTaskModel, model_config: ModelConfig, train_dataset, eval_dataset, *, train_steps: int | None,
+        eval_steps: int | None, log_dir: str | None = None, verbose: int = 2):
+    """Trains for ``model_config.epochs`` epochs (each one pass over ``train_dataset``, or ``train_steps`` split
+    in equal parts), keeping the weights of the best validation loss (over ``eval_steps`` batches, or the whole
+    ``eval_dataset``); returns the Keras History; raises NonFiniteLoss when a task's loss turns NaN. Called by
+    run_fn and the benchmarks."""
     epochs = model_config.epochs
     callbacks = [StopOnNonFiniteLoss([t.name for t in model.tasks]), EpochProgress(model_config.batch_size),
                  tf_keras.callbacks.EarlyStopping(patience=model_config.early_stopping_patience,
                                                   restore_best_weights=True)]
     if log_dir:
         callbacks.append(tf_keras.callbacks.TensorBoard(log_dir, update_freq=100))
-    return model.fit(train_dataset, epochs=epochs, steps_per_epoch=max(1, train_steps // epochs),
+    steps_per_epoch = max(1, train_steps // epochs) if train_steps else None
+    return model.fit(train_dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
                      validation_data=eval_dataset, validation_steps=eval_steps, callbacks=callbacks, verbose=verbose)
 
 
@@ -97,11 +140,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     model = build_model(config, features.cardinalities(config.features, tf_transform_output))
 
-    def dataset(files):
-        return fn_args.data_accessor.tf_dataset_factory(
-            files, tfxio.TensorFlowDatasetOptions(batch_size=config.model.batch_size),
-            tf_transform_output.transformed_metadata.schema)
-
-    fit(model, config.model, dataset(fn_args.train_files), dataset(fn_args.eval_files),
-        train_steps=fn_args.train_steps, eval_steps=fn_args.eval_steps, log_dir=fn_args.model_run_dir)
+    train, evaluation = example_datasets(fn_args.data_accessor.tf_dataset_factory, fn_args.train_files,
+                                         fn_args.eval_files, tf_transform_output.transformed_metadata.schema,
+                                         config.model)
+    fit(model, config.model, train, evaluation, train_steps=fn_args.train_steps, eval_steps=fn_args.eval_steps,
+        log_dir=fn_args.model_run_dir)
     signatures.export(model, tf_transform_output, [f.name for f in config.features], fn_args.serving_model_dir)

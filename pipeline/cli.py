@@ -32,10 +32,10 @@ def _run(args) -> int:
     print goes to a log file unless --verbose), writes the markdown and HTML reports, prints the markdown one and
     the HTML report's path last; returns the exit code."""
     from pipeline.console import quiet_console
-    from pipeline.memory_watch import GIB, MemoryWatch
+    from pipeline.resource_watch import GIB, ResourceWatch
 
     config = _config(args)
-    with MemoryWatch() as memory:
+    with ResourceWatch() as memory:
         if args.verbose:
             reports = _run_and_report(config, args)
         else:

@@ -1,6 +1,6 @@
-"""What `mtl run` shows a person: one line per component as it starts and ends (name, seconds, peak memory) and
-one per Trainer epoch, while everything the libraries print (TensorFlow, Beam, TFX, absl, warnings) and the traceback
-of a failure go to a log file.
+"""What `mtl run` shows a person: one line per component as it starts and ends (name, seconds, cores busy, peak
+memory) and one per Trainer epoch, while everything the libraries print (TensorFlow, Beam, TFX, absl, warnings)
+and the traceback of a failure go to a log file.
 
 The CLI wraps the run in ``quiet_console``; with --verbose it does not, and the libraries print as they always do.
 """
@@ -18,16 +18,17 @@ from collections.abc import Iterator
 
 from absl import logging as absl_logging
 
-from pipeline.memory_watch import GIB, MemoryWatch
+from pipeline.resource_watch import GIB, ResourceWatch
 
 _COMPONENT = re.compile(r"Component (\S+) is (running|finished)\.")
 
 
 class ProgressHandler(logging.Handler):
     """Turns TFX's "Component X is running/finished." and the Trainer's epoch lines into console lines; a
-    component's line ends with its peak memory (this process and Beam's workers) when ``memory`` watches it."""
+    component's line ends with the cores it kept busy and its peak memory (this process and Beam's workers) when
+    ``memory`` (a ResourceWatch) watches it."""
 
-    def __init__(self, stream, memory: MemoryWatch | None = None):
+    def __init__(self, stream, memory: ResourceWatch | None = None):
         super().__init__(logging.INFO)
         self.stream = stream
         self.memory = memory
@@ -48,9 +49,12 @@ class ProgressHandler(logging.Handler):
                 self.memory.reset()
             self._line(f"  {name} ...")
         else:
-            peak = f", peak memory {self.memory.peak / GIB:.2f} GiB" if self.memory else ""
             seconds = time.perf_counter() - self.started.get(name, time.perf_counter())
-            self._line(f"  {name} done in {seconds:.1f} s{peak}")
+            cost = ""
+            if self.memory and seconds >= 0.05:
+                cost = (f" on {self.memory.cpu_seconds() / seconds:.1f} cores, peak memory "
+                        f"{self.memory.peak / GIB:.2f} GiB")
+            self._line(f"  {name} done in {seconds:.1f} s{cost}")
 
     def _line(self, text: str) -> None:
         self.stream.write(text + "\n")
@@ -58,7 +62,7 @@ class ProgressHandler(logging.Handler):
 
 
 @contextlib.contextmanager
-def quiet_console(log_path: str, memory: MemoryWatch | None = None) -> Iterator[None]:
+def quiet_console(log_path: str, memory: ResourceWatch | None = None) -> Iterator[None]:
     """Sends file descriptors 1 and 2 (everything printed, Python's and C++'s) to ``log_path`` while the block
     runs, and shows ProgressHandler's lines (with ``memory``'s peaks) on the real console."""
     os.makedirs(os.path.dirname(log_path), exist_ok=True)

@@ -12,7 +12,7 @@ LAYERS = {"config": 0, "data": 0, "models": 1, "components": 2, "pipeline": 3}
 # Inside pipeline/, the same rule module by module.
 PIPELINE_LAYERS = {
     "pipeline.pipeline": 0, "pipeline.report": 0, "pipeline.preflight": 0, "pipeline.output_lock": 0,
-    "pipeline.schema_store": 0, "pipeline.memory_watch": 0, "pipeline.run_details": 0,
+    "pipeline.schema_store": 0, "pipeline.resource_watch": 0, "pipeline.run_details": 0,
     "pipeline.predict": 0, "pipeline.kubeflow_client": 0, "pipeline.kfp_cron": 0,
     "pipeline.limits": 1, "pipeline.console": 1, "pipeline.html_report": 1, "pipeline.runners": 1,
     "pipeline.reporting": 2,
