@@ -4,7 +4,7 @@ the pipeline definition and the user code. It imports nothing of the project; ev
 
 from config.contract import from_custom_config, to_custom_config
 from config.errors import ConfigError, UserError
-from config.registry import Architecture, Balancing, FeatureKind, LossNormalization, TaskType
+from config.registry import Architecture, Balancing, Distribution, FeatureKind, LossNormalization, TaskType
 from config.schema import (
     DEFAULT_CONFIG,
     BeamConfig,
@@ -16,8 +16,10 @@ from config.schema import (
     PipelineConfig,
     TaskConfig,
     ValidationConfig,
+    VertexTrainingConfig,
 )
 
 __all__ = ["Architecture", "Balancing", "BeamConfig", "BlessingConfig", "ConfigError", "DEFAULT_CONFIG", "DataConfig",
-           "EvaluationConfig", "FeatureConfig", "FeatureKind", "LossNormalization", "ModelConfig", "PipelineConfig",
-           "TaskConfig", "TaskType", "UserError", "ValidationConfig", "from_custom_config", "to_custom_config"]
+           "Distribution", "EvaluationConfig", "FeatureConfig", "FeatureKind", "LossNormalization", "ModelConfig",
+           "PipelineConfig", "TaskConfig", "TaskType", "UserError", "ValidationConfig", "VertexTrainingConfig",
+           "from_custom_config", "to_custom_config"]

@@ -1,5 +1,5 @@
 """The names of every pluggable concept, each spelled here once: feature kinds, task types, architectures,
-balancers and loss normalisations.
+balancers, loss normalisations and distribution strategies.
 
 The config validates against these; the model code keys its registries (``models.tasks.TASK_TYPES``,
 ``models.builder``'s architectures and balancers, ``models.features``' transforms) by the same members, and a
@@ -55,3 +55,11 @@ class LossNormalization(StrEnum):
 
     PER_LABEL = "per_label"
     PER_EXAMPLE = "per_example"
+
+
+class Distribution(StrEnum):
+    """Where the Trainer trains (``models.distribution``): one device, every local device, or several workers."""
+
+    NONE = "none"  # TensorFlow's default strategy: this process, its CPU threads or one GPU
+    MIRRORED = "mirrored"  # tf.distribute.MirroredStrategy: every local GPU (or CPU device)
+    MULTI_WORKER = "multi_worker"  # tf.distribute.MultiWorkerMirroredStrategy: the cluster in TF_CONFIG

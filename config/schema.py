@@ -15,12 +15,12 @@ import typing
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from config.errors import ConfigError
-from config.registry import Architecture, Balancing, FeatureKind, LossNormalization, TaskType
+from config.registry import Architecture, Balancing, Distribution, FeatureKind, LossNormalization, TaskType
 
 DEFAULT_CONFIG = Path(__file__).parent / "default.yaml"
 
@@ -132,12 +132,15 @@ class ModelConfig:
     epochs: int = 10
     early_stopping_patience: int = 2
     cache_mb: int = 1024  # keep parsed training and eval batches in memory when they fit in this (0: never)
+    distribution: Distribution = Distribution.NONE  # batch_size is the global batch, split between the replicas
+    warm_start: bool = False  # start from the last blessed model's weights (embeddings carried by token)
     seed: int = 0
 
     def __post_init__(self):
         _set_member(self, "architecture", Architecture, "model.architecture")
         _set_member(self, "balancing", Balancing, "model.balancing")
         _set_member(self, "loss_normalization", LossNormalization, "model.loss_normalization")
+        _set_member(self, "distribution", Distribution, "model.distribution")
         for name in ("batch_size", "train_steps", "eval_steps", "epochs"):
             value = getattr(self, name)
             _require(value is None and name.endswith("_steps") or value is not None and value >= 1,
@@ -184,16 +187,17 @@ class DataConfig:
 class BeamConfig:
     """How the Beam-powered components (ImportExampleGen, StatisticsGen, Transform, Evaluator) run: ``args`` are
     Beam pipeline args for all of them, e.g. ``[--runner=DataflowRunner, --project=P, --region=R,
-    --temp_location=gs://...]``. Without a ``--runner`` they run on Beam's DirectRunner in ``workers`` processes
-    (0: one per core of the machine that runs the component, as Python counts them; in a container limited to
-    fewer cores than its host shows, set the number); 1 runs them inside the component's own process, which
-    saves the workers' start-up on small data."""
+    --temp_location=gs://...]``. Without a ``--runner`` they run on Beam's DirectRunner: ``workers`` processes,
+    1 inside the component's own process; 0 (automatic) in-process for a span of fewer than
+    ``PROCESSES_FROM_EVENTS`` events and one process per core otherwise (or when the span's size is unknown, as
+    on Kubeflow). In a container limited to fewer cores than its host shows, set the number."""
 
+    PROCESSES_FROM_EVENTS: ClassVar[int] = 800_000  # where worker processes start to pay on 2 cores
     args: tuple[str, ...] = ()
     workers: int = 0
 
     def __post_init__(self):
-        _require(self.workers >= 0, f"beam.workers must be >= 0 (0: one per core), got {self.workers}")
+        _require(self.workers >= 0, f"beam.workers must be >= 0 (0: automatic), got {self.workers}")
         for arg in self.args:
             _require(arg.startswith("--"), f"beam.args: '{arg}' is not a --flag=value Beam pipeline arg")
 
@@ -219,6 +223,25 @@ class EvaluationConfig:
 
 
 @dataclass(frozen=True)
+class VertexTrainingConfig:
+    """Runs the Trainer as a Vertex AI custom job (TFX's google_cloud_ai_platform Trainer) from a pipeline
+    compiled for Kubeflow: ``workers`` machines of ``machine_type`` running ``image`` (this project's image), the
+    first as the chief; Vertex sets each one's TF_CONFIG, and ``model.distribution: multi_worker`` trains across
+    them."""
+
+    project: str
+    region: str
+    image: str
+    machine_type: str = "n1-standard-8"
+    workers: int = 2
+
+    def __post_init__(self):
+        _require(self.workers >= 1, f"vertex_training.workers must be >= 1, got {self.workers}")
+        for name in ("project", "region", "image", "machine_type"):
+            _require(getattr(self, name), f"vertex_training.{name} must not be empty")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """The whole pipeline, as one YAML file declares it."""
 
@@ -230,6 +253,7 @@ class PipelineConfig:
     beam: BeamConfig = field(default_factory=BeamConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    vertex_training: VertexTrainingConfig | None = None
 
     def __post_init__(self):
         _require(re.fullmatch(r"[a-z0-9][a-z0-9-]{0,127}", self.name),
@@ -244,6 +268,10 @@ class PipelineConfig:
         for name in (*self.model.esmm_tasks, *self.model.fusion):
             _require(name in task_names, f"model: '{name}' is not a task")
         self._check_dot_interaction()
+        if self.vertex_training and self.vertex_training.workers > 1:
+            _require(self.model.distribution == Distribution.MULTI_WORKER,
+                     f"vertex_training.workers is {self.vertex_training.workers}: set model.distribution: "
+                     "multi_worker, or the workers would each train alone")
         for name in self.evaluation.slices:
             _require(name in feature_names, f"evaluation slice '{name}' is not a declared feature")
         for name in self.validation.drift:
@@ -283,13 +311,18 @@ class PipelineConfig:
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
 
-    def beam_pipeline_args(self) -> list[str]:
-        """The Beam pipeline args of every Beam component: ``beam.args``, after DirectRunner defaults (processes,
-        ``beam.workers`` of them) unless the args name another runner."""
+    def beam_pipeline_args(self, span_events: int | None = None) -> list[str]:
+        """The Beam pipeline args of every Beam component: ``beam.args``, after DirectRunner defaults unless the
+        args name another runner: in-process for ``beam.workers`` 1, or automatically for a span of fewer than
+        BeamConfig.PROCESSES_FROM_EVENTS events (``span_events``, when the caller counted them), else that many
+        worker processes (0: one per core)."""
         if any(arg.startswith("--runner=") and arg != "--runner=DirectRunner" for arg in self.beam.args):
             return list(self.beam.args)
-        mode = "in_memory" if self.beam.workers == 1 else "multi_processing"
-        return [f"--direct_running_mode={mode}", f"--direct_num_workers={self.beam.workers}", *self.beam.args]
+        small = span_events is not None and span_events < BeamConfig.PROCESSES_FROM_EVENTS
+        if self.beam.workers == 1 or (self.beam.workers == 0 and small):
+            return ["--direct_running_mode=in_memory", "--direct_num_workers=1", *self.beam.args]
+        return ["--direct_running_mode=multi_processing", f"--direct_num_workers={self.beam.workers}",
+                *self.beam.args]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict that ``from_dict`` turns back into an equal config."""

@@ -82,10 +82,12 @@ class GradNorm(Balancer):
 
     def build(self, input_shape=None):
         initial = self.configured_weights()
+        # Assigned inside the train step: under a distribution strategy, each assignment is the replicas' mean.
         self.weights_var = self.add_weight(name="task_weights", shape=initial.shape,
-                                           initializer=tf_keras.initializers.Constant(initial.numpy()))
+                                           initializer=tf_keras.initializers.Constant(initial.numpy()),
+                                           aggregation=tf.VariableAggregation.MEAN)
         self.initial_losses = self.add_weight(name="initial_losses", shape=initial.shape, initializer="zeros",
-                                              trainable=False)
+                                              trainable=False, aggregation=tf.VariableAggregation.MEAN)
         super().build(input_shape)
 
     def task_weights(self):

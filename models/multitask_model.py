@@ -112,7 +112,10 @@ class MultiTaskModel(tf_keras.Model):
         gradients = self.balancer.gradients(tape, objective, regularization, shared, others)
         del tape
         gradients = self._scale_tower_gradients(gradients, shared + others)
-        if self.clip_norm:
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:  # the optimizer sums the replicas' gradients: make that their mean (models/distribution.py)
+            gradients = [tf.math.scalar_mul(1.0 / replicas, g) for g in gradients]
+        if self.clip_norm:  # with several replicas, each clips its own share before the sum
             gradients, _ = tf.clip_by_global_norm(gradients, self.clip_norm)
         self.optimizer.apply_gradients(zip(gradients, shared + others, strict=True))
         self.balancer.finish_step()

@@ -2,6 +2,7 @@
 
 import logging
 import math
+import tempfile
 import time
 
 import tensorflow as tf
@@ -13,7 +14,9 @@ from tfx_bsl.public import tfxio
 from config import ModelConfig, UserError, from_custom_config
 from models import features, signatures
 from models.builder import build_model
+from models.distribution import is_chief, make_strategy
 from models.multitask_model import MultiTaskModel
+from models.warm_start import warm_start
 
 
 class NonFiniteLoss(UserError):
@@ -27,6 +30,7 @@ class StopOnNonFiniteLoss(tf_keras.callbacks.Callback):
         super().__init__()
         self.task_names, self.every = list(task_names), every
         self.epoch = 0
+        self._supports_tf_logs = True  # reads the loss as a tensor every ``every`` steps: no copy on other steps
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -59,6 +63,7 @@ class EpochProgress(tf_keras.callbacks.Callback):
         self.started = 0.0
         self.train_seconds = 0.0
         self.batches = 0
+        self._supports_tf_logs = True  # counts batches only: Keras need not copy the logs out every step
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -126,7 +131,7 @@ def fit(model: MultiTaskModel, model_config: ModelConfig, train_dataset, eval_da
                  tf_keras.callbacks.EarlyStopping(patience=model_config.early_stopping_patience,
                                                   restore_best_weights=True)]
     if log_dir:
-        callbacks.append(tf_keras.callbacks.TensorBoard(log_dir, update_freq=100))
+        callbacks.append(tf_keras.callbacks.TensorBoard(log_dir))  # epoch scalars: per-batch ones halve the speed
     steps_per_epoch = max(1, train_steps // epochs) if train_steps else None
     return model.fit(train_dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
                      validation_data=eval_dataset, validation_steps=eval_steps, callbacks=callbacks, verbose=verbose)
@@ -136,13 +141,27 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Called by the TFX Trainer (by module path) with its FnArgs, whose ``custom_config`` holds the pipeline
     config (``config.to_custom_config``); trains and writes the SavedModel to ``fn_args.serving_model_dir``."""
     config = from_custom_config(fn_args.custom_config)
+    strategy = make_strategy(config.model.distribution)  # first: a multi-worker strategy sets up TensorFlow itself
     tf_keras.utils.set_random_seed(config.model.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    model = build_model(config, features.cardinalities(config.features, tf_transform_output))
-
+    with strategy.scope():
+        model = build_model(config, features.cardinalities(config.features, tf_transform_output))
+        if config.model.warm_start and fn_args.base_model:
+            model(_placeholder_batch(tf_transform_output))  # creates the variables to assign
+            PROGRESS.info("Trainer: " + warm_start(model, fn_args.base_model, tf_transform_output,
+                                                   list(config.features)).summary())
     train, evaluation = example_datasets(fn_args.data_accessor.tf_dataset_factory, fn_args.train_files,
                                          fn_args.eval_files, tf_transform_output.transformed_metadata.schema,
                                          config.model)
     fit(model, config.model, train, evaluation, train_steps=fn_args.train_steps, eval_steps=fn_args.eval_steps,
-        log_dir=fn_args.model_run_dir)
-    signatures.export(model, tf_transform_output, [f.name for f in config.features], fn_args.serving_model_dir)
+        log_dir=fn_args.model_run_dir if is_chief(strategy) else None)
+    export_dir = fn_args.serving_model_dir if is_chief(strategy) else tempfile.mkdtemp(prefix="non-chief-export-")
+    signatures.export(model, tf_transform_output, [f.name for f in config.features], export_dir)  # every worker
+    if export_dir != fn_args.serving_model_dir:  # saves (the save's collective ops); only the chief's is kept
+        tf.io.gfile.rmtree(export_dir)
+
+
+def _placeholder_batch(tf_transform_output) -> dict[str, tf.Tensor]:
+    """One example of zeros for every transformed feature: enough to build the model's variables."""
+    return {name: tf.zeros([1, *spec.shape], spec.dtype)
+            for name, spec in tf_transform_output.transformed_feature_spec().items()}

@@ -63,12 +63,12 @@ def _run(args) -> int:
 def _run_and_report(config: PipelineConfig, args):
     from pipeline.preflight import check_run
 
-    check_run(config, args.serving_dir)  # before TFX, Beam and TFMA load: bad input fails in seconds
+    ingestion = check_run(config, args.serving_dir)  # before TFX, Beam and TFMA load: bad input fails in seconds
     from pipeline.reporting import write_reports
     from pipeline.runners import run_local
 
     metadata_path, run_id = run_local(config, output_dir=args.output_dir, serving_dir=args.serving_dir,
-                                      preflight=False)
+                                      ingestion=ingestion)
     return write_reports(metadata_path, config, args.output_dir, run_id)
 
 

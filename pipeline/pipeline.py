@@ -73,22 +73,29 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
         preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config)
     transform.add_upstream_node(anomaly_gate)
 
-    # Train the multi-task model on the transformed examples and export both signatures.
-    trainer = tfx.components.Trainer(
+    # The latest blessed model: the Trainer's starting point with model.warm_start, and the Evaluator's baseline,
+    # against which no head may regress.
+    baseline_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+
+    # Train the multi-task model on the transformed examples and export both signatures: here, or as a Vertex AI
+    # custom job on several workers (vertex_training).
+    trainer_component, trainer_config = tfx.components.Trainer, custom_config
+    if config.vertex_training:
+        trainer_component = tfx.extensions.google_cloud_ai_platform.Trainer
+        trainer_config = {**custom_config, **_vertex_training_args(config)}
+    trainer = trainer_component(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema,
         train_args=tfx.proto.TrainArgs(num_steps=config.model.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=config.model.eval_steps),
-        custom_config=custom_config)
-
-    # The latest blessed model is the baseline that no head may regress against.
-    baseline_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+        base_model=baseline_resolver.outputs["model"] if config.model.warm_start else None,
+        custom_config=trainer_config)
 
     # Per-head, per-slice metrics on the eval split; blesses only if every head passes its thresholds.
     evaluator = tfx.components.Evaluator(
@@ -108,10 +115,22 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
         pipeline_root=pipeline_root,
         components=[example_gen, previous_statistics, statistics_gen, schema_gen,
                     *([import_schema] if import_schema else []), curate_schema, example_validator, anomaly_gate,
-                    *([span_window] if span_window else []), transform, trainer, baseline_resolver, evaluator, pusher],
+                    *([span_window] if span_window else []), transform, baseline_resolver, trainer, evaluator, pusher],
         enable_cache=False,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [])
+
+
+def _vertex_training_args(config: PipelineConfig) -> dict:
+    """The Trainer's custom_config keys that make TFX's Vertex AI Trainer run ``run_fn`` as a custom job: one
+    chief pool and, for more than one worker, a pool of the others, all on the same machine type and image."""
+    vertex = config.vertex_training
+    pool = {"machine_spec": {"machine_type": vertex.machine_type}, "container_spec": {"image_uri": vertex.image}}
+    pools = [{**pool, "replica_count": 1}] + ([{**pool, "replica_count": vertex.workers - 1}]
+                                              if vertex.workers > 1 else [])
+    extension = tfx.extensions.google_cloud_ai_platform
+    return {extension.ENABLE_VERTEX_KEY: True, extension.VERTEX_REGION_KEY: vertex.region,
+            extension.TRAINING_ARGS_KEY: {"project": vertex.project, "job_spec": {"worker_pool_specs": pools}}}
 
 
 def _span_window(example_gen, num_spans: int) -> tfx.dsl.Resolver:

@@ -41,6 +41,12 @@ class Ingestion:
     span_dir: str
     events: dict[str, int | None]  # None: a remote file, not read here
 
+    @property
+    def total_events(self) -> int | None:
+        """The span's events, or None when a file was not counted (remote logs)."""
+        counts = list(self.events.values())
+        return None if None in counts else sum(counts)
+
 
 def check_run(config: PipelineConfig, serving_dir: str) -> Ingestion:
     """Raises PreflightError for the first problem found; returns what the run will ingest."""

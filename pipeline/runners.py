@@ -7,20 +7,24 @@ from tfx import v1 as tfx
 from config import ConfigError, PipelineConfig
 from pipeline.output_lock import exclusive_output, fail_stale_executions
 from pipeline.pipeline import create_pipeline
-from pipeline.preflight import check_run
+from pipeline.preflight import Ingestion, check_run
 from pipeline.report import run_ids
 from pipeline.schema_store import accept_latest_schema, accepted_schema_path
 
 
-def run_local(config: PipelineConfig, *, output_dir: str, serving_dir: str, preflight: bool = True) -> tuple[str, str]:
-    """Runs every component here, after the preflight checks (PreflightError names what to fix), holding the
-    output folder's lock (OutputInUse if another run holds it); returns (the MLMD sqlite path that records the
-    run, the run's id), so that the caller reports its own run even if another starts right after. New spans are
-    judged against the folder's accepted schema; the first run that passes validation accepts the schema inferred
-    from its span. Called by `mtl run` (which runs the preflight itself, before importing TFX: ``preflight=False``),
-    the benchmarks and the end-to-end tests."""
-    if preflight:
-        check_run(config, serving_dir)
+def run_local(config: PipelineConfig, *, output_dir: str, serving_dir: str,
+              ingestion: Ingestion | None = None) -> tuple[str, str]:
+    """Runs every component here, after the preflight checks (PreflightError names what to fix; ``ingestion``
+    is their result when the caller ran them, as `mtl run` does before importing TFX), holding the output folder's
+    lock (OutputInUse if another run holds it); returns (the MLMD sqlite path that records the run, the run's id),
+    so that the caller reports its own run even if another starts right after. New spans are judged against the
+    folder's accepted schema; the first run that passes validation accepts the schema inferred from its span.
+    Beam runs in-process or in worker processes by the span's size (PipelineConfig.beam_pipeline_args). Called by
+    `mtl run`, the benchmarks and the end-to-end tests."""
+    if config.vertex_training:
+        raise ConfigError("vertex_training runs the Trainer as a Vertex AI custom job, from a pipeline compiled for "
+                          "Kubeflow (compile-, submit- or schedule-kubeflow); remove it to train here")
+    ingestion = ingestion or check_run(config, serving_dir)
     output_dir = os.path.abspath(output_dir)
     metadata_path = os.path.join(output_dir, "metadata.db")
     accepted = accepted_schema_path(output_dir)
@@ -32,7 +36,7 @@ def run_local(config: PipelineConfig, *, output_dir: str, serving_dir: str, pref
             serving_dir=serving_dir,
             accepted_schema=accepted if os.path.exists(accepted) else None,
             metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
-            beam_pipeline_args=config.beam_pipeline_args())
+            beam_pipeline_args=config.beam_pipeline_args(ingestion.total_events))
         tfx.orchestration.LocalDagRunner().run(pipeline)
         if not config.data.schema_path and not os.path.exists(accepted):
             accept_latest_schema(output_dir)

@@ -48,3 +48,30 @@ def assert_training_reduces_every_task_loss(model, steps=60):
     after = model.evaluate(dataset, steps=1, return_dict=True, verbose=0)
     for name in ("click_loss", "watch_time_loss", "interest_loss"):
         assert after[name] < before[name], name
+
+
+def transformed_examples_schema():
+    """The schema of CONFIG's transformed examples (as Transform writes it: one value per feature and example)."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    schema = schema_pb2.Schema()
+    for name, value in batch(1).items():
+        feature = schema.feature.add(name=name, type=schema_pb2.INT if value.dtype == tf.int64 else schema_pb2.FLOAT)
+        feature.shape.SetInParent()
+        feature.presence.min_fraction = 1.0
+    return schema
+
+
+def write_transformed_examples(folder, n=512, shards=2, seed=0) -> None:
+    """``n`` of CONFIG's transformed examples (``batch(n, seed)``) as gzip TFRecords part-K.gz in ``folder``."""
+    columns = {name: value.numpy() for name, value in batch(n, seed).items()}
+    for shard in range(shards):
+        with tf.io.TFRecordWriter(f"{folder}/part-{shard}.gz", options="GZIP") as writer:
+            for row in range(shard, n, shards):
+                example = tf.train.Example()
+                for name, values in columns.items():
+                    if values.dtype.kind == "i":
+                        example.features.feature[name].int64_list.value.append(int(values[row]))
+                    else:
+                        example.features.feature[name].float_list.value.append(float(values[row]))
+                writer.write(example.SerializeToString())

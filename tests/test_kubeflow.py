@@ -2,9 +2,11 @@
 
 import json
 
+import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
+from config import DEFAULT_CONFIG
 from pipeline.cli import main
 
 COMPONENTS = ["ImportExampleGen", "previous_statistics_resolver", "StatisticsGen", "SchemaGen", "CurateSchema",
@@ -54,3 +56,37 @@ def test_without_a_runner_the_spec_runs_beam_on_every_core_of_the_pod(tmp_path):
     assert main(["compile-kubeflow", "--output", str(output)]) == 0
     args = json.loads(output.read_text())["pipelineSpec"]["deploymentSpec"]["executors"]["Evaluator_executor"]
     assert args["container"]["args"][-2:] == ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+
+
+def test_vertex_training_runs_the_trainer_as_a_multi_worker_custom_job(tmp_path):
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["model"]["distribution"] = "multi_worker"
+    config["vertex_training"] = {"project": "my-project", "region": "europe-west4", "workers": 3,
+                                 "image": "europe-docker.pkg.dev/my-project/mtl/mtl-pipeline:1",
+                                 "machine_type": "n1-highmem-8"}
+    (tmp_path / "vertex.yaml").write_text(yaml.safe_dump(config))
+    output = tmp_path / "pipeline.json"
+    assert main(["compile-kubeflow", "--config", str(tmp_path / "vertex.yaml"), "--output", str(output)]) == 0
+    spec = json.loads(output.read_text())["pipelineSpec"]
+    executor = spec["deploymentSpec"]["executors"]["Trainer_executor"]["container"]
+    assert "google_cloud_ai_platform.trainer.executor" in " ".join(executor["args"])
+    constant = spec["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]["custom_config"]["runtimeValue"]
+    custom_config = json.loads(constant["constantValue"]["stringValue"])
+    assert custom_config["ai_platform_enable_vertex"] is True
+    assert custom_config["ai_platform_vertex_region"] == "europe-west4"
+    training = custom_config["ai_platform_training_args"]
+    assert training["project"] == "my-project"
+    pools = training["job_spec"]["worker_pool_specs"]  # a Vertex CustomJob, as TFX's runner takes it
+    assert [pool["replica_count"] for pool in pools] == [1, 2]  # the chief, then the other two workers
+    assert {pool["machine_spec"]["machine_type"] for pool in pools} == {"n1-highmem-8"}
+    assert {pool["container_spec"]["image_uri"] for pool in pools} == {config["vertex_training"]["image"]}
+    assert custom_config["pipeline"]["model"]["distribution"] == "multi_worker"  # run_fn's config rides along
+
+
+def test_vertex_training_with_several_workers_needs_the_multi_worker_strategy(tmp_path, capsys):
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["vertex_training"] = {"project": "p", "region": "r", "image": "i", "workers": 2}
+    (tmp_path / "vertex.yaml").write_text(yaml.safe_dump(config))
+    assert main(["compile-kubeflow", "--config", str(tmp_path / "vertex.yaml"),
+                 "--output", str(tmp_path / "pipeline.json")]) == 2
+    assert "set model.distribution: multi_worker" in capsys.readouterr().err

@@ -1,0 +1,112 @@
+"""Warm start: a new model begins from the weights of the model blessed on an earlier span instead of from random
+ones. run_fn calls ``warm_start`` when ``model.warm_start`` is on and TFX hands the Trainer a base model (the latest
+blessed one, from the same resolver the Evaluator's baseline comes from).
+
+Vocabularies change between spans, so a vocabulary feature's embedding rows are carried over by token: a token
+that moved from row 3 to row 7 keeps its vector, a new token starts from its fresh initial value and a dropped
+token's row is discarded; the OOV buckets carry over bucket by bucket. Every other variable (hashed and bucketized
+ids, towers, heads, balancer weights) is copied when its place in the model and its shape are the same, and kept
+fresh otherwise. The optimizer starts fresh.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+from config import FeatureConfig, FeatureKind
+
+_LAYER_NUMBER = re.compile(r"(?<=/)([a-z_]+?)_\d+(?=/)")  # Keras' auto-numbered layer names: dense_3 -> dense
+
+
+@dataclass
+class WarmStartReport:
+    """What warm_start carried over: variable paths copied whole, and per vocabulary feature the number of
+    tokens that kept their row's vector; ``fresh`` lists the variables that start from their initial value."""
+
+    copied: list[str] = field(default_factory=list)
+    tokens_kept: dict[str, int] = field(default_factory=dict)
+    fresh: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        kept = ", ".join(f"{name} {count:,} tokens" for name, count in sorted(self.tokens_kept.items()))
+        return (f"warm start: {len(self.copied)} variables copied, embeddings carried by token ({kept or 'none'}), "
+                f"{len(self.fresh)} fresh")
+
+
+def carry_rows(old: np.ndarray, old_tokens: list[bytes], new: np.ndarray, new_tokens: list[bytes],
+               oov_buckets: int) -> tuple[np.ndarray, int]:
+    """The new embedding matrix with each token's old vector where the token was in the old vocabulary (rows
+    0..len(tokens)-1, then ``oov_buckets`` OOV rows copied bucket by bucket); returns it and the tokens kept."""
+    carried = new.copy()
+    old_rows = {token: row for row, token in enumerate(old_tokens)}
+    kept = 0
+    for row, token in enumerate(new_tokens):
+        old_row = old_rows.get(token)
+        if old_row is not None and carried.shape[1:] == old.shape[1:]:
+            carried[row] = old[old_row]
+            kept += 1
+    for bucket in range(oov_buckets):
+        old_row, new_row = len(old_tokens) + bucket, len(new_tokens) + bucket
+        if old_row < len(old) and new_row < len(carried) and carried.shape[1:] == old.shape[1:]:
+            carried[new_row] = old[old_row]
+    return carried, kept
+
+
+def variable_paths(variables) -> dict[str, list[tf.Variable]]:
+    """{path below the model's root, without ':0' and Keras' layer numbers: [variables in creation order]} of a
+    model's variables; the numbering (dense_3, multi_task_model_1) depends on what else the process built, the
+    place in the model does not."""
+    paths = defaultdict(list)
+    for variable in variables:
+        name = variable.name.split(":")[0]
+        if "/" in name:  # the model's own variables (metric totals and counts have bare names), below its root
+            paths[_LAYER_NUMBER.sub(r"\1", "/" + name.split("/", 1)[1])].append(variable)
+    return paths
+
+
+def warm_start(model, base_model_dir: str, tf_transform_output, features: list[FeatureConfig]) -> WarmStartReport:
+    """Assigns the built ``model``'s variables from the SavedModel pushed at ``base_model_dir`` (its vocabulary
+    files in assets/), as the module docstring says; returns what it did."""
+    base = tf.saved_model.load(base_model_dir)
+    old_paths = variable_paths(base.model.variables)
+    vocabularies = {f.name: f for f in features if f.kind == FeatureKind.VOCABULARY}
+    report = WarmStartReport()
+    for path, variables in variable_paths(model.weights).items():
+        olds = old_paths.get(path, [])
+        for index, variable in enumerate(variables):
+            old = olds[index].numpy() if index < len(olds) else None
+            feature = _embedded_feature(path)
+            if old is not None and feature in vocabularies:
+                old_tokens = _vocabulary_file(os.path.join(base_model_dir, "assets", feature))
+                if old_tokens is not None:
+                    new_tokens = tf_transform_output.vocabulary_by_name(feature)
+                    value, kept = carry_rows(old, old_tokens, variable.numpy(), new_tokens,
+                                             vocabularies[feature].oov_buckets)
+                    variable.assign(value)
+                    report.tokens_kept[feature] = kept
+                    continue
+            if old is not None and old.shape == tuple(variable.shape):
+                variable.assign(old)
+                report.copied.append(path)
+            else:
+                report.fresh.append(path)
+    return report
+
+
+def _embedded_feature(path: str) -> str | None:
+    match = re.search(r"feature_encoder/(\w+)_embedding/embeddings$", path)
+    return match.group(1) if match else None
+
+
+def _vocabulary_file(path: str) -> list[bytes] | None:
+    """The tokens of a Transform vocabulary file (one per line), or None when the base model has none."""
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return [line.rstrip(b"\n") for line in f]
