@@ -30,7 +30,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 MTL = str(ROOT / ".venv" / "bin" / "mtl")
 BEAM_COMPONENTS = ("ImportExampleGen", "StatisticsGen", "Transform", "Evaluator")
 COMPONENTS = (*BEAM_COMPONENTS[:3], "Trainer", "Evaluator")
-SETTINGS = {"1 worker": 1, "all cores": 0}  # beam.workers
+SETTINGS = {"1 worker": 1, "all cores": os.cpu_count()}  # beam.workers; the default (0) picks one by span size
 _DONE = re.compile(r"^  (\w+) done in ([\d.]+) s on ([\d.]+) cores, peak memory ([\d.]+) GiB$")
 _EPOCH = re.compile(r"Trainer: epoch (\d+)/\d+, .* ([\d,]+) examples/s$")
 _PEAK = re.compile(r"^Peak memory: ([\d.]+) GiB")
@@ -215,7 +215,8 @@ def main() -> None:
             "`benchmarks/pipeline_scaling.py`: `mtl run` with the default config on one generated span per size; "
             "each cell is a component's seconds, events/s (the Evaluator: eval events/s) and the cores its process "
             "tree kept busy. '1 worker': Beam in-process (`beam.workers: 1`); 'all cores': one Beam worker process "
-            "per core (`beam.workers: 0`, the default).", "", table(rows), "",
+            f"per core (`beam.workers: {os.cpu_count()}`). The default (`beam.workers: 0`) runs a span of fewer than "
+            "800,000 events in-process and a larger one on all cores.", "", table(rows), "",
             "Cost per event, all cores (flat is 1.0):", "", flatness(rows), "",
             "Trainer examples/s against the in-memory bound (all-cores run's Transform output, "
             "`benchmarks/trainer_input.py`'s method):", "", trainer_table(rows), ""]
