@@ -79,8 +79,7 @@ def trainer_bound(pipeline_root: str) -> dict:
 
     config = PipelineConfig.from_yaml(DEFAULT_CONFIG)
     config = config.replace(model=dataclasses.replace(config.model, train_steps=None, eval_steps=None))
-    return trainer_input.measure("default", config, *trainer_input.pipeline_source(config, 0, pipeline_root),
-                                 repeats=1)
+    return trainer_input.measure("default", config, *trainer_input.pipeline_source(config, pipeline_root), repeats=1)
 
 
 def measure_size(events: int, keep: str | None) -> dict:

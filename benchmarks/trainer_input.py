@@ -54,19 +54,21 @@ def dataset_factory(files, options, schema):
                                  telemetry_descriptors=["benchmark"]).TensorFlowDataset(options)
 
 
-def pipeline_source(config: PipelineConfig, events: int, pipeline_root: str | None):
-    """(train files, schema, cardinalities) of Transform's output: from ``pipeline_root``, or from a default run
-    over ``events`` generated events."""
-    if pipeline_root is None:
-        from data.world import LogSpec
-        from data.writer import generate_logs
-        from pipeline.runners import run_local
+def run_default_pipeline(config: PipelineConfig, events: int) -> str:
+    """Generates one span of ``events`` events and runs the pipeline on it; returns the run's pipeline_root."""
+    from data.world import LogSpec
+    from data.writer import generate_logs
+    from pipeline.runners import run_local
 
-        work = tempfile.mkdtemp(prefix="trainer-input-")
-        generate_logs(LogSpec(num_events=events), f"{work}/logs", [1])
-        run_config = config.replace(data=dataclasses.replace(config.data, log_root=f"{work}/logs"))
-        run_local(run_config, output_dir=f"{work}/out", serving_dir=f"{work}/serving")
-        pipeline_root = f"{work}/out/pipeline_root"
+    work = tempfile.mkdtemp(prefix="trainer-input-")
+    generate_logs(LogSpec(num_events=events), f"{work}/logs", [1])
+    run_config = config.replace(data=dataclasses.replace(config.data, log_root=f"{work}/logs"))
+    run_local(run_config, output_dir=f"{work}/out", serving_dir=f"{work}/serving")
+    return f"{work}/out/pipeline_root"
+
+
+def pipeline_source(config: PipelineConfig, pipeline_root: str):
+    """(train files, schema, cardinalities) of the Transform output in a finished run's ``pipeline_root``."""
     graph = sorted(glob.glob(f"{pipeline_root}/Transform/transform_graph/*"))[-1]
     examples = sorted(glob.glob(f"{pipeline_root}/Transform/transformed_examples/*"))[-1]
     output = tft.TFTransformOutput(graph)
@@ -184,8 +186,8 @@ def main() -> None:
     args = parser.parse_args()
     config = PipelineConfig.from_yaml(DEFAULT_CONFIG)
     config = config.replace(model=dataclasses.replace(config.model, train_steps=None, eval_steps=None))
-    rows = [measure("default (config/default.yaml)", config, *pipeline_source(config, args.events,
-                                                                                args.pipeline_root), args.repeats)]
+    pipeline_root = args.pipeline_root or run_default_pipeline(config, args.events)
+    rows = [measure("default (config/default.yaml)", config, *pipeline_source(config, pipeline_root), args.repeats)]
     wide = wide_config(config)
     with tempfile.TemporaryDirectory() as folder:
         rows.append(measure("wide (8 hashed ids, 32 numbers)", wide,
