@@ -16,7 +16,6 @@ import dataclasses
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -64,25 +63,16 @@ def worker(pipeline_root: str, epochs: int, seed: int, out: str) -> None:
                                          "examples_per_epoch": examples}))
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def run_setting(workers: int, pipeline_root: str, epochs: int, seed: int) -> dict:
     """Starts ``workers`` worker processes and returns worker 0's result."""
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(workers)]}
+    sys.path.insert(0, str(ROOT))
+    from models.distribution import local_cluster
+
     with tempfile.TemporaryDirectory() as folder:
         out = f"{folder}/result.json"
         processes = []
-        for index in range(workers):
-            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-                   "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        for tf_config in local_cluster(workers):
+            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": json.dumps(tf_config)}
             processes.append(subprocess.Popen(
                 [sys.executable, __file__, "--worker", pipeline_root, str(epochs), str(seed), out], env=env,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from config import DEFAULT_CONFIG, EvaluationConfig, FeatureConfig, PipelineConfig, ValidationConfig  # noqa: E402
+from data.writer import write_examples  # noqa: E402
 from models import features  # noqa: E402
 from models.builder import build_model  # noqa: E402
 from models.tasks import make_tasks  # noqa: E402
@@ -96,16 +97,7 @@ def wide_source(config: PipelineConfig, events: int, folder: str):
         feature.presence.min_fraction = 1.0
     os.makedirs(folder, exist_ok=True)
     for shard in range(2):
-        rows = range(shard, events, 2)
-        with tf.io.TFRecordWriter(f"{folder}/part-{shard}.gz", options="GZIP") as writer:
-            for row in rows:
-                example = tf.train.Example()
-                for name, values in columns.items():
-                    if values.dtype.kind == "i":
-                        example.features.feature[name].int64_list.value.append(int(values[row]))
-                    else:
-                        example.features.feature[name].float_list.value.append(float(values[row]))
-                writer.write(example.SerializeToString())
+        write_examples(columns, f"{folder}/part-{shard}.gz", rows=range(shard, events, 2))
     return [f"{folder}/part-*.gz"], schema, {f"id_{i}": WIDE_HASH_BUCKETS for i in range(WIDE_IDS)}
 
 

@@ -9,7 +9,7 @@ benchmark and the end-to-end test call ``generate_logs``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,18 @@ def _feature(dtype: str, values: list) -> tf.train.Feature:
     if dtype == "int":
         return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
     return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+
+
+def write_examples(columns: dict[str, np.ndarray], path: str | Path, rows: Iterable[int] | None = None) -> None:
+    """Writes one tf.Example per row of ``columns`` (arrays of one int, float or bytes value per example;
+    ``rows``: which rows, default all) to the gzip TFRecord file ``path``. The tests and benchmarks write
+    transformed-example fixtures with it."""
+    dtypes = {name: "bytes" if v.dtype.kind in "SO" else "int" if v.dtype.kind in "iub" else "float"
+              for name, v in columns.items()}
+    with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+        for row in range(len(next(iter(columns.values())))) if rows is None else rows:
+            features = {name: _feature(dtypes[name], [values[row].item()]) for name, values in columns.items()}
+            writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
 
 
 def _varint(n: int) -> bytes:

@@ -8,6 +8,7 @@ are all-reduced once, by the optimizer.
 
 import json
 import os
+import socket
 
 import tensorflow as tf
 
@@ -36,3 +37,15 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         return True
     cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
     return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster
+
+
+def local_cluster(workers: int) -> list[dict]:
+    """The TF_CONFIG of each of ``workers`` workers of a cluster on 127.0.0.1 (free ports), worker 0 first: the
+    distribution tests and benchmarks/multi_worker.py start one process per entry."""
+    sockets = [socket.socket() for _ in range(workers)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    cluster = {"worker": [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]}
+    for s in sockets:
+        s.close()
+    return [{"cluster": cluster, "task": {"type": "worker", "index": index}} for index in range(workers)]

@@ -217,27 +217,31 @@ class HeadWeightedExampleCount(HeadExampleCount):
     metric_name = "weighted_example_count"
 
 
-class HeadMeanLabel(HeadMetric):
-    metric_name = "mean_label"
+class _Ratio(HeadMetric):
+    """A ratio of two of the summary's sums, named by ``numerator`` and ``denominator``."""
+
+    numerator = denominator = ""
 
     def value(self, summary):
-        return _ratio(summary.weighted_labels, summary.weight)
+        return _ratio(getattr(summary, self.numerator), getattr(summary, self.denominator))
 
 
-class HeadMeanPrediction(HeadMetric):
-    metric_name = "mean_prediction"
-
-    def value(self, summary):
-        return _ratio(summary.weighted_predictions, summary.weight)
+class HeadMeanLabel(_Ratio):
+    metric_name, numerator, denominator = "mean_label", "weighted_labels", "weight"
 
 
-class HeadCalibration(HeadMetric):
+class HeadMeanPrediction(_Ratio):
+    metric_name, numerator, denominator = "mean_prediction", "weighted_predictions", "weight"
+
+
+class HeadCalibration(_Ratio):
     """Weighted predictions over weighted labels (TFMA's Calibration)."""
 
-    metric_name = "calibration"
+    metric_name, numerator, denominator = "calibration", "weighted_predictions", "weighted_labels"
 
-    def value(self, summary):
-        return _ratio(summary.weighted_predictions, summary.weighted_labels)
+
+class HeadMeanAbsoluteError(_Ratio):
+    metric_name, numerator, denominator = "mean_absolute_error", "absolute_error", "weight"
 
 
 class HeadRootMeanSquaredError(HeadMetric):
@@ -245,13 +249,6 @@ class HeadRootMeanSquaredError(HeadMetric):
 
     def value(self, summary):
         return float(np.sqrt(_ratio(summary.squared_error, summary.weight)))
-
-
-class HeadMeanAbsoluteError(HeadMetric):
-    metric_name = "mean_absolute_error"
-
-    def value(self, summary):
-        return _ratio(summary.absolute_error, summary.weight)
 
 
 class HeadAUC(HeadMetric):

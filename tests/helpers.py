@@ -64,14 +64,8 @@ def transformed_examples_schema():
 
 def write_transformed_examples(folder, n=512, shards=2, seed=0) -> None:
     """``n`` of CONFIG's transformed examples (``batch(n, seed)``) as gzip TFRecords part-K.gz in ``folder``."""
+    from data.writer import write_examples
+
     columns = {name: value.numpy() for name, value in batch(n, seed).items()}
     for shard in range(shards):
-        with tf.io.TFRecordWriter(f"{folder}/part-{shard}.gz", options="GZIP") as writer:
-            for row in range(shard, n, shards):
-                example = tf.train.Example()
-                for name, values in columns.items():
-                    if values.dtype.kind == "i":
-                        example.features.feature[name].int64_list.value.append(int(values[row]))
-                    else:
-                        example.features.feature[name].float_list.value.append(float(values[row]))
-                writer.write(example.SerializeToString())
+        write_examples(columns, f"{folder}/part-{shard}.gz", rows=range(shard, n, shards))

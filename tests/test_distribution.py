@@ -3,7 +3,6 @@ MultiWorkerMirroredStrategy (two worker processes on 127.0.0.1, each with its ow
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from helpers import write_transformed_examples
 
 from config import Distribution
-from models.distribution import DISTRIBUTIONS
+from models.distribution import DISTRIBUTIONS, local_cluster
 
 WORKER = str(Path(__file__).with_name("distributed_worker.py"))
 BALANCERS = ("fixed", "uncertainty", "gradnorm", "pcgrad")
@@ -37,23 +36,12 @@ def test_mirrored_step_on_two_replicas_equals_one_step_on_the_global_batch(tmp_p
             assert result[balancer]["after"][loss] < result[balancer]["before"][loss], (balancer, loss)
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.mark.e2e
 def test_two_workers_train_to_identical_weights_and_only_worker_0_is_chief(tmp_path):
     write_transformed_examples(tmp_path, n=512)
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
     workers = []
-    for index in range(2):
-        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+    for index, tf_config in enumerate(local_cluster(2)):
+        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config)}
         workers.append(subprocess.Popen([sys.executable, WORKER, "multi_worker", str(tmp_path / f"w{index}.npz"),
                                          str(tmp_path)], env=env))
     try:

@@ -10,6 +10,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.public import tfxio
 
 from config import ModelConfig
+from data.writer import write_examples
 from models.training import PARSED_PER_GZIP_BYTE, estimated_parsed_mb, example_datasets
 
 
@@ -22,11 +23,7 @@ def _factory(files, options, schema):
 def split(tmp_path):
     """200 examples with ids 0..199 in two gzip files, and their schema."""
     for shard in range(2):
-        with tf.io.TFRecordWriter(str(tmp_path / f"part-{shard}.gz"), options="GZIP") as writer:
-            for i in range(shard, 200, 2):
-                example = tf.train.Example()
-                example.features.feature["id"].int64_list.value.append(i)
-                writer.write(example.SerializeToString())
+        write_examples({"id": np.arange(200)}, tmp_path / f"part-{shard}.gz", rows=range(shard, 200, 2))
     schema = schema_pb2.Schema()
     feature = schema.feature.add(name="id", type=schema_pb2.INT)
     feature.shape.SetInParent()
