@@ -153,11 +153,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     train, evaluation = example_datasets(fn_args.data_accessor.tf_dataset_factory, fn_args.train_files,
                                          fn_args.eval_files, tf_transform_output.transformed_metadata.schema,
                                          config.model)
+    chief = is_chief(strategy)
     fit(model, config.model, train, evaluation, train_steps=fn_args.train_steps, eval_steps=fn_args.eval_steps,
-        log_dir=fn_args.model_run_dir if is_chief(strategy) else None)
-    export_dir = fn_args.serving_model_dir if is_chief(strategy) else tempfile.mkdtemp(prefix="non-chief-export-")
+        log_dir=fn_args.model_run_dir if chief else None)
+    export_dir = fn_args.serving_model_dir if chief else tempfile.mkdtemp(prefix="non-chief-export-")
     signatures.export(model, tf_transform_output, [f.name for f in config.features], export_dir)  # every worker
-    if export_dir != fn_args.serving_model_dir:  # saves (the save's collective ops); only the chief's is kept
+    if not chief:  # saves (the save's collective ops); only the chief's is kept
         tf.io.gfile.rmtree(export_dir)
 
 

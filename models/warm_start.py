@@ -79,9 +79,9 @@ def warm_start(model, base_model_dir: str, tf_transform_output, features: list[F
     report = WarmStartReport()
     for path, variables in variable_paths(model.weights).items():
         olds = old_paths.get(path, [])
+        feature = _embedded_feature(path)
         for index, variable in enumerate(variables):
             old = olds[index].numpy() if index < len(olds) else None
-            feature = _embedded_feature(path)
             if old is not None and feature in vocabularies:
                 old_tokens = _vocabulary_file(os.path.join(base_model_dir, "assets", feature))
                 if old_tokens is not None:
