@@ -13,7 +13,7 @@ from typing import Any
 
 import apache_beam as beam
 import numpy as np
-from tensorflow_model_analysis.metrics import metric_types, metric_util
+import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.proto import metrics_for_slice_pb2
 
 AUC_THRESHOLDS = 10_000  # TFMA's default for AUC and AUCPrecisionRecall
@@ -118,14 +118,14 @@ class _HeadSummaryCombiner(beam.CombineFn):
     """Feeds every example of a slice to a HeadSummary: reads the head's label, prediction and weight straight from
     TFMA's standard metric inputs."""
 
-    def __init__(self, key: metric_types.MetricKey, kind: str, plot_range, plot_buckets: int):
+    def __init__(self, key: tfma.metrics.MetricKey, kind: str, plot_range, plot_buckets: int):
         self._key, self._kind = key, kind
         self._plot_range, self._plot_buckets = tuple(plot_range), plot_buckets
 
     def create_accumulator(self) -> HeadSummary:
         return HeadSummary(self._kind, self._plot_range, self._plot_buckets)
 
-    def add_input(self, summary: HeadSummary, element: metric_types.StandardMetricInputs) -> HeadSummary:
+    def add_input(self, summary: HeadSummary, element: tfma.metrics.StandardMetricInputs) -> HeadSummary:
         key = self._key
         weight = _head_value(element["example_weights"], key) if element.get("example_weights") else 1.0
         summary.add(_head_value(element["labels"], key), _head_value(element["predictions"], key), weight)
@@ -141,11 +141,11 @@ class _HeadSummaryCombiner(beam.CombineFn):
     def compact(self, summary: HeadSummary) -> HeadSummary:
         return summary.fold()
 
-    def extract_output(self, summary: HeadSummary) -> dict[metric_types.MetricKey, HeadSummary]:
+    def extract_output(self, summary: HeadSummary) -> dict[tfma.metrics.MetricKey, HeadSummary]:
         return {self._key: summary.fold()}
 
 
-def _head_value(values, key: metric_types.MetricKey):
+def _head_value(values, key: tfma.metrics.MetricKey):
     """The head's entry of a (model ->) output -> value mapping of TFMA's extracts."""
     if isinstance(values, dict) and key.model_name in values:
         values = values[key.model_name]
@@ -159,16 +159,16 @@ def _summary_computations(kind: str, plot_range, plot_buckets: int):
 
     def computations(name=None, eval_config=None, model_name="", output_name="", sub_key=None,
                      aggregation_type=None, class_weights=None, example_weighted=False):
-        key = metric_types.MetricKey(name=f"_head_summary_{kind}_{plot_range[0]}_{plot_range[1]}_{plot_buckets}",
+        key = tfma.metrics.MetricKey(name=f"_head_summary_{kind}_{plot_range[0]}_{plot_range[1]}_{plot_buckets}",
                                      model_name=model_name, output_name=output_name, sub_key=sub_key,
                                      example_weighted=example_weighted)
-        return [metric_types.MetricComputation(
+        return [tfma.metrics.MetricComputation(
             keys=[key], preprocessors=None, combiner=_HeadSummaryCombiner(key, kind, plot_range, plot_buckets))]
 
     return computations
 
 
-class HeadMetric(metric_types.Metric):
+class HeadMetric(tfma.metrics.Metric):
     """One TFMA metric (or plot) of a head, read from the head's summary. Subclasses name it and say how: ``value``
     (a float, or a plot proto when ``plot`` is true). Its config (from MetricConfig.config) describes the summary:
     ``kind`` (binary, regression, multiclass, multilabel), ``plot_range`` and ``plot_buckets``; every metric of a
@@ -179,7 +179,7 @@ class HeadMetric(metric_types.Metric):
 
     def __init__(self, kind: str = BINARY, plot_range=(0.0, 1.0), plot_buckets: int = 20, name: str = ""):
         self.kind, self.plot_range, self.plot_buckets = kind, tuple(plot_range), plot_buckets
-        super().__init__(metric_util.merge_per_key_computations(self._computations), name=name or self.metric_name,
+        super().__init__(tfma.metrics.merge_per_key_computations(self._computations), name=name or self.metric_name,
                          kind=kind, plot_range=list(plot_range), plot_buckets=plot_buckets)
 
     def _computations(self, name, eval_config=None, model_name="", output_name="", sub_key=None,
@@ -187,10 +187,10 @@ class HeadMetric(metric_types.Metric):
         summary = _summary_computations(self.kind, self.plot_range, self.plot_buckets)(
             model_name=model_name, output_name=output_name, sub_key=sub_key, example_weighted=example_weighted)
         summary_key = summary[-1].keys[-1]
-        key_type = metric_types.PlotKey if self.plot else metric_types.MetricKey
+        key_type = tfma.metrics.PlotKey if self.plot else tfma.metrics.MetricKey
         key = key_type(name=name, model_name=model_name, output_name=output_name, sub_key=sub_key,
                        example_weighted=example_weighted)
-        summary.append(metric_types.DerivedMetricComputation(
+        summary.append(tfma.metrics.DerivedMetricComputation(
             keys=[key], result=lambda metrics: {key: self.value(metrics[summary_key])}))
         return summary
 

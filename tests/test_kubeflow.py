@@ -20,7 +20,7 @@ def test_compiles_to_a_pipeline_spec_with_every_component(tmp_path):
                  "--pipeline-root", "gs://bucket/root", "--serving-dir", "gs://bucket/serving",
                  "--log-root", "gs://bucket/logs"]) == 0
     job = json.loads(output.read_text())
-    spec = json_format.ParseDict(job["pipelineSpec"], pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=True)
+    spec = json_format.ParseDict(job["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())  # strict: no unknown field
     tasks = spec.root.dag.tasks
     for name in COMPONENTS:
         assert any(task.startswith(name) for task in tasks), name
