@@ -10,7 +10,11 @@ held-out AUCs (conversion: on the clicked events) of
   "told the item and user factors" leaves only the purchase propensity to learn: the most that sharing with click
   (which can teach the user factors, not the propensity) could bring;
 - for click, a learner told every term but the user x item one, fitting both factor sets by alternating
-  posterior modes: what the events reveal of that interaction when no factor is given.
+  posterior modes: what the events reveal of that interaction when no factor is given;
+- the learnable limit of both heads ("learns the factor sets and the propensity"): a learner told every term but
+  the user ones and the user x item ones, fitting the user factors, the purchase propensity and the item factors
+  from the click and conversion events together. It knows the form of the true model and must learn every
+  latent term from the same training events as a model: the yardstick of benchmarks/zoo_benchmark.py.
 
     .venv/bin/python benchmarks/learnable_limits.py [--events 200000] [--users 5000 --items 2000] [--rounds 8]
 """
@@ -120,41 +124,87 @@ def both_factors_logits(offset: np.ndarray, users: np.ndarray, items: np.ndarray
     return offset + (user_factors[users] * item_factors[items]).sum(axis=1)
 
 
+def joint_learner_logits(click_offset: np.ndarray, conversion_offset: np.ndarray, users: np.ndarray,
+                         items: np.ndarray, click: np.ndarray, conversion: np.ndarray, train: np.ndarray,
+                         clicked: np.ndarray, dim: int, rounds: int) -> dict[str, np.ndarray]:
+    """{"click", "conversion"}: logits of a learner told every term but the user ones and the user x item ones of
+    both heads, which fits the user factors, each user's purchase propensity and the item factors from the click
+    events and the clicked events' conversions together (true priors; alternating posterior modes from a random
+    start). Sharing click's factor sets is all a multi-task model could bring to conversion, so this is
+    conversion's learnable limit."""
+    half = math.ceil(dim / 2)
+    factor_precision = math.sqrt(dim)
+    user_prior = np.diag([factor_precision] * dim + [USER_PURCHASE_STD**-2])
+    item_prior = factor_precision * np.eye(dim)
+    rows = np.concatenate([np.arange(len(users)), np.arange(len(users))])  # click rows, then conversion rows
+    is_conversion = np.repeat([False, True], len(users))
+    fit_rows = np.concatenate([train, train & clicked])
+    labels = np.concatenate([click, conversion])
+    to_conversion = np.zeros(dim)
+    to_conversion[:half] = CONVERSION_AFFINITY  # conversion reads 0.7 u[:half] . v[:half]
+    item_factors = np.random.default_rng(0).normal(0.0, dim**-0.25, (items.max() + 1, dim))
+    user_terms = np.zeros((users.max() + 1, dim + 1))  # factors, then the purchase propensity
+    offset = np.concatenate([click_offset, conversion_offset])
+    for _ in range(rounds):
+        v = item_factors[items[rows]] * np.where(is_conversion[:, None], to_conversion, 1.0)
+        user_design = np.hstack([v, is_conversion[:, None].astype(float)])
+        user_terms = _modes(users[rows], user_design, offset, labels, fit_rows, user_prior)
+        u = user_terms[users[rows], :dim] * np.where(is_conversion[:, None], to_conversion, 1.0)
+        purchase = np.where(is_conversion, user_terms[users[rows], dim], 0.0)
+        item_factors = _modes(items[rows], u, offset + purchase, labels, fit_rows, item_prior)
+    u, v = user_terms[users, :dim], item_factors[items]
+    return {"click": click_offset + (u * v).sum(axis=1),
+            "conversion": conversion_offset + (u * v * to_conversion).sum(axis=1) + user_terms[users, dim]}
+
+
+LEARNABLE_LIMIT = "learns the factor sets and the propensity"  # the column the zoo benchmark holds models to
+
+
+def limit_aucs(spec: LogSpec, events: Events, train: np.ndarray, rounds: int = 8) -> dict[str, dict[str, float]]:
+    """{head: {column: held-out AUC}} for click and conversion (conversion: on the clicked events), each learner
+    fitted on the ``train`` events and scored on the others. Called by main and benchmarks/zoo_benchmark.py."""
+    users = entity_index(events.features["user_id"])
+    items = entity_index(events.features["item_id"])
+    labels = {"click": events.labels["click"].astype(np.float64),
+              "conversion": np.nan_to_num(events.labels["conversion"].astype(np.float64))}
+    clicked = events.labels["click"] == 1
+    present = {"click": np.ones(len(users), bool), "conversion": clicked}
+    terms = user_terms(build_world(spec), events, users, items)
+    click, conversion = terms["click"], terms["conversion"]
+    joint = joint_learner_logits(click.offset, conversion.offset, users, items, labels["click"],
+                                 labels["conversion"], train, clicked, spec.latent_dim, rounds)
+    scores = {
+        "click": {"Bayes limit": events.truth["p_click"], "without the user terms": click.offset,
+                  "told the item factors": oracle_logits(click, users, labels["click"], train),
+                  "learns both factor sets": both_factors_logits(click.offset, users, items, labels["click"], train,
+                                                                 spec.latent_dim, rounds),
+                  LEARNABLE_LIMIT: joint["click"]},
+        "conversion": {"Bayes limit": events.truth["p_conversion"], "without the user terms": conversion.offset,
+                       "told the item factors": oracle_logits(conversion, users, labels["conversion"],
+                                                              train & clicked),
+                       "told the item and user factors": oracle_logits(terms["conversion_given_factors"], users,
+                                                                       labels["conversion"], train & clicked),
+                       LEARNABLE_LIMIT: joint["conversion"]},
+    }
+    return {head: {column: roc_auc(labels[head][~train & present[head]].astype(int), score[~train & present[head]])
+                   for column, score in by_column.items()} for head, by_column in scores.items()}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--users", type=int, default=LogSpec.num_users)
     parser.add_argument("--items", type=int, default=LogSpec.num_items)
-    parser.add_argument("--rounds", type=int, default=8, help="alternations of the both-factors learner")
+    parser.add_argument("--rounds", type=int, default=8, help="alternations of the factor learners")
     args = parser.parse_args(argv)
     spec = LogSpec(num_events=args.events, num_users=args.users, num_items=args.items)
-    events = generate_span(spec, 1)
-    users = entity_index(events.features["user_id"])
     train = np.random.default_rng(0).random(args.events) < 0.8
-    labels = {"click": events.labels["click"].astype(np.float64),
-              "conversion": np.nan_to_num(events.labels["conversion"].astype(np.float64))}
-    present = {"click": np.ones(args.events, bool), "conversion": events.labels["click"] == 1}
-    items = entity_index(events.features["item_id"])
-    terms = user_terms(build_world(spec), events, users, items)
-    click, conversion = terms["click"], terms["conversion"]
-    clicked_train = train & present["conversion"]
-    scores = {
-        "click": {"Bayes limit": events.truth["p_click"], "without the user terms": click.offset,
-                  "told the item factors": oracle_logits(click, users, labels["click"], train),
-                  "learns both factor sets": both_factors_logits(click.offset, users, items, labels["click"], train,
-                                                                 spec.latent_dim, args.rounds)},
-        "conversion": {"Bayes limit": events.truth["p_conversion"], "without the user terms": conversion.offset,
-                       "told the item factors": oracle_logits(conversion, users, labels["conversion"], clicked_train),
-                       "told the item and user factors": oracle_logits(terms["conversion_given_factors"], users,
-                                                                       labels["conversion"], clicked_train)},
-    }
-    columns = list(dict.fromkeys(c for head in scores.values() for c in head))
+    aucs = limit_aucs(spec, generate_span(spec, 1), train, args.rounds)
+    columns = list(dict.fromkeys(c for head in aucs.values() for c in head))
     print(f"held-out AUC ({args.events:,} events, {args.users:,} users, {args.items:,} items)\n")
     print("| head | " + " | ".join(columns) + " |\n" + "|---" * (len(columns) + 1) + "|")
-    for head, by_column in scores.items():
-        rows = ~train & present[head]
-        cells = [f"{roc_auc(labels[head][rows].astype(int), by_column[c][rows]):.4f}"
-                 if c in by_column else "n/a" for c in columns]
+    for head, by_column in aucs.items():
+        cells = [f"{by_column[c]:.4f}" if c in by_column else "n/a" for c in columns]
         print(f"| {head} | " + " | ".join(cells) + " |")
     return 0
 

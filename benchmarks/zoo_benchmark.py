@@ -1,10 +1,13 @@
 """Model zoo x loss balancing on generated logs: each head's score next to its Bayes limit, speed and memory.
 
 Generates logs (default 200,000 events), runs the real pipeline once (pipeline.runners.run_local), then trains
-every variant with the Trainer's own code (models.builder.build_model, models.training.fit) for each seed, one
+every variant with the Trainer's own code (models.builder.build_model, models.training.fit) and the default
+config's schedule (whole passes over the training split, early stopping on the validation loss) for each seed, one
 subprocess per variant so that peak memory is the variant's own. Each model is scored by its tasks' own
-``Task.score`` on the raw eval examples through the Transform graph; the Bayes limits come from the report's
-``head_limits`` on exactly the same eval split.
+``Task.score`` on the raw eval examples through the Transform graph. The Bayes limits come from the report's
+``head_limits`` on exactly the same eval split; the learnable limits of click and conversion from
+``learnable_limits.limit_aucs``, fitted on the same training split. For each head the table also gives what
+keeping that head at its own best validation epoch would add over the epoch early stopping kept.
 
     .venv/bin/python benchmarks/zoo_benchmark.py [--events 200000] [--seeds 0 1 2] [--work /tmp/mtl-zoo-bench]
         [--users 5000 --items 2000]   # the generated world; fewer users and items: each is seen more often
@@ -14,6 +17,7 @@ Writes benchmarks/results/zoo.md and prints it.
 
 import argparse
 import dataclasses
+import functools
 import glob
 import json
 import os
@@ -32,10 +36,17 @@ from data.world import LogSpec  # noqa: E402
 
 SINGLE_TASK = "single-task (one model per task)"
 SINGLE_TASK_DOT = "single-task, 0 shared layers + user.item dot"
-TWO_SHARED = {"architecture": "shared_bottom", "shared_layers": [64, 32]}
+SINGLE_TASK_MF = "single-task, 0 shared layers + factorisation"
+# What the default config was before the factorisation round; every variant starts from it.
+BASE = {"learning_rate": 0.002, "embedding_l2": 0.0, "factorization": [], "per_head_selection": False}
+TWO_SHARED = {**BASE, "architecture": "shared_bottom", "shared_layers": [64, 32]}
 DOT = {**TWO_SHARED, "shared_layers": [], "dot_interaction": ["user_id", "item_id"]}
+MF = {**TWO_SHARED, "shared_layers": [], "factorization": ["user_id", "item_id"], "factor_dim": 16,
+      "factor_l2": 1e-4, "embedding_l2": 1e-4}
+PER_HEAD = {"per_head_selection": True}
 # Each variant spells out its model, so a change of the default config does not change what it measures;
-# "tasks" (optional) names the heads it trains, from TASKS (default: the default config's tasks).
+# "tasks" (optional) names the heads it trains, from TASKS (default: the default config's tasks), and
+# "task_changes" (optional) changes some of their settings ({task: {field: value}}).
 VARIANTS = {
     "shared-bottom, 2 shared layers": TWO_SHARED,
     "shared-bottom, 1 shared layer": {**TWO_SHARED, "shared_layers": [64]},
@@ -48,27 +59,30 @@ VARIANTS = {
     "click + conversion only, 0 shared + dot": {**DOT, "tasks": ["click", "conversion"]},
     "click + conversion only, 0 shared + dot, per-example loss": {**DOT, "loss_normalization": "per_example",
                                                                   "tasks": ["click", "conversion"]},
-    "MMoE (4 experts)": {"architecture": "mmoe", "experts": 4, "expert_layers": [64, 32]},
-    "CGC (PLE, 1 level)": {"architecture": "ple", "levels": 1, "experts": 2, "task_experts": 1,
+    "MMoE (4 experts)": {**BASE, "architecture": "mmoe", "experts": 4, "expert_layers": [64, 32]},
+    "CGC (PLE, 1 level)": {**BASE, "architecture": "ple", "levels": 1, "experts": 2, "task_experts": 1,
                            "expert_layers": [64, 32]},
-    "PLE (2 levels)": {"architecture": "ple", "levels": 2, "experts": 2, "task_experts": 1,
+    "PLE (2 levels)": {**BASE, "architecture": "ple", "levels": 2, "experts": 2, "task_experts": 1,
                        "expert_layers": [64, 32]},
     "ESMM (shared-bottom)": {**TWO_SHARED, "esmm_tasks": ["click", "conversion"]},
     "shared-bottom + uncertainty": {**TWO_SHARED, "balancing": "uncertainty"},
     "shared-bottom + GradNorm": {**TWO_SHARED, "balancing": "gradnorm"},
     "shared-bottom + PCGrad": {**TWO_SHARED, "balancing": "pcgrad"},
-    "MMoE + uncertainty": {"architecture": "mmoe", "experts": 4, "expert_layers": [64, 32],
+    "MMoE + uncertainty": {**BASE, "architecture": "mmoe", "experts": 4, "expert_layers": [64, 32],
                            "balancing": "uncertainty"},
+    "shared-bottom, 0 shared layers + factorisation": MF,
+    "shared-bottom, 0 shared layers, per-head selection": {**TWO_SHARED, "shared_layers": [], **PER_HEAD},
+    "shared-bottom, 0 shared layers + factorisation, per-head selection": {**MF, **PER_HEAD},
+    "shared-bottom, 0 shared layers + factorisation, per-head selection, lr 0.005": {**MF, **PER_HEAD,
+                                                                                    "learning_rate": 0.005},
+    "... + factorisation, per-head selection, lr 0.005, interest tower and head at lr 0.002": {
+        **MF, **PER_HEAD, "learning_rate": 0.005, "task_changes": {"interest": {"lr_multiplier": 0.4}}},
+    "... + factorisation read by click, conversion, watch_time; per-head selection, lr 0.005": {
+        **MF, **PER_HEAD, "learning_rate": 0.005, "factor_tasks": ["click", "conversion", "watch_time"]},
     SINGLE_TASK: TWO_SHARED,  # each task alone in the 2-shared-layer network
     SINGLE_TASK_DOT: DOT,  # each task alone in the network of the dot-interaction variants
+    SINGLE_TASK_MF: {**MF, **PER_HEAD},  # each task alone in the network of the factorisation variants
 }
-
-
-def training(events: int) -> dict:
-    """10 epochs of about one pass over the 80% train split each (batch 256), stopped early after 3 flat ones."""
-    scale = events / 200_000
-    return {"train_steps": max(100, round(6000 * scale)), "epochs": 10, "eval_steps": max(10, round(100 * scale)),
-            "early_stopping_patience": 3}
 
 
 # The heads a variant may train: the default config's, and the multilabel reactions head the logs also carry.
@@ -87,7 +101,11 @@ def prepare(work: str, spec) -> dict:
 
     paths_file = os.path.join(work, "paths.json")
     if os.path.exists(paths_file):
-        return json.load(open(paths_file))
+        paths = json.load(open(paths_file))
+        if "learnable_limits" not in paths:  # a work folder of an earlier version of this script
+            paths["learnable_limits"] = _learnable_limits(spec, paths["raw_eval"])
+            json.dump(paths, open(paths_file, "w"))
+        return paths
     log_root = os.path.join(work, "logs")
     generate_logs(spec, log_root, [1])
     base = PipelineConfig.from_yaml(DEFAULT_CONFIG)
@@ -102,6 +120,7 @@ def prepare(work: str, spec) -> dict:
         "raw_eval": glob.glob(f"{report.examples_uri}/Split-eval/*"),
         "limits": head_limits(report, config),
     }
+    paths["learnable_limits"] = _learnable_limits(spec, paths["raw_eval"])
     json.dump(paths, open(paths_file, "w"))
     return paths
 
@@ -111,10 +130,12 @@ def variant_configs(name: str, events: int) -> list[PipelineConfig]:
     base = PipelineConfig.from_yaml(DEFAULT_CONFIG)
     variant = dict(VARIANTS[name])
     names = variant.pop("tasks", [t.name for t in base.tasks])
+    task_changes = variant.pop("task_changes", {})
     model_changes = {key: tuple(value) if isinstance(value, list) else value for key, value in variant.items()}
-    model = dataclasses.replace(base.model, **training(events), **model_changes)
-    config = base.replace(model=model, tasks=tuple(t for t in TASKS if t.name in names))
-    if name in (SINGLE_TASK, SINGLE_TASK_DOT):
+    model = dataclasses.replace(base.model, **model_changes)
+    config = base.replace(model=model, tasks=tuple(dataclasses.replace(t, **task_changes.get(t.name, {}))
+                                                   for t in TASKS if t.name in names))
+    if name in (SINGLE_TASK, SINGLE_TASK_DOT, SINGLE_TASK_MF):
         return [config.replace(tasks=(t,)) for t in config.tasks]
     return [config]
 
@@ -127,38 +148,66 @@ def run_variant(name: str, seeds: list[int], events: int, paths: dict) -> dict:
 
     from models.builder import build_model
     from models.features import cardinalities
+    from models.head_selection import head_models
     from models.tasks import make_tasks
     from models.training import fit
 
     tft_output = tft.TFTransformOutput(paths["transform_graph"])
     spec = tft_output.transformed_feature_spec()
 
-    def transformed(files, shuffle):
-        data = tf.data.TFRecordDataset(files, compression_type="GZIP")
-        data = data.shuffle(50_000, seed=0).repeat() if shuffle else data.repeat()
-        return data.batch(256).map(lambda s: tf.io.parse_example(s, spec)).prefetch(4)
+    def transformed(files, shuffle):  # parsed once, then served from memory, as the Trainer does for this size
+        data = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(256)
+        data = data.map(lambda s: tf.io.parse_example(s, spec)).cache()
+        return (data.shuffle(1024, seed=0, reshuffle_each_iteration=True) if shuffle else data).prefetch(4)
 
     eval_features = _raw_eval(paths["raw_eval"], tft_output)
     runs = []
     for seed in seeds:
-        scores, examples, seconds = {}, 0, 0.0
+        scores, own_best_gain, epochs, speeds, seconds = {}, {}, [], [], 0.0
         for config in variant_configs(name, events):
             config = config.replace(model=dataclasses.replace(config.model, seed=seed))
             tf_keras.utils.set_random_seed(seed)
             model = build_model(config, cardinalities(config.features, tft_output))
             start = time.perf_counter()
-            history = fit(model, config.model, transformed(paths["train"], True), transformed(paths["eval"], False),
-                          train_steps=config.model.train_steps, eval_steps=config.model.eval_steps, verbose=0)
+            history, selection = fit(model, config.model, transformed(paths["train"], True),
+                                     transformed(paths["eval"], False), train_steps=None, eval_steps=None, verbose=0)
+            history = history.history
             seconds += time.perf_counter() - start
-            steps_per_epoch = config.model.train_steps // config.model.epochs
-            examples += len(history.history["loss"]) * steps_per_epoch * config.model.batch_size
+            epochs.append(len(history["loss"]))
+            speeds.append(float(np.median(history["examples_per_second"])))
             predictions = model.predict(eval_features, batch_size=4096, verbose=0)
+            by_head = head_models(functools.partial(build_model, config, cardinalities(config.features, tft_output)),
+                                  selection.head_weights if selection else {},
+                                  {name: values[:1] for name, values in eval_features.items()})
+            for head, copy in by_head.items():  # served from its own best epoch, as in the exported model
+                predictions[head] = copy.predict(eval_features, batch_size=4096, verbose=0)[head]
             for task in make_tasks(config.tasks):
+                kept = selection.best_epochs.get(task.name, selection.kept_epoch) if selection \
+                    else int(np.argmin(history["val_loss"]))  # the epoch whose weights score this head
                 scores[task.name] = task.score(eval_features[task.label_feature], eval_features[task.weight_feature],
                                                np.asarray(predictions[task.name]))
-        runs.append({"seed": seed, "scores": scores, "train_seconds": seconds,
-                     "examples_per_second": examples / seconds})
+                per_epoch = np.array(history[f"val_{model.task_metrics[task.name][0].name}"])
+                best = per_epoch.max() if task.higher_is_better else per_epoch.min()
+                own_best_gain[task.name] = float(abs(best - per_epoch[kept]))
+        runs.append({"seed": seed, "scores": scores, "own_best_epoch_gain": own_best_gain, "epochs": epochs,
+                     "train_seconds": seconds, "examples_per_second": float(np.mean(speeds))})
     return {"runs": runs, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _learnable_limits(spec, raw_eval_files) -> dict:
+    """{click|conversion: {"auc": learnable limit}}: learnable_limits' learner fitted on the events of the training
+    split (span 1 minus the eval examples) and scored on the eval split."""
+    import tensorflow as tf
+    from learnable_limits import LEARNABLE_LIMIT, limit_aucs
+
+    from data.world import generate_span
+
+    id_spec = {"event_id": tf.io.FixedLenFeature([], tf.string)}
+    eval_ids = np.concatenate([tf.io.parse_example(serialized, id_spec)["event_id"].numpy() for serialized
+                               in tf.data.TFRecordDataset(raw_eval_files, compression_type="GZIP").batch(65_536)])
+    events = generate_span(spec, 1)
+    aucs = limit_aucs(spec, events, ~np.isin(events.features["event_id"], eval_ids))
+    return {head: {"auc": by_column[LEARNABLE_LIMIT]} for head, by_column in aucs.items()}
 
 
 def _raw_eval(files, tft_output):
@@ -173,20 +222,30 @@ def _raw_eval(files, tft_output):
     return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
 
 
-def table(results: dict, seeds: list[int], spec, limits: dict) -> str:
-    """Markdown: per head mean ± std over seeds, the Bayes limit row (``limits``: head_limits), speed and memory."""
+def table(results: dict, seeds: list[int], spec, limits: dict, learnable: dict) -> str:
+    """Markdown: per head mean ± std over seeds under the Bayes limit row (``limits``: head_limits) and the
+    learnable limit row (``learnable``: click and conversion), epochs, speed and memory; then, per variant and
+    head, what serving the head from the epoch of its best validation metric would have added."""
     from models.tasks import make_tasks
 
     trained = {head for result in results.values() for run in result["runs"] for head in run["scores"]}
     tasks = [t for t in make_tasks(TASKS) if t.name in trained]
     header = [f"{t.name} {t.key_metric_name}" for t in tasks]
-    limit_cells = [f"**{limits[t.name][t.key_metric_name]:.4f}**" if t.name in limits else "" for t in tasks]
+
+    def limit_row(title, by_head):
+        cells = [f"**{by_head[t.name][t.key_metric_name]:.4f}**" if t.name in by_head else "" for t in tasks]
+        return f"| **{title}** | " + " | ".join(cells) + " | | | | |"
+
     lines = [f"{spec.num_events:,} generated events ({spec.num_users:,} users, {spec.num_items:,} items; "
              f"80/20 hash split), seeds {seeds}; mean ± std over seeds. "
              "AUC/accuracy: higher is better; RMSE: lower is better.", "",
-             "| variant | " + " | ".join(header) + " | train s (mean) | train ex/s | peak RSS MB |",
-             "|---" * (len(header) + 4) + "|",
-             "| **Bayes limit / noise floor** | " + " | ".join(limit_cells) + " | | | |"]
+             "| variant | " + " | ".join(header) + " | epochs (mean) | train s (mean) | train ex/s | peak RSS MB |",
+             "|---" * (len(header) + 5) + "|",
+             limit_row("Bayes limit / noise floor", limits), limit_row("learnable limit", learnable)]
+    gain_lines = ["", "What serving each head from the epoch of its best validation metric would add over the epoch "
+                  "that scored it (mean over seeds; the metric's own units; the eval split is the one scored above):",
+                  "",
+                  "| variant | " + " | ".join(t.name for t in tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
     for name, result in results.items():
         cells = []
         for t in tasks:
@@ -196,11 +255,15 @@ def table(results: dict, seeds: list[int], spec, limits: dict) -> str:
                 cells.append(f"{values.mean():.4f} ± {std:.4f}")
             else:
                 cells.append("n/a")
+        epochs = np.mean([np.mean(run.get("epochs", [np.nan])) for run in result["runs"]])
         seconds = np.mean([run["train_seconds"] for run in result["runs"]])
         speed = np.median([run["examples_per_second"] for run in result["runs"]])
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {seconds:.0f} | {speed:,.0f} | "
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {epochs:.1f} | {seconds:.0f} | {speed:,.0f} | "
                      f"{result['peak_rss_mb']:,.0f} |")
-    return "\n".join(lines)
+        gains = [[run["own_best_epoch_gain"][t.name] for run in result["runs"]
+                  if t.name in run.get("own_best_epoch_gain", {})] for t in tasks]
+        gain_lines.append(f"| {name} | " + " | ".join(f"{np.mean(g):.4f}" if g else "n/a" for g in gains) + " |")
+    return "\n".join(lines + gain_lines)
 
 
 def _run_in_subprocess(name: str, args, work: str) -> dict:
@@ -243,7 +306,7 @@ def main(argv=None) -> int:
         return 0
     paths = prepare(work, spec)
     results = {name: _run_in_subprocess(name, args, work) for name in args.variants}
-    text = table(results, args.seeds, spec, paths["limits"])
+    text = table(results, args.seeds, spec, paths["limits"], paths["learnable_limits"])
     with open(args.output, "w") as f:
         f.write("# Model zoo x loss balancing\n\n" + text + "\n")
     with open(args.output.replace(".md", ".json"), "w") as f:

@@ -104,10 +104,15 @@ class ModelConfig:
     ``expert_layers``; ple uses ``experts`` shared and ``task_experts`` per-task experts in ``levels`` levels
     (1 level is CGC). ``esmm_tasks`` (ctr, cvr) trains the cvr head through pCTCVR = pCTR x pCVR on every
     impression. ``dot_interaction`` names categorical features (at least two, equal embedding_dim) whose
-    embeddings' pairwise dot products join the encoded input, e.g. user_id . item_id. ``fusion`` adds a served
-    ``fusion_score``: the weighted sum of heads that give one score per example. ``loss_normalization``:
-    per_label trains on each task's mean loss over its present labels; per_example scales it by the share of the
-    batch with that label, so every labelled example weighs the same in every task.
+    embeddings' pairwise dot products join the encoded input, e.g. user_id . item_id. ``factorization`` names two
+    categorical features (user_id, item_id) that get factor tables of ``factor_dim`` (L2 ``factor_l2``) whose
+    elementwise product every head (or those in ``factor_tasks``) reads directly, as a matrix factorisation with a
+    weight per task and factor.
+    ``fusion`` adds a served ``fusion_score``: the weighted sum of heads that give one score per example.
+    ``loss_normalization``: per_label trains on each task's mean loss over its present labels; per_example scales
+    it by the share of the batch with that label, so every labelled example weighs the same in every task.
+    ``per_head_selection`` trains while any head's validation loss improves and serves each head from the epoch of
+    its own best one (models.head_selection).
     """
 
     architecture: Architecture = Architecture.SHARED_BOTTOM
@@ -122,6 +127,10 @@ class ModelConfig:
     esmm_tasks: tuple[str, ...] = ()
     fusion: dict[str, float] = field(default_factory=dict)
     dot_interaction: tuple[str, ...] = ()
+    factorization: tuple[str, ...] = ()
+    factor_tasks: tuple[str, ...] = ()  # the heads that read the factors (empty: every head)
+    factor_dim: int = 16
+    factor_l2: float = 0.0
     clip_norm: float | None = None
     jit_compile: bool = False
     embedding_l2: float = 0.0
@@ -131,6 +140,7 @@ class ModelConfig:
     eval_steps: int | None = None  # None: validation reads the whole eval split
     epochs: int = 10
     early_stopping_patience: int = 2
+    per_head_selection: bool = False  # serve each head from the epoch of its own best validation loss
     cache_mb: int = 1024  # keep parsed training and eval batches in memory when they fit in this (0: never)
     distribution: Distribution = Distribution.NONE  # batch_size is the global batch, split between the replicas
     warm_start: bool = False  # start from the last blessed model's weights (embeddings carried by token)
@@ -150,8 +160,10 @@ class ModelConfig:
                  "model.epochs must be in [1, train_steps]")
         _require(self.learning_rate > 0, f"model.learning_rate must be > 0, got {self.learning_rate}")
         _require(self.clip_norm is None or self.clip_norm > 0, f"model.clip_norm must be > 0, got {self.clip_norm}")
-        _require(self.embedding_l2 >= 0 and self.early_stopping_patience >= 0 and self.cache_mb >= 0,
-                 "model.embedding_l2, model.early_stopping_patience and model.cache_mb must be >= 0")
+        _require(self.embedding_l2 >= 0 and self.factor_l2 >= 0 and self.early_stopping_patience >= 0
+                 and self.cache_mb >= 0, "model.embedding_l2, model.factor_l2, model.early_stopping_patience and "
+                 "model.cache_mb must be >= 0")
+        _require(self.factor_dim >= 1, f"model.factor_dim must be >= 1, got {self.factor_dim}")
         _require(all(units >= 1 for units in (*self.shared_layers, *self.expert_layers)),
                  "model.shared_layers and model.expert_layers sizes must be >= 1")
         _require(self.experts >= 1 and self.task_experts >= 0 and self.levels >= 1,
@@ -265,9 +277,14 @@ class PipelineConfig:
         for task in self.tasks:
             _require(task.label_key not in feature_names, f"task '{task.name}': label '{task.label_key}' is a feature")
         task_names = {t.name for t in self.tasks}
-        for name in (*self.model.esmm_tasks, *self.model.fusion):
+        for name in (*self.model.esmm_tasks, *self.model.fusion, *self.model.factor_tasks):
             _require(name in task_names, f"model: '{name}' is not a task")
         self._check_dot_interaction()
+        categorical = {f.name for f in self.features if f.is_categorical}
+        names = self.model.factorization
+        _require(not names or len(names) == 2 and set(names) <= categorical and names[0] != names[1],
+                 f"model.factorization names two different categorical features (e.g. [user_id, item_id]), "
+                 f"got {list(names)}")
         if self.vertex_training and self.vertex_training.workers > 1:
             _require(self.model.distribution == Distribution.MULTI_WORKER,
                      f"vertex_training.workers is {self.vertex_training.workers}: set model.distribution: "

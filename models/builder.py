@@ -10,7 +10,7 @@ import tf_keras
 
 from config import Architecture, Balancing, ConfigError, ModelConfig, PipelineConfig
 from models.balancing import Balancer, FixedWeights, GradNorm, PCGrad, UncertaintyWeighting
-from models.layers import MLP, FeatureEncoder
+from models.layers import MLP, FactorInteraction, FeatureEncoder
 from models.multitask_model import MultiTaskModel
 from models.tasks import BinaryTask, make_tasks
 from models.zoo import PLE, MMoE, SharedBottom
@@ -79,6 +79,10 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int]) -> MultiT
         loss_normalization=model_config.loss_normalization,
         esmm_tasks=model_config.esmm_tasks,
         fusion=model_config.fusion,
-        clip_norm=model_config.clip_norm)
+        clip_norm=model_config.clip_norm,
+        interaction=FactorInteraction({name: cardinalities[name] for name in model_config.factorization},
+                                      model_config.factor_dim, model_config.factor_l2, name="factor_interaction")
+        if model_config.factorization else None,
+        interaction_tasks=model_config.factor_tasks)
     model.compile(optimizer=tf_keras.optimizers.Adam(model_config.learning_rate), jit_compile=model_config.jit_compile)
     return model

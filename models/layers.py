@@ -55,6 +55,29 @@ class DotInteraction(tf_keras.layers.Layer):
 
 
 @tf_keras.utils.register_keras_serializable(package="mtl")
+class FactorInteraction(tf_keras.layers.Layer):
+    """Factor vectors for two id features and their elementwise product u * v, [batch, dim]: each head reads it
+    with weights of its own (generalised matrix factorisation), so every task learns from the user x item
+    interaction without an MLP having to approximate a dot product. ``l2`` penalises the whole tables once per
+    step (a Gaussian prior on every row, however often it is seen)."""
+
+    def __init__(self, cardinalities: dict[str, int], dim: int, l2: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.cardinalities, self.dim, self.l2 = dict(cardinalities), dim, l2
+        self.factors = [tf_keras.layers.Embedding(size, dim, name=f"{name}_factors",
+                                                  embeddings_initializer=tf_keras.initializers.RandomNormal(
+                                                      stddev=dim ** -0.5), embeddings_regularizer=_l2(l2))
+                        for name, size in self.cardinalities.items()]
+
+    def call(self, features):
+        first, second = (table(features[name]) for table, name in zip(self.factors, self.cardinalities, strict=True))
+        return first * second
+
+    def get_config(self):
+        return {**super().get_config(), "cardinalities": self.cardinalities, "dim": self.dim, "l2": self.l2}
+
+
+@tf_keras.utils.register_keras_serializable(package="mtl")
 class MLP(tf_keras.layers.Layer):
     """A stack of Dense -> [BatchNorm] -> ReLU -> [Dropout] blocks; empty ``units`` is the identity."""
 

@@ -19,14 +19,17 @@ class MultiTaskModel(tf_keras.Model):
     Parts: ``encoder`` (features -> one vector), ``architecture`` (vector -> {task: representation}), ``towers``
     ({task: layer}), ``tasks`` (heads, losses, metrics) and ``balancer`` (losses -> gradients). Options:
     ``loss_normalization``, ``esmm_tasks`` ((ctr, cvr): cvr learns through pCTR x pCVR), ``fusion``
-    ({task: weight} of scalar heads) and ``clip_norm`` (global gradient norm).
+    ({task: weight} of scalar heads), ``clip_norm`` (global gradient norm) and ``interaction`` (features -> a
+    vector the heads in ``interaction_tasks``, default all, read next to their tower's output, e.g.
+    FactorInteraction's u * v).
     """
 
     def __init__(self, *, encoder: tf_keras.layers.Layer, architecture: tf_keras.layers.Layer,
                  towers: dict[str, tf_keras.layers.Layer], tasks: list[Task], balancer: Balancer,
                  loss_normalization: LossNormalization = LossNormalization.PER_LABEL,
                  esmm_tasks: tuple[str, ...] = (), fusion: dict[str, float] | None = None,
-                 clip_norm: float | None = None, **kwargs):
+                 clip_norm: float | None = None, interaction: tf_keras.layers.Layer | None = None,
+                 interaction_tasks: tuple[str, ...] = (), **kwargs):
         super().__init__(**kwargs)
         self.tasks = list(tasks)
         self.encoder = encoder
@@ -39,6 +42,8 @@ class MultiTaskModel(tf_keras.Model):
         self.esmm_tasks = tuple(esmm_tasks)
         self.fusion = dict(fusion or {})
         self.clip_norm = clip_norm
+        self.interaction = interaction
+        self.interaction_tasks = set(interaction_tasks or [t.name for t in self.tasks])
         self.total_tracker = tf_keras.metrics.Mean(name="loss")
         self.loss_trackers = {t.name: tf_keras.metrics.Mean(name=f"{t.name}_loss") for t in self.tasks}
         self.weight_trackers = {t.name: tf_keras.metrics.Mean(name=f"{t.name}_loss_weight") for t in self.tasks}
@@ -49,10 +54,13 @@ class MultiTaskModel(tf_keras.Model):
     @tf.autograph.experimental.do_not_convert
     def call(self, features, training=False):
         per_task = self.architecture(self.encoder(features), training=training)
+        interaction = [self.interaction(features)] if self.interaction is not None else []
         outputs = {}
         for task in self.tasks:
             tower_output = self.towers[task.name](per_task[task.name], training=training)
-            outputs[task.name] = task.predictions(self.heads[task.name](tower_output))
+            reads = interaction and task.name in self.interaction_tasks
+            head_input = tf.concat([tower_output, *interaction], axis=-1) if reads else tower_output
+            outputs[task.name] = task.predictions(self.heads[task.name](head_input))
         if self.fusion:
             outputs[FUSION_OUTPUT] = self._fusion(outputs)
         return outputs

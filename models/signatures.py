@@ -19,11 +19,15 @@ _EXAMPLES = tf.TensorSpec([None], tf.string, name="examples")
 
 
 class ServingModule(tf.Module):
-    """Holds the trained model and the Transform graph together, so serving skew cannot creep in."""
+    """Holds the trained model and the Transform graph together, so serving skew cannot creep in. A head named in
+    ``head_models`` is served by that model instead (its own best epoch: models.head_selection); warm start reads
+    ``model`` alone."""
 
-    def __init__(self, model: MultiTaskModel, tf_transform_output, feature_names: list[str]):
+    def __init__(self, model: MultiTaskModel, tf_transform_output, feature_names: list[str],
+                 head_models: dict[str, MultiTaskModel] | None = None):
         super().__init__()
         self.model = model
+        self.head_models = dict(head_models or {})
         self.tft_layer = tf_transform_output.transform_features_layer()
         raw_spec = tf_transform_output.raw_feature_spec()
         self._feature_spec = {name: raw_spec[name] for name in feature_names}
@@ -32,8 +36,16 @@ class ServingModule(tf.Module):
 
     @tf.function(input_signature=[_EXAMPLES])
     def serve(self, examples):
-        transformed = self.tft_layer(tf.io.parse_example(examples, self._feature_spec))
-        return self.model(transformed)
+        return self._predict(self.tft_layer(tf.io.parse_example(examples, self._feature_spec)))
+
+    def _predict(self, transformed):
+        outputs = self.model(transformed)
+        served = {}  # one pass per distinct model
+        for name, model in self.head_models.items():
+            if id(model) not in served:
+                served[id(model)] = model(transformed)
+            outputs[name] = served[id(model)][name]
+        return outputs
 
     def raw_signature(self):
         """The concrete function behind ``serving_raw``: one [batch] tensor per raw feature, named after it."""
@@ -50,7 +62,7 @@ class ServingModule(tf.Module):
                 rows = tf.range(tf.size(values, out_type=tf.int64))
                 parsed[name] = tf.SparseTensor(tf.stack([rows, tf.zeros_like(rows)], axis=1), values,
                                                tf.stack([tf.size(values, out_type=tf.int64), 1]))
-        return self.model(self.tft_layer(parsed))
+        return self._predict(self.tft_layer(parsed))
 
     @tf.function(input_signature=[_EXAMPLES])
     def transform_features(self, examples):
@@ -58,10 +70,11 @@ class ServingModule(tf.Module):
         return {key: transformed[key] for key in self._label_outputs}
 
 
-def export(model: MultiTaskModel, tf_transform_output, feature_names: list[str], export_dir: str) -> None:
+def export(model: MultiTaskModel, tf_transform_output, feature_names: list[str], export_dir: str,
+           head_models: dict[str, MultiTaskModel] | None = None) -> None:
     """Writes the SavedModel with both signatures to ``export_dir``; run_fn calls it after training.
-    ``feature_names`` are the raw features ``serving_default`` parses."""
-    module = ServingModule(model, tf_transform_output, feature_names)
+    ``feature_names`` are the raw features ``serving_default`` parses; ``head_models`` serve the heads they name."""
+    module = ServingModule(model, tf_transform_output, feature_names, head_models)
     tf.saved_model.save(module, export_dir, signatures={SERVING_SIGNATURE: module.serve,
                                                         RAW_SIGNATURE: module.raw_signature(),
                                                         TRANSFORM_SIGNATURE: module.transform_features})

@@ -15,6 +15,7 @@ from config import ModelConfig, UserError, from_custom_config
 from models import features, signatures
 from models.builder import build_model
 from models.distribution import is_chief, make_strategy
+from models.head_selection import BestEpochPerHead, head_models
 from models.multitask_model import MultiTaskModel
 from models.warm_start import warm_start
 
@@ -124,17 +125,25 @@ def fit(model: MultiTaskModel, model_config: ModelConfig, train_dataset, eval_da
         eval_steps: int | None, log_dir: str | None = None, verbose: int = 2):
     """Trains for ``model_config.epochs`` epochs (each one pass over ``train_dataset``, or ``train_steps`` split
     in equal parts), keeping the weights of the best validation loss (over ``eval_steps`` batches, or the whole
-    ``eval_dataset``); returns the Keras History; raises NonFiniteLoss when a task's loss turns NaN. Called by
-    run_fn and the benchmarks."""
+    ``eval_dataset``). With ``model_config.per_head_selection`` it trains on while any head's validation loss
+    still improves and also keeps each head's own best epoch. Returns (Keras History, BestEpochPerHead or None);
+    raises NonFiniteLoss when a task's loss turns NaN. Called by run_fn and the benchmarks."""
     epochs = model_config.epochs
-    callbacks = [StopOnNonFiniteLoss([t.name for t in model.tasks]), EpochProgress(model_config.batch_size),
-                 tf_keras.callbacks.EarlyStopping(patience=model_config.early_stopping_patience,
-                                                  restore_best_weights=True)]
+    names = [t.name for t in model.tasks]
+    selection = BestEpochPerHead(names, model_config.early_stopping_patience) \
+        if model_config.per_head_selection else None
+    callbacks = [StopOnNonFiniteLoss(names), EpochProgress(model_config.batch_size),
+                 selection or tf_keras.callbacks.EarlyStopping(patience=model_config.early_stopping_patience,
+                                                               restore_best_weights=True)]
     if log_dir:
         callbacks.append(tf_keras.callbacks.TensorBoard(log_dir))  # epoch scalars: per-batch ones halve the speed
     steps_per_epoch = max(1, train_steps // epochs) if train_steps else None
-    return model.fit(train_dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                     validation_data=eval_dataset, validation_steps=eval_steps, callbacks=callbacks, verbose=verbose)
+    history = model.fit(train_dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                        validation_data=eval_dataset, validation_steps=eval_steps, callbacks=callbacks,
+                        verbose=verbose)
+    if selection:
+        PROGRESS.info(f"Trainer: {selection.summary()}")
+    return history, selection
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -154,10 +163,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                                          fn_args.eval_files, tf_transform_output.transformed_metadata.schema,
                                          config.model)
     chief = is_chief(strategy)
-    fit(model, config.model, train, evaluation, train_steps=fn_args.train_steps, eval_steps=fn_args.eval_steps,
-        log_dir=fn_args.model_run_dir if chief else None)
+    _, selection = fit(model, config.model, train, evaluation, train_steps=fn_args.train_steps,
+                       eval_steps=fn_args.eval_steps, log_dir=fn_args.model_run_dir if chief else None)
+    with strategy.scope():  # the copies that serve the heads whose best epoch was not the one restored
+        by_head = head_models(lambda: build_model(config, features.cardinalities(config.features, tf_transform_output)),
+                              selection.head_weights if selection else {}, _placeholder_batch(tf_transform_output))
     export_dir = fn_args.serving_model_dir if chief else tempfile.mkdtemp(prefix="non-chief-export-")
-    signatures.export(model, tf_transform_output, [f.name for f in config.features], export_dir)  # every worker
+    signatures.export(model, tf_transform_output, [f.name for f in config.features], export_dir,  # every worker
+                      head_models=by_head)
     if not chief:  # saves (the save's collective ops); only the chief's is kept
         tf.io.gfile.rmtree(export_dir)
 

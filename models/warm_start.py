@@ -100,8 +100,8 @@ def warm_start(model, base_model_dir: str, tf_transform_output, features: list[F
 
 
 def _embedded_feature(path: str) -> str | None:
-    match = re.search(r"feature_encoder/(\w+)_embedding/embeddings$", path)
-    return match.group(1) if match else None
+    match = re.search(r"(?:feature_encoder/(\w+)_embedding|factor_interaction/(\w+)_factors)/embeddings$", path)
+    return (match.group(1) or match.group(2)) if match else None
 
 
 def _vocabulary_file(path: str) -> list[bytes] | None:

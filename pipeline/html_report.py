@@ -53,7 +53,8 @@ def render(config: PipelineConfig, report: RunReport, *, limits: dict[str, dict[
              _verdict(tasks, report, history)]
     for task in tasks:
         parts.append(_head_section(task, report, limits.get(task.name, {})))
-    parts += [_data_section(report, data, anomalies), _training_section(tasks, training),
+    parts += [_data_section(report, data, anomalies),
+              _training_section(tasks, training, config.model.per_head_selection),
               _components_section(report), "</body></html>"]
     return "\n".join(parts)
 
@@ -141,16 +142,20 @@ def _data_section(report: RunReport, data: list[SplitSummary], anomalies: list[s
     return "".join(parts) + "</section>"
 
 
-def _training_section(tasks: list[Task], training: TrainingHistory) -> str:
+def _training_section(tasks: list[Task], training: TrainingHistory, per_head: bool) -> str:
     if not training.curves:
         return "<section id='training'><h2>Training</h2><p>no training logs</p></section>"
-    best = training.best_epoch
+    kept = {t.name: (training.head_best_epoch(t.name) if per_head else None) or training.best_epoch for t in tasks}
     speed = training.examples_per_second
+    epochs = len(training.curves.get("validation", {}).get("loss", []))
+    which = ("Each head is served from the epoch of its own lowest validation loss: "
+             + ", ".join(f"{name} {epoch}" for name, epoch in kept.items()) if per_head
+             else f"Early stopping kept epoch {training.best_epoch} (lowest validation loss)")
     parts = ["<section id='training'><h2>Training</h2>",
-             f"<p>Early stopping kept epoch {best} (lowest validation loss) of "
-             f"{len(training.curves.get('validation', {}).get('loss', []))}; training throughput "
+             f"<p>{_e(which)} of {epochs}; training throughput "
              f"{format_number(speed) if speed else '—'} examples/s (median over epochs).</p><div class='plots'>"]
     for task in tasks:
+        best = kept[task.name]
         metric = next((name for name in training.curves.get("train", {})
                        if name.startswith(f"{task.name}_") and not name.startswith(f"{task.name}_loss")), None)
         for curve, what in ((f"{task.name}_loss", "loss (mean over present labels)"), (metric, metric)):

@@ -76,6 +76,12 @@ class TrainingHistory:
         losses = self.curves.get("validation", {}).get("loss")
         return 1 + min(range(len(losses)), key=losses.__getitem__) if losses else None
 
+    def head_best_epoch(self, task_name: str) -> int | None:
+        """The epoch (1-based) with the head's lowest validation loss: the weights that serve it under
+        ``model.per_head_selection``."""
+        losses = self.curves.get("validation", {}).get(f"{task_name}_loss")
+        return 1 + min(range(len(losses)), key=losses.__getitem__) if losses else None
+
     @property
     def examples_per_second(self) -> float | None:
         """The median training throughput over the epochs."""

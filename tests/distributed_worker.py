@@ -84,7 +84,7 @@ def multi_worker(out: str, data_dir: str) -> None:
     for balancer in BALANCERS:
         model = _models(strategy, balancer)
         train, evaluation = example_datasets(factory, files, files, transformed_examples_schema(), model_config)
-        history = fit(model, model_config, train, evaluation, train_steps=None, eval_steps=None, verbose=0)
+        history, _ = fit(model, model_config, train, evaluation, train_steps=None, eval_steps=None, verbose=0)
         result[f"{balancer}/loss"] = np.array(history.history["loss"])
         for i, weight in enumerate(model.trainable_weights):
             result[f"{balancer}/weight_{i}"] = weight.numpy()

@@ -59,6 +59,10 @@ def test_round_trip_through_json(default_dict):
     (lambda d: d["model"].update(dot_interaction=["user_id"]), "model.dot_interaction needs at least two"),
     (lambda d: d["model"].update(dot_interaction=["user_id", "price"]), "'price' is not a categorical feature"),
     (lambda d: d["model"].update(dot_interaction=["user_id", "device"]), "needs equal embedding_dim, got"),
+    (lambda d: d["model"].update(factorization=["user_id"]), "model.factorization names two different categorical"),
+    (lambda d: d["model"].update(factorization=["user_id", "price"]), r"got \['user_id', 'price'\]"),
+    (lambda d: d["model"].update(factor_dim=0), "model.factor_dim must be >= 1, got 0"),
+    (lambda d: d["model"].update(factor_l2=-1.0), "model.factor_l2"),
 ])
 def test_bad_config_names_the_problem(default_dict, mutate, message):
     mutate(default_dict)

@@ -75,7 +75,8 @@ def test_each_head_has_its_section_slices_and_plots(page):
 def test_data_training_and_trend(page):
     assert "eval: 49,880 events" in page and "25.0%" in page and "mobile (30,000)" in page
     assert "no anomalies" in page
-    assert "Early stopping kept epoch 2" in page and "41,000 examples/s" in page
+    assert "own lowest validation loss: click 2, conversion 2, watch_time 2, interest 2 of 3" in page
+    assert "41,000 examples/s" in page
     training = page[page.index("<section id='training'>"):]
     assert "click: loss (mean over present labels) per epoch" in training
     assert "click: click_auc per epoch" in training and "click_loss_weight" not in training
@@ -86,3 +87,21 @@ def test_data_training_and_trend(page):
 def test_the_page_is_self_contained(page):
     assert "<script" not in page
     assert not re.search(r"(src|href)=['\"]?(https?:)?//", page)
+
+
+def test_each_head_s_kept_epoch_follows_the_selection_rule():
+    import dataclasses
+
+    training = TrainingHistory({"validation": {"loss": [3.1, 2.9, 3.0], "click_loss": [0.51, 0.5, 0.49],
+                                               "conversion_loss": [0.4, 0.3, 0.5], "watch_time_loss": [2.0, 1.9, 2.2],
+                                               "interest_loss": [1.0, 0.9, 0.95]}})
+    report = RunReport(run_id="r", started=1_795_680_000.0, blessed=True, metrics={}, baseline={}, plots={},
+                       failures=[], failed_heads=set(), span=1, input_base="/logs", seconds={})
+
+    def page(per_head):
+        config = CONFIG.replace(model=dataclasses.replace(CONFIG.model, per_head_selection=per_head))
+        return render(config, report, limits={}, data=[], anomalies=[], training=training, history=[])
+
+    assert ("served from the epoch of its own lowest validation loss: click 3, conversion 2, watch_time 2, "
+            "interest 2 of 3") in page(True)
+    assert "Early stopping kept epoch 2 (lowest validation loss) of 3" in page(False)

@@ -8,7 +8,7 @@ from helpers import CONFIG, assert_training_reduces_every_task_loss, batch, tiny
 from config import Architecture, Balancing, FeatureKind, TaskType
 from models.builder import ARCHITECTURES, BALANCERS, make_architecture
 from models.features import TRANSFORMS
-from models.layers import MLP, DotInteraction, FeatureEncoder
+from models.layers import MLP, DotInteraction, FactorInteraction, FeatureEncoder
 from models.tasks import TASK_TYPES
 from models.training import NonFiniteLoss, fit
 from models.zoo.shared_bottom import SharedBottom
@@ -18,6 +18,7 @@ from models.zoo.shared_bottom import SharedBottom
     FeatureEncoder({"device": 4}, {"device": 3}, ["price"], name="enc"),
     FeatureEncoder({"user": 3, "item": 2}, {"user": 2, "item": 2}, [], dot_interaction=["user", "item"]),
     DotInteraction(name="dot"),
+    FactorInteraction({"user": 3, "item": 2}, 4, l2=1e-3, name="factors"),
     MLP([8, 4], name="mlp"),
     SharedBottom(["a", "b"], [8], name="sb"),
 ])
@@ -42,6 +43,18 @@ def test_encoder_appends_the_dot_product_of_the_named_embeddings():
     np.testing.assert_allclose(encoded[:, :4], np.concatenate([item, user], axis=1))
     np.testing.assert_allclose(encoded[:, 4], [0.5, -1.0])
     np.testing.assert_allclose(encoded[:, 5], (user * item).sum(axis=1), rtol=1e-6)
+
+
+def test_factor_interaction_gives_the_elementwise_product_of_the_two_ids_factors():
+    layer = FactorInteraction({"user": 3, "item": 2}, 2, l2=0.5)
+    layer({"user": tf.constant([0]), "item": tf.constant([0])})  # builds the tables
+    user_table, item_table = layer.factors
+    user_table.set_weights([np.array([[1.0, 2.0], [3.0, 4.0], [0.0, 1.0]])])
+    item_table.set_weights([np.array([[2.0, -1.0], [0.5, 3.0]])])
+    product = layer({"user": tf.constant([1, 2]), "item": tf.constant([0, 1])}).numpy()
+    np.testing.assert_allclose(product, [[6.0, -4.0], [0.0, 3.0]])  # [3*2, 4*-1], [0*0.5, 1*3]
+    # The L2 prior on whole tables: 0.5 * (1+4+9+16+0+1) + 0.5 * (4+1+0.25+9)
+    np.testing.assert_allclose(float(tf.add_n(layer.losses)), 0.5 * 31 + 0.5 * 14.25)
 
 
 def test_architecture_from_config():

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 from helpers import CONFIG, batch, tiny_model
 
-from models.warm_start import carry_rows, variable_paths, warm_start
+from models.warm_start import _embedded_feature, carry_rows, variable_paths, warm_start
 
 
 def test_a_token_that_moves_from_row_3_to_row_7_keeps_its_embedding():
@@ -34,6 +34,12 @@ def test_paths_ignore_keras_layer_numbers_and_the_model_root():
     second(batch(2))
     assert [v.name for v in first.weights] != [v.name for v in second.weights]
     assert list(variable_paths(first.weights)) == list(variable_paths(second.weights))
+
+
+def test_factor_tables_follow_their_tokens_like_embeddings():
+    assert _embedded_feature("/feature_encoder/user_id_embedding/embeddings") == "user_id"
+    assert _embedded_feature("/factor_interaction/item_id_factors/embeddings") == "item_id"
+    assert _embedded_feature("/click_tower/dense/kernel") is None
 
 
 class _TransformOutput:

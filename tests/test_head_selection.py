@@ -1,0 +1,69 @@
+"""Per-head model selection: each head keeps the weights of its own best validation epoch."""
+
+import numpy as np
+from helpers import batch, tiny_model
+
+from models.head_selection import BestEpochPerHead, head_models
+
+
+class _Weights:
+    """Stands in for a Keras model: its weights are the epoch number it was trained to."""
+
+    def __init__(self):
+        self.epoch, self.stop_training = -1, False
+
+    def get_weights(self):
+        return [np.array(self.epoch)]
+
+    def set_weights(self, weights):
+        self.epoch = int(weights[0])
+
+
+def run(losses: dict[str, list[float]], patience: int) -> tuple[BestEpochPerHead, _Weights, int]:
+    """Feeds per-epoch validation losses to the callback until it stops training; returns it, the model and the
+    number of epochs trained."""
+    callback, model = BestEpochPerHead(list(losses), patience), _Weights()
+    callback.set_model(model)
+    callback.on_train_begin()
+    epochs = len(next(iter(losses.values())))
+    for epoch in range(epochs):
+        model.epoch = epoch
+        logs = {f"val_{name}_loss": values[epoch] for name, values in losses.items()}
+        logs["val_loss"] = sum(logs.values())
+        callback.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callback.on_train_end()
+    return callback, model, epoch + 1
+
+
+def test_each_head_keeps_its_own_best_epoch_and_the_model_the_best_total():
+    # conversion peaks at epoch 1 and then overfits; click improves until epoch 4; total is best at epoch 1.
+    callback, model, trained = run({"click": [0.50, 0.49, 0.485, 0.482, 0.481, 0.483, 0.49, 0.50],
+                                    "conversion": [0.40, 0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60]}, patience=2)
+    assert callback.best_epochs == {"click": 4, "conversion": 1}
+    assert trained == 7  # stopped 2 epochs after the last improvement of any head (click, epoch 4)
+    assert callback.kept_epoch == 1 and model.epoch == 1  # restored to the best total validation loss
+    assert {name: int(w[0]) for name, w in callback.head_weights.items()} == {"click": 4}
+    assert callback.summary() == "serving conversion from epoch 2; click from epoch 5"
+
+
+def test_heads_that_peak_with_the_total_need_no_copy():
+    callback, model, _ = run({"click": [0.5, 0.4, 0.45, 0.46], "interest": [1.0, 0.9, 0.95, 0.97]}, patience=2)
+    assert callback.head_weights == {} and model.epoch == 1
+
+
+def test_patience_zero_stops_at_the_first_epoch_without_improvement():
+    _, _, trained = run({"click": [0.5, 0.4, 0.45, 0.3]}, patience=0)
+    assert trained == 3
+
+
+def test_a_copy_per_distinct_epoch_serves_the_heads_that_peaked_there():
+    model = tiny_model()
+    model(batch())
+    weights = [w + 1.0 for w in model.get_weights()]
+    copies = head_models(tiny_model, {"click": weights, "interest": weights}, batch())
+    assert copies["click"] is copies["interest"]
+    for copy_weight, expected in zip(copies["click"].get_weights(), weights, strict=True):
+        np.testing.assert_array_equal(copy_weight, expected)
+    assert not np.allclose(copies["click"](batch())["click"], model(batch())["click"])
