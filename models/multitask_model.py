@@ -62,11 +62,12 @@ class MultiTaskModel(tf_keras.Model):
             head_input = tf.concat([tower_output, *interaction], axis=-1) if reads else tower_output
             outputs[task.name] = task.predictions(self.heads[task.name](head_input))
         if self.fusion:
-            outputs[FUSION_OUTPUT] = self._fusion(outputs)
+            outputs[FUSION_OUTPUT] = self.fusion_score(outputs)
         return outputs
 
-    def _fusion(self, outputs):
-        """sum of weight x the head's fusion input (each task decides its own, e.g. log1p for an amount)."""
+    def fusion_score(self, outputs):
+        """sum of weight x the head's fusion input (each task decides its own, e.g. log1p for an amount), from the
+        heads' ``outputs``; call and the serving module (which may serve heads from other epochs) call it."""
         tasks = {t.name: t for t in self.tasks}
         return tf.add_n([weight * tasks[name].fusion_input(outputs[name]) for name, weight in self.fusion.items()])
 

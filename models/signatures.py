@@ -10,7 +10,7 @@ missing), which the EvalConfig names as label and example-weight keys.
 
 import tensorflow as tf
 
-from models.multitask_model import MultiTaskModel
+from models.multitask_model import FUSION_OUTPUT, MultiTaskModel
 
 SERVING_SIGNATURE = "serving_default"
 RAW_SIGNATURE = "serving_raw"
@@ -45,6 +45,8 @@ class ServingModule(tf.Module):
             if id(model) not in served:
                 served[id(model)] = model(transformed)
             outputs[name] = served[id(model)][name]
+        if self.head_models and FUSION_OUTPUT in outputs:  # from the heads as served
+            outputs[FUSION_OUTPUT] = self.model.fusion_score(outputs)
         return outputs
 
     def raw_signature(self):
