@@ -6,8 +6,8 @@ config's schedule (whole passes over the training split, early stopping on the v
 subprocess per variant so that peak memory is the variant's own. Each model is scored by its tasks' own
 ``Task.score`` on the raw eval examples through the Transform graph. The Bayes limits come from the report's
 ``head_limits`` on exactly the same eval split; the learnable limits of click and conversion from
-``learnable_limits.limit_aucs``, fitted on the same training split. For each head the table also gives what
-keeping that head at its own best validation epoch would add over the epoch early stopping kept.
+``learnable_limits.limit_aucs``, fitted on the same training split. For each variant and head a second table
+gives what serving the head from the epoch of its best validation metric would add over the epoch that scored it.
 
     .venv/bin/python benchmarks/zoo_benchmark.py [--events 200000] [--seeds 0 1 2] [--work /tmp/mtl-zoo-bench]
         [--users 5000 --items 2000]   # the generated world; fewer users and items: each is seen more often
@@ -167,7 +167,8 @@ def run_variant(name: str, seeds: list[int], events: int, paths: dict) -> dict:
         for config in variant_configs(name, events):
             config = config.replace(model=dataclasses.replace(config.model, seed=seed))
             tf_keras.utils.set_random_seed(seed)
-            model = build_model(config, cardinalities(config.features, tft_output))
+            sizes = cardinalities(config.features, tft_output)
+            model = build_model(config, sizes)
             start = time.perf_counter()
             history, selection = fit(model, config.model, transformed(paths["train"], True),
                                      transformed(paths["eval"], False), train_steps=None, eval_steps=None, verbose=0)
@@ -176,7 +177,7 @@ def run_variant(name: str, seeds: list[int], events: int, paths: dict) -> dict:
             epochs.append(len(history["loss"]))
             speeds.append(float(np.median(history["examples_per_second"])))
             predictions = model.predict(eval_features, batch_size=4096, verbose=0)
-            by_head = head_models(functools.partial(build_model, config, cardinalities(config.features, tft_output)),
+            by_head = head_models(functools.partial(build_model, config, sizes),
                                   selection.head_weights if selection else {},
                                   {name: values[:1] for name, values in eval_features.items()})
             for head, copy in by_head.items():  # served from its own best epoch, as in the exported model

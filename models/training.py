@@ -154,7 +154,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     tf_keras.utils.set_random_seed(config.model.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     with strategy.scope():
-        model = build_model(config, features.cardinalities(config.features, tf_transform_output))
+        sizes = features.cardinalities(config.features, tf_transform_output)
+        model = build_model(config, sizes)
         if config.model.warm_start and fn_args.base_model:
             model(_placeholder_batch(tf_transform_output))  # creates the variables to assign
             PROGRESS.info("Trainer: " + warm_start(model, fn_args.base_model, tf_transform_output,
@@ -166,7 +167,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     _, selection = fit(model, config.model, train, evaluation, train_steps=fn_args.train_steps,
                        eval_steps=fn_args.eval_steps, log_dir=fn_args.model_run_dir if chief else None)
     with strategy.scope():  # the copies that serve the heads whose best epoch was not the one restored
-        by_head = head_models(lambda: build_model(config, features.cardinalities(config.features, tf_transform_output)),
+        by_head = head_models(lambda: build_model(config, sizes),
                               selection.head_weights if selection else {}, _placeholder_batch(tf_transform_output))
     export_dir = fn_args.serving_model_dir if chief else tempfile.mkdtemp(prefix="non-chief-export-")
     signatures.export(model, tf_transform_output, [f.name for f in config.features], export_dir,  # every worker

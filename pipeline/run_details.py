@@ -73,13 +73,15 @@ class TrainingHistory:
     @property
     def best_epoch(self) -> int | None:
         """The epoch (1-based) with the lowest validation loss: the weights early stopping kept."""
-        losses = self.curves.get("validation", {}).get("loss")
-        return 1 + min(range(len(losses)), key=losses.__getitem__) if losses else None
+        return self._lowest_validation("loss")
 
     def head_best_epoch(self, task_name: str) -> int | None:
         """The epoch (1-based) with the head's lowest validation loss: the weights that serve it under
         ``model.per_head_selection``."""
-        losses = self.curves.get("validation", {}).get(f"{task_name}_loss")
+        return self._lowest_validation(f"{task_name}_loss")
+
+    def _lowest_validation(self, curve: str) -> int | None:
+        losses = self.curves.get("validation", {}).get(curve)
         return 1 + min(range(len(losses)), key=losses.__getitem__) if losses else None
 
     @property
