@@ -120,25 +120,39 @@ class MultiTaskModel(tf_keras.Model):
         others = [v for v in self.trainable_variables if id(v) not in shared_ids]
         gradients = self.balancer.gradients(tape, objective, regularization, shared, others)
         del tape
-        gradients = self._scale_tower_gradients(gradients, shared + others)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         if replicas > 1:  # the optimizer sums the replicas' gradients: make that their mean (models/distribution.py)
             gradients = [tf.math.scalar_mul(1.0 / replicas, g) for g in gradients]
         if self.clip_norm:  # with several replicas, each clips its own share before the sum
             gradients, _ = tf.clip_by_global_norm(gradients, self.clip_norm)
-        self.optimizer.apply_gradients(zip(gradients, shared + others, strict=True))
+        self._apply_gradients(gradients, shared + others)
         self.balancer.finish_step()
         return self._update_metrics(features, predictions, losses,
                                     self.balancer.weighted_sum(objective) + regularization)
 
-    def _scale_tower_gradients(self, gradients, variables):
-        """Per-task learning-rate multipliers, applied to that task's tower and head."""
-        scale = {}
-        for task in self.tasks:
-            if task.config.lr_multiplier != 1.0:
-                for v in self.towers[task.name].trainable_variables + self.heads[task.name].trainable_variables:
-                    scale[id(v)] = task.config.lr_multiplier
-        return [g * scale[id(v)] if id(v) in scale else g for g, v in zip(gradients, variables, strict=True)]
+    def compile(self, optimizer="rmsprop", **kwargs):
+        """Keras compile, plus a copy of ``optimizer`` for each task ``lr_multiplier`` other than 0 and 1, at that
+        multiple of its learning rate (a number, not a schedule), which steps that task's tower and head. Adam
+        divides each gradient by its own running scale, so scaling the gradient would leave its step unchanged."""
+        super().compile(optimizer=optimizer, **kwargs)
+        settings = self.optimizer.get_config()
+        multipliers = sorted({t.config.lr_multiplier for t in self.tasks} - {0.0, 1.0})
+        self.tower_optimizers = {str(m): type(self.optimizer).from_config(
+            {**settings, "learning_rate": settings["learning_rate"] * m}) for m in multipliers}
+
+    def _apply_gradients(self, gradients, variables):
+        """Steps every variable with the optimizer of its learning rate: the tower and head of a task with an
+        ``lr_multiplier`` other than 1 with that multiple's (none at 0), all others with ``self.optimizer``."""
+        multiplier = {id(v): t.config.lr_multiplier for t in self.tasks
+                      for v in self.towers[t.name].trainable_variables + self.heads[t.name].trainable_variables}
+        groups = {}
+        for gradient, variable in zip(gradients, variables, strict=True):
+            groups.setdefault(multiplier.get(id(variable), 1.0), []).append((gradient, variable))
+        for m, pairs in groups.items():
+            if m == 1.0:
+                self.optimizer.apply_gradients(pairs)
+            elif m:
+                self.tower_optimizers[str(m)].apply_gradients(pairs)
 
     @tf.autograph.experimental.do_not_convert
     def test_step(self, features):

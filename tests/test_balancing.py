@@ -77,20 +77,30 @@ def test_every_balancer_trains_every_task(balancing):
     assert_training_reduces_every_task_loss(tiny_model(balancing=balancing, clip_norm=5.0))
 
 
-def test_lr_multiplier_zero_freezes_that_tower():
-    config = CONFIG.replace(tasks=tuple(dataclasses.replace(t, lr_multiplier=0.0) if t.name == "click" else t
-                                        for t in CONFIG.tasks))
+def _one_adam_step(click_lr_multiplier):
+    """(click tower and head, encoder) weights before and after one Adam step of CONFIG's model."""
+    config = CONFIG.replace(tasks=tuple(dataclasses.replace(t, lr_multiplier=click_lr_multiplier)
+                                        if t.name == "click" else t for t in CONFIG.tasks))
+    tf_keras.utils.set_random_seed(0)
     model = build_model(config, CARDINALITIES)
-    model.compile(optimizer=tf_keras.optimizers.SGD(0.1))
-    dataset = tf.data.Dataset.from_tensors(batch(64)).repeat()
     model(batch(64))
-    frozen = [v.numpy() for v in model.towers["click"].trainable_variables]
-    moving = [v.numpy() for v in model.towers["interest"].trainable_variables]
-    model.fit(dataset, steps_per_epoch=3, verbose=0)
-    for before, v in zip(frozen, model.towers["click"].trainable_variables, strict=True):
-        np.testing.assert_array_equal(before, v.numpy())
-    assert any(not np.array_equal(b, v.numpy()) for b, v in zip(moving, model.towers["interest"].trainable_variables,
-                                                                strict=True))
+    parts = (model.towers["click"].trainable_variables + model.heads["click"].trainable_variables,
+             model.encoder.trainable_variables)
+    before = [[v.numpy() for v in part] for part in parts]
+    model.fit(tf.data.Dataset.from_tensors(batch(64)), epochs=1, verbose=0)
+    return [[(b, v.numpy()) for b, v in zip(part_before, part, strict=True)]
+            for part_before, part in zip(before, parts, strict=True)]
+
+
+@pytest.mark.parametrize("multiplier", [0.0, 0.25])
+def test_lr_multiplier_multiplies_the_step_of_that_tower_and_head_under_adam(multiplier):
+    (scaled_tower, scaled_encoder), (tower, encoder) = _one_adam_step(multiplier), _one_adam_step(1.0)
+    for (before, after), (same_before, full_step) in zip(scaled_tower, tower, strict=True):
+        np.testing.assert_array_equal(before, same_before)
+        np.testing.assert_allclose(after - before, multiplier * (full_step - before), rtol=1e-5, atol=1e-9)
+    assert any(np.abs(after - before).max() > 0.01 for before, after in tower)  # Adam's first step is ~lr = 0.05
+    for (_, after), (_, same) in zip(scaled_encoder, encoder, strict=True):
+        np.testing.assert_allclose(after, same, rtol=1e-6)
 
 
 ESMM_CONFIG = PipelineConfig.from_dict({
