@@ -107,7 +107,9 @@ class ModelConfig:
     embeddings' pairwise dot products join the encoded input, e.g. user_id . item_id. ``factorization`` names two
     categorical features (user_id, item_id) that get factor tables of ``factor_dim`` (L2 ``factor_l2``) whose
     elementwise product every head (or those in ``factor_tasks``) reads directly, as a matrix factorisation with a
-    weight per task and factor.
+    weight per task and factor. ``task_embeddings`` gives a task embeddings of its own of the named categorical
+    features (L2 ``task_embedding_l2``), which its tower reads next to the shared representation, e.g.
+    {interest: [user_id]} when heads compete for the shared user embedding.
     ``fusion`` adds a served ``fusion_score``: the weighted sum of heads that give one score per example.
     ``loss_normalization``: per_label trains on each task's mean loss over its present labels; per_example scales
     it by the share of the batch with that label, so every labelled example weighs the same in every task.
@@ -131,6 +133,8 @@ class ModelConfig:
     factor_tasks: tuple[str, ...] = ()  # the heads that read the factors (empty: every head)
     factor_dim: int = 16
     factor_l2: float = 0.0
+    task_embeddings: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    task_embedding_l2: float = 0.0
     clip_norm: float | None = None
     jit_compile: bool = False
     embedding_l2: float = 0.0
@@ -160,9 +164,9 @@ class ModelConfig:
                  "model.epochs must be in [1, train_steps]")
         _require(self.learning_rate > 0, f"model.learning_rate must be > 0, got {self.learning_rate}")
         _require(self.clip_norm is None or self.clip_norm > 0, f"model.clip_norm must be > 0, got {self.clip_norm}")
-        _require(self.embedding_l2 >= 0 and self.factor_l2 >= 0 and self.early_stopping_patience >= 0
-                 and self.cache_mb >= 0, "model.embedding_l2, model.factor_l2, model.early_stopping_patience and "
-                 "model.cache_mb must be >= 0")
+        _require(min(self.embedding_l2, self.factor_l2, self.task_embedding_l2, self.early_stopping_patience,
+                     self.cache_mb) >= 0, "model.embedding_l2, model.factor_l2, model.task_embedding_l2, "
+                 "model.early_stopping_patience and model.cache_mb must be >= 0")
         _require(self.factor_dim >= 1, f"model.factor_dim must be >= 1, got {self.factor_dim}")
         _require(all(units >= 1 for units in (*self.shared_layers, *self.expert_layers)),
                  "model.shared_layers and model.expert_layers sizes must be >= 1")
@@ -281,6 +285,10 @@ class PipelineConfig:
             _require(name in task_names, f"model: '{name}' is not a task")
         self._check_dot_interaction()
         categorical = {f.name for f in self.features if f.is_categorical}
+        for task, names in self.model.task_embeddings.items():
+            _require(task in task_names, f"model.task_embeddings: '{task}' is not a task")
+            _require(names and set(names) <= categorical, f"model.task_embeddings.{task}: expected categorical "
+                     f"features to embed for that task alone, got {list(names)}")
         names = self.model.factorization
         _require(not names or len(names) == 2 and set(names) <= categorical and names[0] != names[1],
                  f"model.factorization names two different categorical features (e.g. [user_id, item_id]), "

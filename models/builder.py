@@ -60,11 +60,17 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int]) -> MultiT
     model_config = config.model
     tasks = make_tasks(config.tasks)
     categorical = [f for f in config.features if f.is_categorical]
+    dims = {f.name: f.embedding_dim for f in categorical}
     encoder = FeatureEncoder(
         {f.name: cardinalities[f.name] for f in categorical},
-        {f.name: f.embedding_dim for f in categorical},
+        dims,
         [f.name for f in config.features if not f.is_categorical],
         embedding_l2=model_config.embedding_l2, dot_interaction=list(model_config.dot_interaction))
+    task_encoders = {task: FeatureEncoder({name: cardinalities[name] for name in names},
+                                          {name: dims[name] for name in names}, [],
+                                          embedding_l2=model_config.task_embedding_l2,
+                                          name=f"{task}_feature_encoder")
+                     for task, names in model_config.task_embeddings.items()}
     towers = {}
     for task in tasks:
         tower = task.config
@@ -74,6 +80,7 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int]) -> MultiT
         encoder=encoder,
         architecture=make_architecture(model_config, [t.name for t in tasks]),
         towers=towers,
+        task_encoders=task_encoders,
         tasks=tasks,
         balancer=make_balancer(model_config, {t.name: t.config.loss_weight for t in tasks}),
         loss_normalization=model_config.loss_normalization,

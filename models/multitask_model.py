@@ -17,7 +17,8 @@ class MultiTaskModel(tf_keras.Model):
     plus ``fusion_score`` when fusion weights are given.
 
     Parts: ``encoder`` (features -> one vector), ``architecture`` (vector -> {task: representation}), ``towers``
-    ({task: layer}), ``tasks`` (heads, losses, metrics) and ``balancer`` (losses -> gradients). Options:
+    ({task: layer}), ``task_encoders`` (optional, {task: features -> a vector its tower also reads}), ``tasks``
+    (heads, losses, metrics) and ``balancer`` (losses -> gradients). Options:
     ``loss_normalization``, ``esmm_tasks`` ((ctr, cvr): cvr learns through pCTR x pCVR), ``fusion``
     ({task: weight} of scalar heads), ``clip_norm`` (global gradient norm) and ``interaction`` (features -> a
     vector the heads in ``interaction_tasks``, default all, read next to their tower's output, e.g.
@@ -26,6 +27,7 @@ class MultiTaskModel(tf_keras.Model):
 
     def __init__(self, *, encoder: tf_keras.layers.Layer, architecture: tf_keras.layers.Layer,
                  towers: dict[str, tf_keras.layers.Layer], tasks: list[Task], balancer: Balancer,
+                 task_encoders: dict[str, tf_keras.layers.Layer] | None = None,
                  loss_normalization: LossNormalization = LossNormalization.PER_LABEL,
                  esmm_tasks: tuple[str, ...] = (), fusion: dict[str, float] | None = None,
                  clip_norm: float | None = None, interaction: tf_keras.layers.Layer | None = None,
@@ -35,6 +37,7 @@ class MultiTaskModel(tf_keras.Model):
         self.encoder = encoder
         self.architecture = architecture
         self.towers = dict(towers)
+        self.task_encoders = dict(task_encoders or {})
         self.heads = {t.name: t.make_head() for t in self.tasks}
         self.balancer = balancer
         self.balancer.build(None)
@@ -57,7 +60,10 @@ class MultiTaskModel(tf_keras.Model):
         interaction = [self.interaction(features)] if self.interaction is not None else []
         outputs = {}
         for task in self.tasks:
-            tower_output = self.towers[task.name](per_task[task.name], training=training)
+            tower_input = per_task[task.name]
+            if task.name in self.task_encoders:
+                tower_input = tf.concat([tower_input, self.task_encoders[task.name](features)], axis=-1)
+            tower_output = self.towers[task.name](tower_input, training=training)
             reads = interaction and task.name in self.interaction_tasks
             head_input = tf.concat([tower_output, *interaction], axis=-1) if reads else tower_output
             outputs[task.name] = task.predictions(self.heads[task.name](head_input))

@@ -63,6 +63,12 @@ def test_round_trip_through_json(default_dict):
     (lambda d: d["model"].update(factorization=["user_id", "price"]), r"got \['user_id', 'price'\]"),
     (lambda d: d["model"].update(factor_dim=0), "model.factor_dim must be >= 1, got 0"),
     (lambda d: d["model"].update(factor_l2=-1.0), "model.factor_l2"),
+    (lambda d: d["model"].update(task_embedding_l2=-1.0), "model.task_embedding_l2"),
+    (lambda d: d["model"].update(task_embeddings={"intrest": ["user_id"]}), "model.task_embeddings: 'intrest' is not"),
+    (lambda d: d["model"].update(task_embeddings={"interest": ["price"]}),
+     r"model.task_embeddings.interest: expected categorical features to embed for that task alone, got \['price'\]"),
+    (lambda d: d["model"].update(task_embeddings={"interest": "user_id"}),
+     r"config.model.task_embeddings.interest: expected a list, got 'user_id'"),
 ])
 def test_bad_config_names_the_problem(default_dict, mutate, message):
     mutate(default_dict)

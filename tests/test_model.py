@@ -57,6 +57,20 @@ def test_factor_interaction_gives_the_elementwise_product_of_the_two_ids_factors
     np.testing.assert_allclose(float(tf.add_n(layer.losses)), 0.5 * 31 + 0.5 * 14.25)
 
 
+def test_a_task_embedding_is_read_by_that_tasks_tower_alone():
+    model = tiny_model(task_embeddings={"interest": ("device",)}, task_embedding_l2=0.5)
+    features = batch()
+    with tf.GradientTape(persistent=True) as tape:
+        losses = model.task_losses(features, model(features, training=True))
+    table = model.task_encoders["interest"].trainable_variables
+    assert [tuple(v.shape) for v in table] == [(4, 3)]  # device: 4 ids, embedding_dim 3
+    assert model.towers["interest"].trainable_variables[0].shape[0] == 8 + 3  # shared layer, then its own embedding
+    for name, loss in losses.items():
+        assert (tape.gradient(loss, table)[0] is not None) == (name == "interest"), name
+    np.testing.assert_allclose(float(tf.add_n(model.task_encoders["interest"].losses)),
+                               0.5 * np.sum(table[0].numpy() ** 2), rtol=1e-6)
+
+
 def test_architecture_from_config():
     assert isinstance(make_architecture(CONFIG.model, ["click"]), SharedBottom)
 

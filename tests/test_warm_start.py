@@ -39,6 +39,7 @@ def test_paths_ignore_keras_layer_numbers_and_the_model_root():
 def test_factor_tables_follow_their_tokens_like_embeddings():
     assert _embedded_feature("/feature_encoder/user_id_embedding/embeddings") == "user_id"
     assert _embedded_feature("/factor_interaction/item_id_factors/embeddings") == "item_id"
+    assert _embedded_feature("/interest_feature_encoder/user_id_embedding/embeddings") == "user_id"  # its own
     assert _embedded_feature("/click_tower/dense/kernel") is None
 
 
