@@ -38,12 +38,14 @@ SINGLE_TASK = "single-task (one model per task)"
 SINGLE_TASK_DOT = "single-task, 0 shared layers + user.item dot"
 SINGLE_TASK_MF = "single-task, 0 shared layers + factorisation"
 # What the default config was before the factorisation round; every variant starts from it.
-BASE = {"learning_rate": 0.002, "embedding_l2": 0.0, "factorization": [], "per_head_selection": False}
+BASE = {"learning_rate": 0.002, "embedding_l2": 0.0, "factorization": [], "per_head_selection": False,
+        "loss_normalization": "per_label", "task_embeddings": {}, "task_embedding_l2": 0.0}
 TWO_SHARED = {**BASE, "architecture": "shared_bottom", "shared_layers": [64, 32]}
 DOT = {**TWO_SHARED, "shared_layers": [], "dot_interaction": ["user_id", "item_id"]}
 MF = {**TWO_SHARED, "shared_layers": [], "factorization": ["user_id", "item_id"], "factor_dim": 16,
       "factor_l2": 1e-4, "embedding_l2": 1e-4}
 PER_HEAD = {"per_head_selection": True}
+PER_EXAMPLE = {"loss_normalization": "per_example"}
 # Each variant spells out its model, so a change of the default config does not change what it measures;
 # "tasks" (optional) names the heads it trains, from TASKS (default: the default config's tasks), and
 # "task_changes" (optional) changes some of their settings ({task: {field: value}}).
@@ -75,10 +77,15 @@ VARIANTS = {
     "shared-bottom, 0 shared layers + factorisation, per-head selection": {**MF, **PER_HEAD},
     "shared-bottom, 0 shared layers + factorisation, per-head selection, lr 0.005": {**MF, **PER_HEAD,
                                                                                     "learning_rate": 0.005},
-    "... + factorisation, per-head selection, lr 0.005, interest tower and head at lr 0.002": {
-        **MF, **PER_HEAD, "learning_rate": 0.005, "task_changes": {"interest": {"lr_multiplier": 0.4}}},
     "... + factorisation read by click, conversion, watch_time; per-head selection, lr 0.005": {
         **MF, **PER_HEAD, "learning_rate": 0.005, "factor_tasks": ["click", "conversion", "watch_time"]},
+    "... + factorisation, per-head selection, lr 0.005, per-example loss": {**MF, **PER_HEAD, **PER_EXAMPLE,
+                                                                          "learning_rate": 0.005},
+    "... + factorisation, per-head selection, per-example loss, lr 0.003, embedding L2 1e-3": {
+        **MF, **PER_HEAD, **PER_EXAMPLE, "learning_rate": 0.003, "embedding_l2": 1e-3},
+    "... + factorisation, per-head selection, per-example loss, lr 0.003, embedding L2 1e-3, interest's own user_id "
+    "embedding (L2 1e-4)": {**MF, **PER_HEAD, **PER_EXAMPLE, "learning_rate": 0.003, "embedding_l2": 1e-3,
+                            "task_embeddings": {"interest": ["user_id"]}, "task_embedding_l2": 1e-4},
     SINGLE_TASK: TWO_SHARED,  # each task alone in the 2-shared-layer network
     SINGLE_TASK_DOT: DOT,  # each task alone in the network of the dot-interaction variants
     SINGLE_TASK_MF: {**MF, **PER_HEAD},  # each task alone in the network of the factorisation variants
