@@ -39,13 +39,16 @@ SINGLE_TASK_DOT = "single-task, 0 shared layers + user.item dot"
 SINGLE_TASK_MF = "single-task, 0 shared layers + factorisation"
 # What the default config was before the factorisation round; every variant starts from it.
 BASE = {"learning_rate": 0.002, "embedding_l2": 0.0, "factorization": [], "per_head_selection": False,
-        "loss_normalization": "per_label", "task_embeddings": {}, "task_embedding_l2": 0.0}
+        "loss_normalization": "per_label", "task_embeddings": {}, "task_embedding_l2": 0.0,
+        "early_stopping_patience": 3}
 TWO_SHARED = {**BASE, "architecture": "shared_bottom", "shared_layers": [64, 32]}
 DOT = {**TWO_SHARED, "shared_layers": [], "dot_interaction": ["user_id", "item_id"]}
 MF = {**TWO_SHARED, "shared_layers": [], "factorization": ["user_id", "item_id"], "factor_dim": 16,
       "factor_l2": 1e-4, "embedding_l2": 1e-4}
 PER_HEAD = {"per_head_selection": True}
 PER_EXAMPLE = {"loss_normalization": "per_example"}
+OWN_INTEREST_EMBEDDING = {**MF, **PER_HEAD, **PER_EXAMPLE, "learning_rate": 0.003, "embedding_l2": 1e-3,
+                          "task_embeddings": {"interest": ["user_id"]}, "task_embedding_l2": 1e-4}
 # Each variant spells out its model, so a change of the default config does not change what it measures;
 # "tasks" (optional) names the heads it trains, from TASKS (default: the default config's tasks), and
 # "task_changes" (optional) changes some of their settings ({task: {field: value}}).
@@ -84,8 +87,9 @@ VARIANTS = {
     "... + factorisation, per-head selection, per-example loss, lr 0.003, embedding L2 1e-3": {
         **MF, **PER_HEAD, **PER_EXAMPLE, "learning_rate": 0.003, "embedding_l2": 1e-3},
     "... + factorisation, per-head selection, per-example loss, lr 0.003, embedding L2 1e-3, interest's own user_id "
-    "embedding (L2 1e-4)": {**MF, **PER_HEAD, **PER_EXAMPLE, "learning_rate": 0.003, "embedding_l2": 1e-3,
-                            "task_embeddings": {"interest": ["user_id"]}, "task_embedding_l2": 1e-4},
+    "embedding (L2 1e-4)": OWN_INTEREST_EMBEDDING,
+    "... + factorisation, per-head selection, per-example loss, lr 0.003, embedding L2 1e-3, interest's own user_id "
+    "embedding (L2 1e-4), patience 5": {**OWN_INTEREST_EMBEDDING, "early_stopping_patience": 5},
     SINGLE_TASK: TWO_SHARED,  # each task alone in the 2-shared-layer network
     SINGLE_TASK_DOT: DOT,  # each task alone in the network of the dot-interaction variants
     SINGLE_TASK_MF: {**MF, **PER_HEAD},  # each task alone in the network of the factorisation variants
