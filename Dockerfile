@@ -3,6 +3,7 @@
 # (models.preprocessing.preprocessing_fn, models.training.run_fn, components.anomaly_gate).
 # Debian 13 with Python 3.13 (glibc 2.41): scripts/setup.sh picks the TFX 1.21 stack (requirements/lock-tfx121.txt),
 # the one CI tests in a Debian 13 chroot. g++ builds pyfarmhash, which has no Python 3.13 wheel.
+# The compiled spec hands Beam /pipeline/setup.py (pipeline/runners.py IMAGE_SETUP_FILE): move both together.
 FROM python:3.13-slim-trixie
 WORKDIR /pipeline
 COPY . /pipeline

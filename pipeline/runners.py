@@ -13,19 +13,21 @@ from pipeline.report import run_ids
 from pipeline.schema_store import accept_latest_schema, accepted_schema_path
 
 PROJECT_SETUP_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
+IMAGE_SETUP_FILE = "/pipeline/setup.py"  # where the Dockerfile puts this project in the image Kubeflow runs
 _WORKER_DEPENDENCY_OPTIONS = ("extra_packages", "setup_file", "requirements_file", "sdk_container_image",
                               "worker_harness_container_image")
 
 
-def with_project_package(beam_args: list[str]) -> list[str]:
-    """``beam_args`` plus ``--setup_file`` naming this project's setup.py, unless they already say what Beam workers
-    install (or there is no setup.py, as in an installed wheel). Without one of those options every TFX Beam executor
-    builds an sdist of TFX itself (about 1 s and 42 MB, left in the temp folder) that the DirectRunner never reads and
-    a remote runner could not use, since it lacks this project's code (models.head_metrics). Called by run_local."""
+def with_project_package(beam_args: list[str], setup_file: str | None) -> list[str]:
+    """``beam_args`` plus ``--setup_file`` naming ``setup_file``, this project's setup.py where the Beam components
+    run (none: ``beam_args`` as they are), unless they already say what Beam workers install. Without one of those
+    options every TFX Beam executor builds an sdist of TFX itself (about 1 s and 42 MB, left in the temp folder) that
+    the DirectRunner never reads and a remote runner could not use, since it lacks this project's code
+    (models.head_metrics). Called by run_local (this checkout's setup.py) and compile_kubeflow (the image's)."""
     options = PipelineOptions(flags=beam_args).get_all_options()
-    if any(options.get(name) for name in _WORKER_DEPENDENCY_OPTIONS) or not os.path.exists(PROJECT_SETUP_FILE):
+    if setup_file is None or any(options.get(name) for name in _WORKER_DEPENDENCY_OPTIONS):
         return list(beam_args)
-    return [*beam_args, f"--setup_file={PROJECT_SETUP_FILE}"]
+    return [*beam_args, f"--setup_file={setup_file}"]
 
 
 def run_local(config: PipelineConfig, *, output_dir: str, serving_dir: str,
@@ -52,7 +54,9 @@ def run_local(config: PipelineConfig, *, output_dir: str, serving_dir: str,
             serving_dir=serving_dir,
             accepted_schema=accepted if os.path.exists(accepted) else None,
             metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
-            beam_pipeline_args=with_project_package(config.beam_pipeline_args(ingestion.total_events)))
+            beam_pipeline_args=with_project_package(  # no setup.py: an installed wheel, nothing to name
+                config.beam_pipeline_args(ingestion.total_events),
+                PROJECT_SETUP_FILE if os.path.exists(PROJECT_SETUP_FILE) else None))
         tfx.orchestration.LocalDagRunner().run(pipeline)
         if not config.data.schema_path and not os.path.exists(accepted):
             accept_latest_schema(output_dir)
@@ -72,5 +76,6 @@ def compile_kubeflow(config: PipelineConfig, *, output_file: str, image: str, pi
         output_dir=os.path.dirname(os.path.abspath(output_file)),
         output_filename=os.path.basename(output_file))
     runner.run(create_pipeline(config, pipeline_root=pipeline_root, serving_dir=serving_dir,
-                               beam_pipeline_args=config.beam_pipeline_args()))
+                               beam_pipeline_args=with_project_package(config.beam_pipeline_args(),
+                                                                       IMAGE_SETUP_FILE)))
     return os.path.abspath(output_file)

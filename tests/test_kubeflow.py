@@ -1,6 +1,8 @@
 """The same create_pipeline compiles for Kubeflow Pipelines v2, to a spec the KFP proto parses."""
 
 import json
+import os
+from pathlib import Path
 
 import yaml
 from google.protobuf import json_format
@@ -8,6 +10,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 from config import DEFAULT_CONFIG
 from pipeline.cli import main
+from pipeline.runners import IMAGE_SETUP_FILE
 
 COMPONENTS = ["ImportExampleGen", "previous_statistics_resolver", "StatisticsGen", "SchemaGen", "CurateSchema",
               "ExampleValidator", "AnomalyGate", "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator",
@@ -47,7 +50,8 @@ def test_beam_args_reach_every_beam_component_in_the_spec(tmp_path):
     executors = json.loads(output.read_text())["pipelineSpec"]["deploymentSpec"]["executors"]
     for component in ("ImportExampleGen", "StatisticsGen", "Transform", "Evaluator"):
         args = executors[f"{component}_executor"]["container"]["args"]
-        assert args[-2:] == ["--runner=DataflowRunner", "--region=europe-west4"], component
+        assert args[-3:] == ["--runner=DataflowRunner", "--region=europe-west4", f"--setup_file={IMAGE_SETUP_FILE}"], \
+            component  # Dataflow's workers install this project (models.head_metrics) from the image's setup.py
         assert not any(a.startswith("--direct_") for a in args), component  # another runner: no DirectRunner flags
 
 
@@ -55,7 +59,21 @@ def test_without_a_runner_the_spec_runs_beam_on_every_core_of_the_pod(tmp_path):
     output = tmp_path / "pipeline.json"
     assert main(["compile-kubeflow", "--output", str(output)]) == 0
     args = json.loads(output.read_text())["pipelineSpec"]["deploymentSpec"]["executors"]["Evaluator_executor"]
-    assert args["container"]["args"][-2:] == ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+    assert args["container"]["args"][-3:-1] == ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+
+
+def test_the_spec_names_the_images_setup_file_so_no_pod_builds_an_sdist_of_tfx(tmp_path):
+    dockerfile = (Path(__file__).parents[1] / "Dockerfile").read_text()
+    project_dir = os.path.dirname(IMAGE_SETUP_FILE)
+    assert f"WORKDIR {project_dir}" in dockerfile and f"COPY . {project_dir}" in dockerfile
+    output = tmp_path / "pipeline.json"
+    assert main(["compile-kubeflow", "--output", str(output)]) == 0
+    executors = json.loads(output.read_text())["pipelineSpec"]["deploymentSpec"]["executors"]
+    for component in ("ImportExampleGen", "StatisticsGen", "Transform", "Evaluator"):
+        assert executors[f"{component}_executor"]["container"]["args"][-1] == f"--setup_file={IMAGE_SETUP_FILE}"
+    assert main(["compile-kubeflow", "--output", str(output), "--beam-arg=--extra_package=gs://b/mtl.tar.gz"]) == 0
+    args = json.loads(output.read_text())["pipelineSpec"]["deploymentSpec"]["executors"]["Evaluator_executor"]
+    assert not any(a.startswith("--setup_file") for a in args["container"]["args"])  # the user's choice stands
 
 
 def test_vertex_training_runs_the_trainer_as_a_multi_worker_custom_job(tmp_path):
