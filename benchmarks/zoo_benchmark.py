@@ -40,7 +40,7 @@ SINGLE_TASK_MF = "single-task, 0 shared layers + factorisation"
 # What the default config was before the factorisation round; every variant starts from it.
 BASE = {"learning_rate": 0.002, "embedding_l2": 0.0, "factorization": [], "per_head_selection": False,
         "loss_normalization": "per_label", "task_embeddings": {}, "task_embedding_l2": 0.0,
-        "early_stopping_patience": 3}
+        "early_stopping_patience": 3, "batch_size": 256}
 TWO_SHARED = {**BASE, "architecture": "shared_bottom", "shared_layers": [64, 32]}
 DOT = {**TWO_SHARED, "shared_layers": [], "dot_interaction": ["user_id", "item_id"]}
 MF = {**TWO_SHARED, "shared_layers": [], "factorization": ["user_id", "item_id"], "factor_dim": 16,
@@ -56,6 +56,8 @@ VARIANTS = {
     "shared-bottom, 2 shared layers": TWO_SHARED,
     "shared-bottom, 1 shared layer": {**TWO_SHARED, "shared_layers": [64]},
     "shared-bottom, 0 shared layers": {**TWO_SHARED, "shared_layers": []},
+    "shared-bottom, 0 shared layers, batch 512, lr 0.0028": {**TWO_SHARED, "shared_layers": [], "batch_size": 512,
+                                                             "learning_rate": 0.0028},
     "shared-bottom, 0 shared layers + reactions head": {**TWO_SHARED, "shared_layers": [],
                                                         "tasks": ["click", "conversion", "watch_time", "interest",
                                                                   "reactions"]},
@@ -90,6 +92,9 @@ VARIANTS = {
     "embedding (L2 1e-4)": OWN_INTEREST_EMBEDDING,
     "... + factorisation, per-head selection, per-example loss, lr 0.003, embedding L2 1e-3, interest's own user_id "
     "embedding (L2 1e-4), patience 5": {**OWN_INTEREST_EMBEDDING, "early_stopping_patience": 5},
+    "... + factorisation, per-head selection, per-example loss, embedding L2 1e-3, interest's own user_id embedding "
+    "(L2 1e-4), patience 5, batch 512, lr 0.004": {**OWN_INTEREST_EMBEDDING, "early_stopping_patience": 5,
+                                                   "batch_size": 512, "learning_rate": 0.004},
     SINGLE_TASK: TWO_SHARED,  # each task alone in the 2-shared-layer network
     SINGLE_TASK_DOT: DOT,  # each task alone in the network of the dot-interaction variants
     SINGLE_TASK_MF: {**MF, **PER_HEAD},  # each task alone in the network of the factorisation variants
@@ -166,8 +171,8 @@ def run_variant(name: str, seeds: list[int], events: int, paths: dict) -> dict:
     tft_output = tft.TFTransformOutput(paths["transform_graph"])
     spec = tft_output.transformed_feature_spec()
 
-    def transformed(files, shuffle):  # parsed once, then served from memory, as the Trainer does for this size
-        data = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(256)
+    def transformed(files, shuffle, batch_size):  # parsed once, then served from memory, as the Trainer does here
+        data = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size)
         data = data.map(lambda s: tf.io.parse_example(s, spec)).cache()
         return (data.shuffle(1024, seed=0, reshuffle_each_iteration=True) if shuffle else data).prefetch(4)
 
@@ -181,8 +186,10 @@ def run_variant(name: str, seeds: list[int], events: int, paths: dict) -> dict:
             sizes = cardinalities(config.features, tft_output)
             model = build_model(config, sizes)
             start = time.perf_counter()
-            history, selection = fit(model, config.model, transformed(paths["train"], True),
-                                     transformed(paths["eval"], False), train_steps=None, eval_steps=None, verbose=0)
+            batch_size = config.model.batch_size
+            history, selection = fit(model, config.model, transformed(paths["train"], True, batch_size),
+                                     transformed(paths["eval"], False, batch_size), train_steps=None, eval_steps=None,
+                                     verbose=0)
             history = history.history
             seconds += time.perf_counter() - start
             epochs.append(len(history["loss"]))
