@@ -140,7 +140,7 @@ def test_serving_dir_that_is_not_a_folder(good_logs, tmp_path, capsys):
 
 @pytest.mark.parametrize("text, fragment", [
     ("name: [unclosed\n", "not valid YAML at line 2"),
-    (open(DEFAULT_CONFIG).read().replace("batch_size: 256", 'batch_size: "big"'),
+    (open(DEFAULT_CONFIG).read().replace("batch_size: 512", 'batch_size: "big"'),
      "config.model.batch_size: expected an integer, got 'big'"),
 ])
 def test_bad_config_file_is_one_line(good_logs, tmp_path, capsys, text, fragment):
