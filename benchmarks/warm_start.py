@@ -41,13 +41,16 @@ def run_day(config: PipelineConfig, span: int, folder: str) -> dict:
     """One day's run on ``span`` in ``folder``; returns its key metrics, blessing and training curve."""
     day = config.replace(data=dataclasses.replace(config.data, span=span))
     report = load_run_report(*run_local(day, output_dir=f"{folder}/out", serving_dir=f"{folder}/serving"))
-    curves = training_history(report.model_run_uri).curves.get("validation", {})
+    history = training_history(report.model_run_uri)
+    curves = history.curves.get("validation", {})
     tasks = make_tasks(config.tasks)
+    per_head = config.model.per_head_selection
     return {"span": span, "blessed": report.blessed,
             "metrics": {t.name: report.metrics[(OVERALL, t.name)][t.key_metric_name] for t in tasks},
             "validation": {t.name: curves.get(f"{t.name}_{KERAS_METRIC[str(t.config.type)]}", []) for t in tasks},
             "epochs": len(curves.get("loss", [])),
-            "best_epoch": training_history(report.model_run_uri).best_epoch}
+            "served_epochs": {t.name: (history.head_best_epoch(t.name) if per_head else None) or history.best_epoch
+                              for t in tasks}}
 
 
 def steps_to_reach(warm: list[float], cold_final: float, higher_is_better: bool, steps_per_epoch: int) -> int | None:
@@ -80,10 +83,11 @@ def main() -> None:
         row = {"span": cold["span"], "cold epochs": cold["epochs"], "warm epochs": warm["epochs"], "heads": {}}
         for t in tasks:
             cold_curve = cold["validation"][t.name]
-            cold_final = cold_curve[cold["best_epoch"] - 1] if cold_curve and cold["best_epoch"] else None
+            served = cold["served_epochs"][t.name]
+            cold_final = cold_curve[served - 1] if cold_curve and served else None
             row["heads"][t.name] = {
                 "cold": cold["metrics"][t.name], "warm": warm["metrics"][t.name],
-                "cold steps": cold["best_epoch"] * steps_per_epoch if cold["best_epoch"] else None,
+                "cold steps": served * steps_per_epoch if served else None,
                 "warm steps to cold final": None if cold_final is None else steps_to_reach(
                     warm["validation"][t.name], cold_final, t.higher_is_better, steps_per_epoch)}
         rows.append(row)
@@ -94,7 +98,8 @@ def main() -> None:
              "`benchmarks/warm_start.py`: the default config, one run per day in each of two output folders; "
              "'cold' trains from random weights every day, 'warm' from the model blessed the day before "
              f"(span 1 has none: both start cold). Steps: batches of {base.model.batch_size}, "
-             f"{steps_per_epoch} per epoch; 'cold steps' is where the cold run's kept (best) epoch ends, 'warm steps' "
+             f"{steps_per_epoch} per epoch; 'cold steps' is where the epoch that serves the head in the cold run ends "
+             "(its own best with per-head selection, else the kept one), 'warm steps' "
              "is when the warm run's validation metric first reached that epoch's value.", "",
              "| span | head | key metric, cold | key metric, warm | warm − cold | cold steps | warm steps to the cold "
              "final | epochs run cold / warm |", "|---|---|---|---|---|---|---|---|"]
