@@ -14,5 +14,5 @@ setup(
     package_data={"config": ["*.yaml"]},
     install_requires=["tfx[kfp]>=1.16,<1.22", "kfp>=2.13,<2.17", "tensorflow>=2.16,<2.22", "tf-keras>=2.16,<2.22",
                       "tensorboard", "apache-beam[gcp]>=2.59,<2.78", "psutil", "pyyaml"],
-    entry_points={"console_scripts": ["mtl=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["mtl=pipeline.cli.main:main"]},
 )

@@ -59,7 +59,7 @@ def _wide_config(config: PipelineConfig) -> PipelineConfig:
 
 def train(work: str, name: str, config: PipelineConfig) -> tuple[str, str]:
     """(SavedModel folder, raw eval examples file) of one pipeline run; the Trainer's model, pushed or not."""
-    from pipeline.report import load_run_report
+    from pipeline.reports.run_report import load_run_report
     from pipeline.runners import run_local
 
     output_dir = os.path.join(work, name)

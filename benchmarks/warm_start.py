@@ -29,8 +29,8 @@ from config import DEFAULT_CONFIG, BeamConfig, PipelineConfig  # noqa: E402
 from data.world import LogSpec  # noqa: E402
 from data.writer import generate_logs  # noqa: E402
 from models.tasks import make_tasks  # noqa: E402
-from pipeline.report import OVERALL, load_run_report  # noqa: E402
-from pipeline.run_details import training_history  # noqa: E402
+from pipeline.reports.details import training_history  # noqa: E402
+from pipeline.reports.run_report import OVERALL, load_run_report  # noqa: E402
 from pipeline.runners import run_local  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"

@@ -111,8 +111,8 @@ def prepare(work: str, spec) -> dict:
     """Logs, one run of the real pipeline (its Transform output is what every variant trains on) and each head's
     Bayes limit on that run's eval split; cached in the work folder."""
     from data.writer import generate_logs
-    from pipeline.limits import head_limits
-    from pipeline.report import load_run_report
+    from pipeline.reports.head_limits import head_limits
+    from pipeline.reports.run_report import load_run_report
     from pipeline.runners import run_local
 
     paths_file = os.path.join(work, "paths.json")

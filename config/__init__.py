@@ -1,6 +1,14 @@
 """The bottom layer: the typed pipeline config, the names of every pluggable concept, and the contract between
 the pipeline definition and the user code. It imports nothing of the project; every other package imports it.
+
+It also chooses Keras 2 (tf_keras) for TensorFlow, once for the whole project: the variable must be set before
+TensorFlow is first imported, and every entry point (the `mtl` command, TFX's executors loading ``models.*`` by
+module path, the tests and benchmarks) imports this package first.
 """
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from config.contract import from_custom_config, to_custom_config
 from config.errors import ConfigError, UserError

@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import yaml
 
@@ -203,12 +203,11 @@ class DataConfig:
 class BeamConfig:
     """How the Beam-powered components (ImportExampleGen, StatisticsGen, Transform, Evaluator) run: ``args`` are
     Beam pipeline args for all of them, e.g. ``[--runner=DataflowRunner, --project=P, --region=R,
-    --temp_location=gs://...]``. Without a ``--runner`` they run on Beam's DirectRunner: ``workers`` processes,
-    1 inside the component's own process; 0 (automatic) in-process for a span of fewer than
-    ``PROCESSES_FROM_EVENTS`` events and one process per core otherwise (or when the span's size is unknown, as
-    on Kubeflow). In a container limited to fewer cores than its host shows, set the number."""
+    --temp_location=gs://...]``. Without a ``--runner`` they run on Beam's DirectRunner in ``workers`` processes:
+    1 inside the component's own process, 0 for the runner to choose by the span's size
+    (``pipeline.runners.beam_pipeline_args``). In a container limited to fewer cores than its host shows, set the
+    number."""
 
-    PROCESSES_FROM_EVENTS: ClassVar[int] = 800_000  # where worker processes start to pay on 2 cores
     args: tuple[str, ...] = ()
     workers: int = 0
 
@@ -335,19 +334,6 @@ class PipelineConfig:
             return cls.from_dict(data)
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
-
-    def beam_pipeline_args(self, span_events: int | None = None) -> list[str]:
-        """The Beam pipeline args of every Beam component: ``beam.args``, after DirectRunner defaults unless the
-        args name another runner: in-process for ``beam.workers`` 1, or automatically for a span of fewer than
-        BeamConfig.PROCESSES_FROM_EVENTS events (``span_events``, when the caller counted them), else that many
-        worker processes (0: one per core)."""
-        if any(arg.startswith("--runner=") and arg != "--runner=DirectRunner" for arg in self.beam.args):
-            return list(self.beam.args)
-        small = span_events is not None and span_events < BeamConfig.PROCESSES_FROM_EVENTS
-        if self.beam.workers == 1 or (self.beam.workers == 0 and small):
-            return ["--direct_running_mode=in_memory", "--direct_num_workers=1", *self.beam.args]
-        return ["--direct_running_mode=multi_processing", f"--direct_num_workers={self.beam.workers}",
-                *self.beam.args]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict that ``from_dict`` turns back into an equal config."""

@@ -1,6 +1,5 @@
-"""Model code: preprocessing_fn, task types, layers, architectures, run_fn, signatures, TFMA config."""
+"""User code that TFX runs by module path: ``preprocessing`` (Transform's preprocessing_fn), ``training``
+(the Trainer's run_fn) and what they are built from: task types, feature kinds, layers, the architectures in
+``zoo``, loss balancing, warm start, signatures, and ``evaluation`` (how the Evaluator judges each head)."""
 
-import os
-
-# Keras 2 (tf_keras) must be chosen before TensorFlow is first imported; tf.Transform sets it too late.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import config  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)

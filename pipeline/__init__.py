@@ -1,6 +1,6 @@
-"""Pipeline definition, typed config, runners and the `mtl` command line."""
+"""The pipeline definition and how it runs: ``definition`` (create_pipeline, the components in data-flow order),
+``runners`` (LocalDagRunner here, KubeflowV2DagRunner compiled), ``guards`` (what is checked before and around a
+run), ``metadata`` (the runs MLMD recorded). Above it, in sub-packages: ``reports`` and ``kubeflow``, then ``cli``.
+"""
 
-import os
-
-# Keras 2 (tf_keras) must be chosen before TensorFlow is first imported; tf.Transform sets it too late.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import config  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)

@@ -100,25 +100,6 @@ def test_a_missing_file_is_a_config_error(tmp_path):
         PipelineConfig.from_yaml(tmp_path / "nothing.yaml")
 
 
-def test_beam_args_by_span_size_by_default_and_give_way_to_another_runner(default_dict):
-    config = PipelineConfig.from_dict(default_dict)
-    every_core = ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
-    in_process = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
-    assert config.beam_pipeline_args() == every_core  # size unknown (remote logs, Kubeflow)
-    assert config.beam_pipeline_args(span_events=799_999) == in_process
-    assert config.beam_pipeline_args(span_events=800_000) == every_core
-    default_dict["beam"] = {"workers": 2, "args": ["--direct_runner_bundle_repeat=0"]}
-    assert PipelineConfig.from_dict(default_dict).beam_pipeline_args() == [
-        "--direct_running_mode=multi_processing", "--direct_num_workers=2", "--direct_runner_bundle_repeat=0"]
-    assert PipelineConfig.from_dict(default_dict).beam_pipeline_args(span_events=1000) == [
-        "--direct_running_mode=multi_processing", "--direct_num_workers=2", "--direct_runner_bundle_repeat=0"]
-    default_dict["beam"] = {"workers": 1}
-    assert PipelineConfig.from_dict(default_dict).beam_pipeline_args(span_events=10 ** 9) == in_process
-    default_dict["beam"] = {"args": ["--runner=FlinkRunner", "--flink_master=localhost:8081"]}
-    assert PipelineConfig.from_dict(default_dict).beam_pipeline_args() == ["--runner=FlinkRunner",
-                                                                           "--flink_master=localhost:8081"]
-
-
 @pytest.mark.parametrize("beam, message", [
     ({"args": ["runner=DataflowRunner"]}, "beam.args: 'runner=DataflowRunner' is not a --flag=value"),
     ({"workers": -1}, "beam.workers must be >= 0"),

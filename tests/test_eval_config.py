@@ -3,7 +3,7 @@
 from tensorflow_model_analysis.proto import config_pb2
 
 from config import DEFAULT_CONFIG, PipelineConfig
-from models.eval_config import make_eval_config
+from models.evaluation.eval_config import make_eval_config
 
 CONFIG = PipelineConfig.from_yaml(DEFAULT_CONFIG)
 
@@ -31,7 +31,7 @@ def test_metrics_per_head_by_task_type_from_the_head_metrics_module():
     assert by_head[("interest",)] == ["HeadExampleCount", "HeadWeightedExampleCount",
                                       "HeadSparseCategoricalAccuracy", "HeadMultiClassConfusionMatrixPlot"]
     modules = {m.module for s in make_eval_config(CONFIG).metrics_specs for m in s.metrics}
-    assert modules == {"models.head_metrics"}
+    assert modules == {"models.evaluation.head_metrics"}
 
 
 def test_a_head_metrics_share_one_summary_regression_over_its_plot_range():

@@ -10,7 +10,7 @@ import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.proto import config_pb2
 
-from models import head_metrics as hm
+from models.evaluation import head_metrics as hm
 
 
 def _summary(kind, labels, predictions, weights, plot_range=(0.0, 1.0)):
@@ -137,7 +137,7 @@ def _evaluate(data, output, head_metrics: bool):
     for head, kind in HEADS.items():
         if head_metrics:
             options = json.dumps({"kind": kind, "plot_range": list(PLOT_RANGE[kind]), "plot_buckets": 20})[1:-1]
-            metrics = [config_pb2.MetricConfig(class_name=f"Head{name}", module="models.head_metrics",
+            metrics = [config_pb2.MetricConfig(class_name=f"Head{name}", module="models.evaluation.head_metrics",
                                                config=options) for name in TFMA_METRICS[kind]]
         else:
             low, high = PLOT_RANGE[kind]

@@ -7,9 +7,9 @@ import re
 import pytest
 
 from config import DEFAULT_CONFIG, PipelineConfig
-from pipeline.html_report import PastRun, render
-from pipeline.report import RunReport
-from pipeline.run_details import FeatureSummary, SplitSummary, TrainingHistory
+from pipeline.reports.details import FeatureSummary, SplitSummary, TrainingHistory
+from pipeline.reports.html_page import PastRun, render
+from pipeline.reports.run_report import RunReport
 
 CONFIG = PipelineConfig.from_yaml(DEFAULT_CONFIG)
 

@@ -9,7 +9,7 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from config import DEFAULT_CONFIG
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.runners import IMAGE_SETUP_FILE
 
 COMPONENTS = ["ImportExampleGen", "previous_statistics_resolver", "StatisticsGen", "SchemaGen", "CurateSchema",
@@ -51,7 +51,7 @@ def test_beam_args_reach_every_beam_component_in_the_spec(tmp_path):
     for component in ("ImportExampleGen", "StatisticsGen", "Transform", "Evaluator"):
         args = executors[f"{component}_executor"]["container"]["args"]
         assert args[-3:] == ["--runner=DataflowRunner", "--region=europe-west4", f"--setup_file={IMAGE_SETUP_FILE}"], \
-            component  # Dataflow's workers install this project (models.head_metrics) from the image's setup.py
+            component  # Dataflow's workers install this project (its head metrics) from the image's setup.py
         assert not any(a.startswith("--direct_") for a in args), component  # another runner: no DirectRunner flags
 
 

@@ -14,8 +14,8 @@ import yaml
 from fake_kfp_server import API, FakeKfpServer
 from test_kubeflow import COMPONENTS
 
-from pipeline.cli import main
-from pipeline.kfp_cron import kfp_cron
+from pipeline.cli.main import main
+from pipeline.kubeflow.cron import kfp_cron
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_OPTIONS = ["--image", "registry.example/mtl:1", "--pipeline-root", "gs://bucket/root", "--serving-dir",
@@ -145,7 +145,7 @@ def test_an_unreachable_host_is_one_line_naming_it(tmp_path):
         probe.bind(("127.0.0.1", 0))
         host = f"http://127.0.0.1:{probe.getsockname()[1]}"
     # a process of its own: its stderr is all the console shows, the libraries' log records and warnings included
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "submit-kubeflow", "--host", host, "--output",
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli.main", "submit-kubeflow", "--host", host, "--output",
                            str(tmp_path / "pipeline.json")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stdout == ""

@@ -5,8 +5,9 @@ import fcntl
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.cli import main
-from pipeline.output_lock import LOCK_FILE, fail_stale_executions
+from pipeline.cli.main import main
+from pipeline.guards.output_lock import LOCK_FILE
+from pipeline.metadata import fail_stale_executions
 
 
 def test_a_second_run_on_a_held_output_folder_is_refused_at_once(good_logs, tmp_path, capsys):

@@ -21,12 +21,14 @@ from components.anomaly_gate import AnomaliesFound
 from config import DEFAULT_CONFIG, BeamConfig, PipelineConfig, TaskConfig
 from data.world import LogSpec
 from data.writer import generate_logs
-from pipeline.cli import main
-from pipeline.limits import head_limits
-from pipeline.report import BAYES_ROW, OVERALL, artifact_span, format_report, load_run_report, run_ids
-from pipeline.reporting import write_reports
+from pipeline.cli.main import main
+from pipeline.guards.schema_store import accepted_schema_path
+from pipeline.metadata import artifact_span, run_ids
+from pipeline.reports.head_limits import head_limits
+from pipeline.reports.markdown import BAYES_ROW, format_report
+from pipeline.reports.run_report import OVERALL, load_run_report
+from pipeline.reports.write import write_reports
 from pipeline.runners import run_local
-from pipeline.schema_store import accepted_schema_path
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,8 @@ from helpers import GOOD_LOG_EVENTS
 
 from config import DEFAULT_CONFIG, PipelineConfig
 from data.writer import EVENTS_FILE
-from pipeline.cli import main
-from pipeline.preflight import check_logs
+from pipeline.cli.main import main
+from pipeline.guards.preflight import check_logs
 
 
 def _examples(good_logs) -> list[tf.train.Example]:

@@ -6,8 +6,8 @@ import subprocess
 import sys
 import time
 
-from pipeline.console import ProgressHandler
-from pipeline.resource_watch import GIB, ResourceWatch, tree_rss
+from pipeline.cli.console import ProgressHandler
+from pipeline.cli.resource_watch import GIB, ResourceWatch, tree_rss
 
 HOLD_300_MB = "import sys, time; block = bytearray(300 * 2**20); sys.stdout.write('ready\\n'); sys.stdout.flush(); " \
               "time.sleep(30)"

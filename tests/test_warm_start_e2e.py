@@ -7,8 +7,8 @@ import pytest
 from config import DEFAULT_CONFIG, BeamConfig, PipelineConfig
 from data.world import LogSpec
 from data.writer import generate_logs
-from pipeline.report import load_run_report
-from pipeline.run_details import training_history
+from pipeline.reports.details import training_history
+from pipeline.reports.run_report import load_run_report
 from pipeline.runners import run_local
 
 pytestmark = pytest.mark.e2e

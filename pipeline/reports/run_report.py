@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
-from ml_metadata import metadata_store
-from ml_metadata.proto import metadata_store_pb2
+
+from pipeline import metadata
+from pipeline.reports.text import format_number, one_line
 
 OVERALL = "overall"
-BAYES_ROW = "Bayes limit (overall, from the generator's truth)"
 
 
 @dataclass
@@ -49,42 +49,25 @@ class RunReport:
         return self.pushed_model.rstrip("/").rsplit("/", 1)[-1] if self.pushed_model else None
 
 
-def open_store(metadata_path: str) -> metadata_store.MetadataStore:
-    """The sqlite MLMD store at ``metadata_path`` (run_local's return value), opened read-only."""
-    connection = metadata_store_pb2.ConnectionConfig()
-    connection.sqlite.filename_uri = metadata_path
-    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    return metadata_store.MetadataStore(connection)
-
-
-def run_ids(metadata_path: str) -> list[str]:
-    """The pipeline runs recorded in the MLMD at ``metadata_path``, newest first (`mtl runs` lists them)."""
-    return [c.name for c in _newest_first(open_store(metadata_path).get_contexts_by_type("pipeline_run"))]
-
-
-def _newest_first(runs: list) -> list:
-    return sorted(runs, key=lambda c: (c.create_time_since_epoch, c.id), reverse=True)
-
-
 def load_run_report(metadata_path: str, run_id: str | None = None) -> RunReport:
     """The RunReport of run ``run_id`` (default: the newest) recorded in the sqlite MLMD at ``metadata_path``;
     `mtl run`, `mtl report`, `mtl runs`, the benchmarks and the end-to-end tests call it."""
-    store = open_store(metadata_path)
-    runs = _newest_first(store.get_contexts_by_type("pipeline_run"))
+    store = metadata.open_store(metadata_path)
+    runs = metadata.runs_newest_first(store)
     if not runs:
         raise FileNotFoundError(f"no pipeline run recorded in {metadata_path}")
     by_name = {c.name: c for c in runs}
     if run_id is not None and run_id not in by_name:
         raise KeyError(f"no run '{run_id}' in {metadata_path}")
     run = by_name[run_id] if run_id is not None else runs[0]
-    produced = _produced(store, run.id)
+    produced = metadata.produced(store, run.id)
     report = RunReport(run_id=run.name, started=run.create_time_since_epoch / 1000,
                        seconds=_component_seconds(produced))
     if "ImportExampleGen" in produced:
         execution, outputs = produced["ImportExampleGen"]
         (examples,) = outputs["Examples"]
         report.input_base = execution.custom_properties["input_base"].string_value
-        report.span, report.examples_uri = artifact_span(examples), examples.uri
+        report.span, report.examples_uri = metadata.artifact_span(examples), examples.uri
     report.statistics_uri = _uri(produced, "StatisticsGen", "ExampleStatistics")
     report.anomalies_uri = _uri(produced, "ExampleValidator", "ExampleAnomalies")
     report.model_run_uri = _uri(produced, "Trainer", "ModelRun")
@@ -106,21 +89,6 @@ def load_run_report(metadata_path: str, run_id: str | None = None) -> RunReport:
     return report
 
 
-def _produced(store, run_id: int) -> dict[str, tuple]:
-    """{component type's short name: (its execution in the run, {artifact type name: the artifacts it output})}."""
-    type_names = {t.id: t.name.rsplit(".", 1)[-1] for t in store.get_execution_types()}
-    artifact_types = {t.id: t.name for t in store.get_artifact_types()}
-    produced = {}
-    for execution in store.get_executions_by_context(run_id):
-        outputs = [e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
-                   if e.type == metadata_store_pb2.Event.OUTPUT]
-        by_type = {}
-        for artifact in store.get_artifacts_by_id(outputs):
-            by_type.setdefault(artifact_types[artifact.type_id], []).append(artifact)
-        produced[type_names[execution.type_id]] = (execution, by_type)
-    return produced
-
-
 def _uri(produced: dict, component: str, artifact_type: str) -> str | None:
     """The uri of the artifact of ``artifact_type`` that ``component`` output in the run, if it ran."""
     artifacts = produced.get(component, (None, {}))[1].get(artifact_type, [])
@@ -132,12 +100,6 @@ def _component_seconds(produced: dict[str, tuple]) -> dict[str, float]:
     executions = sorted((execution for execution, _ in produced.values()), key=lambda e: e.id)
     names = {id(execution): name for name, (execution, _) in produced.items()}
     return {names[id(e)]: (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000 for e in executions}
-
-
-def artifact_span(artifact) -> int:
-    """The span of an Examples artifact in MLMD (a custom property in TFX 1.16, a declared one in some versions)."""
-    properties = artifact.custom_properties if "span" in artifact.custom_properties else artifact.properties
-    return properties["span"].int_value
 
 
 def _slice_name(slice_key) -> str:
@@ -187,49 +149,11 @@ def _failures(validation) -> tuple[list[str], set[str]]:
         for failure in per_slice.failures:
             key, value = failure.metric_key, format_number(failure.metric_value.double_value.value)
             measured = f"changed by {value} against the baseline" if key.is_diff else f"= {value}"
-            lines.append(f"{key.output_name}/{key.name} {measured}: failed {_one_line(failure.metric_threshold)}")
+            lines.append(f"{key.output_name}/{key.name} {measured}: failed {one_line(failure.metric_threshold)}")
             heads.add(key.output_name)
     return lines, heads
-
-
-def _one_line(message) -> str:
-    return " ".join(str(message).split())
 
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
-
-def format_report(report: RunReport, limits: dict[str, dict[str, float]] | None = None, max_slices: int = 12) -> str:
-    """A markdown table per head (rows: overall, then slices; columns: its TFMA metrics), then the verdict.
-
-    ``limits`` ({head: {metric: value}}, see pipeline.limits) adds a row with each head's best achievable score.
-    """
-    limits = limits or {}
-    lines = []
-    for head in sorted({h for _, h in report.metrics}):
-        rows = sorted(((s, values) for (s, h), values in report.metrics.items() if h == head),
-                      key=lambda row: (row[0] != OVERALL, row[0]))
-        names = sorted(rows[0][1])
-        lines += [f"\n### {head}", "| slice | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-        if head in limits:
-            rows.insert(1, (BAYES_ROW, limits[head]))
-        lines += ["| " + s + " | " + " | ".join(format_number(values.get(n)) for n in names) + " |"
-                  for s, values in rows[:max_slices + (head in limits)]]
-        if len(rows) > max_slices:
-            lines.append(f"| … {len(rows) - max_slices} more slices in the TFMA output | " + "| " * len(names))
-    verdict = {True: "BLESSED", False: "NOT BLESSED", None: "not evaluated"}[report.blessed]
-    lines += ["", f"Ingested: {report.ingested}", f"Blessing: {verdict}"] + [f"  - {f}" for f in report.failures]
-    lines.append(f"Pushed model: {report.pushed_model or 'nothing pushed'}")
-    lines.append(f"TFMA output: {report.evaluation_uri}")
-    lines.append("Component seconds: " + ", ".join(f"{name} {s:.1f}" for name, s in report.seconds.items()))
-    return "\n".join(lines)
-
-
-def format_number(value) -> str:
-    """Counts as integers with thousands separators, other values to 4 significant digits."""
-    if value is None:
-        return ""
-    if float(value).is_integer() and abs(value) >= 1000:
-        return f"{int(value):,}"
-    return f"{value:.4g}"

@@ -13,7 +13,7 @@ from config import PipelineConfig
 from data.truth import TRUTH_FILE, bayes_limits, load_truth
 from data.world import LABEL_DTYPES
 from models.tasks import make_tasks
-from pipeline.report import RunReport
+from pipeline.reports.run_report import RunReport
 
 _DTYPES = {"int": tf.int64, "float": tf.float32}
 

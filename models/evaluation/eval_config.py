@@ -13,7 +13,7 @@ from config import PipelineConfig
 from models import signatures
 from models.tasks import Task, make_tasks
 
-HEAD_METRICS_MODULE = "models.head_metrics"
+HEAD_METRICS_MODULE = "models.evaluation.head_metrics"
 PLOT_BUCKETS = 20
 
 

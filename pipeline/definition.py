@@ -10,7 +10,7 @@ from components.atomic_pusher import AtomicPusher
 from components.schema_curation import CurateSchema
 from config import DataConfig, PipelineConfig, to_custom_config
 from models.builder import check_model_config
-from models.eval_config import make_eval_config
+from models.evaluation.eval_config import make_eval_config
 
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.training.run_fn"

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from config import PipelineConfig
 from models.tasks import Task, make_tasks
-from pipeline.report import OVERALL, RunReport, format_number
-from pipeline.run_details import SplitSummary, TrainingHistory
+from pipeline.reports.details import SplitSummary, TrainingHistory
+from pipeline.reports.run_report import OVERALL, RunReport
+from pipeline.reports.text import format_number
 
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 _CSS = """

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from absl import logging as absl_logging
 
-from pipeline.resource_watch import GIB, ResourceWatch
+from pipeline.cli.resource_watch import GIB, ResourceWatch
 
 _COMPONENT = re.compile(r"Component (\S+) is (running|finished)\.")
 

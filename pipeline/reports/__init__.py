@@ -1,0 +1,3 @@
+"""The reports of a run, read back from MLMD and TFMA: the run's outcome (``run_report``), each head's Bayes limit
+(``head_limits``), the data and training details (``details``), the markdown and HTML pages (``markdown``,
+``html_page``) and the files `mtl run` and `mtl report` write (``write``)."""
