@@ -28,14 +28,15 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def worker(pipeline_root: str, epochs: int, seed: int, out: str) -> None:
     """One worker process: trains and evaluates; worker 0 writes ``out``."""
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+    from config import DEFAULT_CONFIG, PipelineConfig  # before TensorFlow: config sets TF_USE_LEGACY_KERAS
+
+    # isort: split
     import tensorflow as tf
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy()  # first: it sets up TensorFlow's collectives
-    sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
     import trainer_input
 
-    from config import DEFAULT_CONFIG, PipelineConfig
     from models.builder import build_model
     from models.distribution import is_chief
     from models.tasks import make_tasks
@@ -98,7 +99,6 @@ def main() -> None:
     pipeline_root = args.pipeline_root
     if pipeline_root is None:
         sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
-        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
         import trainer_input
 
         from config import DEFAULT_CONFIG, PipelineConfig

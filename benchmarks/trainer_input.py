@@ -26,18 +26,18 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
+from config import DEFAULT_CONFIG, EvaluationConfig, FeatureConfig, PipelineConfig, ValidationConfig  # noqa: E402
+
+# isort: split
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 from tfx_bsl.public import tfxio  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from config import DEFAULT_CONFIG, EvaluationConfig, FeatureConfig, PipelineConfig, ValidationConfig  # noqa: E402
 from data.writer import write_examples  # noqa: E402
 from models import features  # noqa: E402
 from models.builder import build_model  # noqa: E402

@@ -1,11 +1,13 @@
-"""Test setup (Keras 2 must be chosen before TensorFlow is first imported) and fixtures shared by test modules."""
+"""Test setup (the project's config package before anything that loads TensorFlow: it chooses Keras 2) and fixtures
+shared by test modules."""
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import config  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS)
 
+# isort: split
 import pytest  # noqa: E402
 from helpers import GOOD_LOG_EVENTS  # noqa: E402
 
