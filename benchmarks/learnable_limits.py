@@ -26,7 +26,6 @@ import sys
 
 import numpy as np
 
-from data.truth import roc_auc
 from data.world import (
     CONVERSION_AFFINITY,
     DEVICES,
@@ -39,6 +38,7 @@ from data.world import (
     generate_span,
     true_params,
 )
+from models.evaluation.scores import roc_auc
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,9 +33,6 @@ from pipeline.reports.run_report import OVERALL, load_run_report  # noqa: E402
 from pipeline.runners import run_local  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-KERAS_METRIC = {"binary": "auc", "regression": "rmse", "multiclass": "accuracy", "multilabel": "auc"}
-
-
 def run_day(config: PipelineConfig, span: int, folder: str) -> dict:
     """One day's run on ``span`` in ``folder``; returns its key metrics, blessing and training curve."""
     day = config.replace(data=dataclasses.replace(config.data, span=span))
@@ -46,7 +43,7 @@ def run_day(config: PipelineConfig, span: int, folder: str) -> dict:
     per_head = config.model.per_head_selection
     return {"span": span, "blessed": report.blessed,
             "metrics": {t.name: report.metrics[(OVERALL, t.name)][t.key_metric_name] for t in tasks},
-            "validation": {t.name: curves.get(f"{t.name}_{KERAS_METRIC[str(t.config.type)]}", []) for t in tasks},
+            "validation": {t.name: curves.get(t.keras_metric_name, []) for t in tasks},
             "epochs": len(curves.get("loss", [])),
             "served_epochs": {t.name: (history.head_best_epoch(t.name) if per_head else None) or history.best_epoch
                               for t in tasks}}

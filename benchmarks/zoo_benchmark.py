@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from config import DEFAULT_CONFIG, PipelineConfig, TaskConfig  # noqa: E402
+from config import DEFAULT_CONFIG, PipelineConfig, TaskConfig, TaskType  # noqa: E402
 from data.world import LogSpec  # noqa: E402
 
 SINGLE_TASK = "single-task (one model per task)"
@@ -102,7 +102,7 @@ VARIANTS = {
 
 # The heads a variant may train: the default config's, and the multilabel reactions head the logs also carry.
 TASKS = (*PipelineConfig.from_yaml(DEFAULT_CONFIG).tasks,
-         TaskConfig(name="reactions", type="multilabel", label_key="reactions", num_classes=4, tower=(32,),
+         TaskConfig(name="reactions", type=TaskType.MULTILABEL, label_key="reactions", num_classes=4, tower=(32,),
                     dropout=0.1))
 
 

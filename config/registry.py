@@ -10,18 +10,14 @@ from enum import StrEnum
 
 
 class FeatureKind(StrEnum):
-    """How Transform turns a raw column into a model input."""
+    """How Transform turns a raw column into a model input; what each kind is (categorical or numeric, its transform
+    and cardinality) is ``models.features.KINDS``."""
 
     VOCABULARY = "vocabulary"  # string -> id by frequency (top_k, oov_buckets)
     HASH = "hash"  # string -> id by hash (hash_buckets)
     BUCKETIZED = "bucketized"  # number -> bucket id (boundaries)
     ZSCORE = "zscore"  # number -> standardised float
     LOG = "log"  # number -> log1p, then standardised
-
-    @property
-    def is_categorical(self) -> bool:
-        """True for kinds that become an id (embedded by the model), False for numeric inputs."""
-        return self in (FeatureKind.VOCABULARY, FeatureKind.HASH, FeatureKind.BUCKETIZED)
 
 
 class TaskType(StrEnum):

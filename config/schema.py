@@ -49,10 +49,6 @@ class FeatureConfig:
             _require(list(self.boundaries) == sorted(self.boundaries) and self.boundaries,
                      f"feature '{self.name}': bucketized needs sorted, non-empty boundaries")
 
-    @property
-    def is_categorical(self) -> bool:
-        return self.kind.is_categorical
-
 
 @dataclass(frozen=True)
 class BlessingConfig:
@@ -67,7 +63,8 @@ class BlessingConfig:
 
 @dataclass(frozen=True)
 class TaskConfig:
-    """One prediction head: its label, loss weight, tower and blessing rule."""
+    """One prediction head: its label, loss weight, tower and blessing rule. What its type needs besides (e.g.
+    ``num_classes``) the task type checks (``models.tasks``)."""
 
     name: str
     type: TaskType
@@ -92,8 +89,6 @@ class TaskConfig:
         _require(all(units >= 1 for units in self.tower), f"{where}: tower sizes must be >= 1, got {self.tower}")
         _require(0 <= self.dropout < 1, f"{where}: dropout must be in [0, 1), got {self.dropout}")
         _require(self.l2 >= 0 and self.lr_multiplier >= 0, f"{where}: l2 and lr_multiplier must be >= 0")
-        if self.type in (TaskType.MULTICLASS, TaskType.MULTILABEL):
-            _require(self.num_classes >= 2, f"{where}: {self.type} needs num_classes >= 2")
 
 
 @dataclass(frozen=True)
@@ -258,7 +253,9 @@ class VertexTrainingConfig:
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """The whole pipeline, as one YAML file declares it."""
+    """The whole pipeline, as one YAML file declares it. Rules that depend on what a feature kind or task type is
+    (which features are categorical, what a type needs) are checked where the kinds and types are defined
+    (``models.builder.check_model_config``), before any component runs."""
 
     name: str
     features: tuple[FeatureConfig, ...]
@@ -282,16 +279,8 @@ class PipelineConfig:
         task_names = {t.name for t in self.tasks}
         for name in (*self.model.esmm_tasks, *self.model.fusion, *self.model.factor_tasks):
             _require(name in task_names, f"model: '{name}' is not a task")
-        self._check_dot_interaction()
-        categorical = {f.name for f in self.features if f.is_categorical}
-        for task, names in self.model.task_embeddings.items():
+        for task in self.model.task_embeddings:
             _require(task in task_names, f"model.task_embeddings: '{task}' is not a task")
-            _require(names and set(names) <= categorical, f"model.task_embeddings.{task}: expected categorical "
-                     f"features to embed for that task alone, got {list(names)}")
-        names = self.model.factorization
-        _require(not names or len(names) == 2 and set(names) <= categorical and names[0] != names[1],
-                 f"model.factorization names two different categorical features (e.g. [user_id, item_id]), "
-                 f"got {list(names)}")
         if self.vertex_training and self.vertex_training.workers > 1:
             _require(self.model.distribution == Distribution.MULTI_WORKER,
                      f"vertex_training.workers is {self.vertex_training.workers}: set model.distribution: "
@@ -300,18 +289,6 @@ class PipelineConfig:
             _require(name in feature_names, f"evaluation slice '{name}' is not a declared feature")
         for name in self.validation.drift:
             _require(name in feature_names, f"validation.drift: '{name}' is not a declared feature")
-
-    def _check_dot_interaction(self):
-        names = self.model.dot_interaction
-        if not names:
-            return
-        _require(len(names) >= 2 and len(set(names)) == len(names),
-                 "model.dot_interaction needs at least two distinct features")
-        categorical = {f.name: f.embedding_dim for f in self.features if f.is_categorical}
-        for name in names:
-            _require(name in categorical, f"model.dot_interaction: '{name}' is not a categorical feature")
-        dims = {name: categorical[name] for name in names}
-        _require(len(set(dims.values())) == 1, f"model.dot_interaction needs equal embedding_dim, got {dims}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:

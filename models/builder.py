@@ -9,10 +9,11 @@ it, so a bad combination fails before any component runs.
 import tf_keras
 
 from config import Architecture, Balancing, ConfigError, ModelConfig, PipelineConfig
+from models import features
 from models.balancing import Balancer, FixedWeights, GradNorm, PCGrad, UncertaintyWeighting
 from models.layers import MLP, FactorInteraction, FeatureEncoder
 from models.multitask_model import MultiTaskModel
-from models.tasks import BinaryTask, make_tasks
+from models.tasks import make_tasks
 from models.zoo import PLE, MMoE, SharedBottom
 
 ARCHITECTURES = {
@@ -40,17 +41,45 @@ def make_balancer(model: ModelConfig, loss_weights: dict[str, float]) -> Balance
 
 
 def check_model_config(config: PipelineConfig) -> None:
-    """Raises ConfigError for type-dependent rules: fusion takes heads with one score per example, ESMM takes
-    binary heads. Called by create_pipeline and build_model."""
+    """Raises ConfigError for the rules that depend on task types and feature kinds: what each task type needs
+    (``Task.check_config``), fusion takes heads with one score per example, ESMM takes binary heads, and the
+    interactions and task embeddings take categorical features. Called by preflight, create_pipeline and
+    build_model."""
     tasks = {t.name: t for t in make_tasks(config.tasks)}
+    _check_categorical(config)
     for name in config.model.fusion:
         if not tasks[name].scalar:
             raise ConfigError(f"model.fusion: task '{name}' ({tasks[name].config.type}) gives "
                               f"{tasks[name].units} scores per example; fusion takes heads with one score "
                               "(binary, regression)")
     for name in config.model.esmm_tasks:
-        if not isinstance(tasks[name], BinaryTask):
-            raise ConfigError(f"model.esmm_tasks: task '{name}' is {tasks[name].config.type}; ESMM needs binary tasks")
+        if not tasks[name].probability:
+            raise ConfigError(f"model.esmm_tasks: task '{name}' is {tasks[name].config.type}; ESMM needs tasks that "
+                              "give one probability per example (binary)")
+
+
+def _check_categorical(config: PipelineConfig) -> None:
+    model = config.model
+    dims = {f.name: f.embedding_dim for f in config.features if features.is_categorical(f)}
+    for task, names in model.task_embeddings.items():
+        if not names or not set(names) <= set(dims):
+            raise ConfigError(f"model.task_embeddings.{task}: expected categorical features to embed for that task "
+                              f"alone, got {list(names)}")
+    names = model.factorization
+    if names and not (len(names) == 2 and set(names) <= set(dims) and names[0] != names[1]):
+        raise ConfigError("model.factorization names two different categorical features (e.g. [user_id, item_id]), "
+                          f"got {list(names)}")
+    names = model.dot_interaction
+    if not names:
+        return
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise ConfigError("model.dot_interaction needs at least two distinct features")
+    for name in names:
+        if name not in dims:
+            raise ConfigError(f"model.dot_interaction: '{name}' is not a categorical feature")
+    chosen = {name: dims[name] for name in names}
+    if len(set(chosen.values())) != 1:
+        raise ConfigError(f"model.dot_interaction needs equal embedding_dim, got {chosen}")
 
 
 def build_model(config: PipelineConfig, cardinalities: dict[str, int]) -> MultiTaskModel:
@@ -59,12 +88,12 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int]) -> MultiT
     check_model_config(config)
     model_config = config.model
     tasks = make_tasks(config.tasks)
-    categorical = [f for f in config.features if f.is_categorical]
+    categorical = [f for f in config.features if features.is_categorical(f)]
     dims = {f.name: f.embedding_dim for f in categorical}
     encoder = FeatureEncoder(
         {f.name: cardinalities[f.name] for f in categorical},
         dims,
-        [f.name for f in config.features if not f.is_categorical],
+        [f.name for f in config.features if not features.is_categorical(f)],
         embedding_l2=model_config.embedding_l2, dot_interaction=list(model_config.dot_interaction))
     task_encoders = {task: FeatureEncoder({name: cardinalities[name] for name in names},
                                           {name: dims[name] for name in names}, [],

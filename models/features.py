@@ -1,4 +1,9 @@
-"""Feature kinds: how Transform turns a raw column into a model input, and the input's cardinality."""
+"""Feature kinds: one table (``KINDS``) says for each kind whether it is categorical, whether the log must hold
+numbers, how Transform turns the raw column into a model input, and the input's cardinality. Preprocessing, the
+model builder, preflight and warm start read it."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -28,32 +33,56 @@ def _log(feature: FeatureConfig, raw) -> tf.Tensor:
     return tft.scale_to_z_score(tf.math.log1p(tf.maximum(tensors.finite_numbers(raw), 0.0)))
 
 
-# One transform per kind: categorical kinds give int64 ids in [0, cardinality), numeric kinds standardised float32.
-TRANSFORMS = {
-    FeatureKind.VOCABULARY: _vocabulary,
-    FeatureKind.HASH: _hash,
-    FeatureKind.BUCKETIZED: _bucketized,
-    FeatureKind.ZSCORE: _zscore,
-    FeatureKind.LOG: _log,
+def _vocabulary_size(feature: FeatureConfig, tf_transform_output) -> int:
+    return tf_transform_output.vocabulary_size_by_name(feature.name) + feature.oov_buckets
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a feature kind is: ``categorical`` (an int64 id in [0, cardinality) that the model embeds) or numeric (a
+    standardised float32); ``numbers`` (the log must hold numbers: preflight refuses text); its ``transform`` (raw
+    column -> model input, in Transform's graph), for a categorical kind its ``cardinality`` (ids it can take
+    after Transform, OOV buckets included), and ``vocabulary``: its ids index the Transform vocabulary named after
+    the feature (warm start carries embedding rows by token)."""
+
+    categorical: bool
+    numbers: bool
+    transform: Callable[[FeatureConfig, tf.Tensor], tf.Tensor]
+    cardinality: Callable[[FeatureConfig, object], int] | None = None
+    vocabulary: bool = False
+
+
+# The one table of feature kinds, keyed by config.registry.FeatureKind.
+KINDS: dict[FeatureKind, Kind] = {
+    FeatureKind.VOCABULARY: Kind(categorical=True, numbers=False, transform=_vocabulary, cardinality=_vocabulary_size,
+                                 vocabulary=True),
+    FeatureKind.HASH: Kind(categorical=True, numbers=False, transform=_hash,
+                           cardinality=lambda feature, _: feature.hash_buckets),
+    FeatureKind.BUCKETIZED: Kind(categorical=True, numbers=True, transform=_bucketized,
+                                 cardinality=lambda feature, _: len(feature.boundaries) + 1),
+    FeatureKind.ZSCORE: Kind(categorical=False, numbers=True, transform=_zscore),
+    FeatureKind.LOG: Kind(categorical=False, numbers=True, transform=_log),
 }
+
+
+def is_categorical(feature: FeatureConfig) -> bool:
+    """True for a feature that becomes an id (embedded by the model), False for a numeric input."""
+    return KINDS[feature.kind].categorical
 
 
 def transform_feature(feature: FeatureConfig, raw) -> tf.Tensor:
     """The model input of one raw column; preprocessing_fn calls it once per declared feature."""
-    return TRANSFORMS[feature.kind](feature, raw)
+    return KINDS[feature.kind].transform(feature, raw)
 
 
 def cardinality(feature: FeatureConfig, tf_transform_output) -> int:
     """Number of distinct ids a categorical feature can take after Transform (OOV buckets included)."""
-    if feature.kind == FeatureKind.VOCABULARY:
-        return tf_transform_output.vocabulary_size_by_name(feature.name) + feature.oov_buckets
-    if feature.kind == FeatureKind.HASH:
-        return feature.hash_buckets
-    if feature.kind == FeatureKind.BUCKETIZED:
-        return len(feature.boundaries) + 1
-    raise ValueError(f"feature '{feature.name}' of kind '{feature.kind}' is numeric: it has no cardinality")
+    kind = KINDS[feature.kind]
+    if kind.cardinality is None:
+        raise ValueError(f"feature '{feature.name}' of kind '{feature.kind}' is numeric: it has no cardinality")
+    return kind.cardinality(feature, tf_transform_output)
 
 
 def cardinalities(features, tf_transform_output) -> dict[str, int]:
     """{name: cardinality} of the categorical ones among ``features``; the Trainer sizes the embeddings by it."""
-    return {f.name: cardinality(f, tf_transform_output) for f in features if f.is_categorical}
+    return {f.name: cardinality(f, tf_transform_output) for f in features if is_categorical(f)}

@@ -3,6 +3,18 @@
 import tensorflow as tf
 import tf_keras
 
+# An id table's layer is named <feature><suffix>: an embedding, or a factor table. Warm start finds the tables (and
+# the feature whose vocabulary orders their rows) by these names.
+EMBEDDING_SUFFIX, FACTORS_SUFFIX = "_embedding", "_factors"
+
+
+def id_table_feature(layer_name: str) -> str | None:
+    """The feature whose ids index the table of layer ``layer_name``, or None when it is not an id table."""
+    for suffix in (EMBEDDING_SUFFIX, FACTORS_SUFFIX):
+        if layer_name.endswith(suffix) and len(layer_name) > len(suffix):
+            return layer_name.removesuffix(suffix)
+    return None
+
 
 @tf_keras.utils.register_keras_serializable(package="mtl")
 class FeatureEncoder(tf_keras.layers.Layer):
@@ -22,7 +34,7 @@ class FeatureEncoder(tf_keras.layers.Layer):
         self.embedding_l2 = embedding_l2
         self.dot_interaction = list(dot_interaction)
         self.embeddings = {
-            name: tf_keras.layers.Embedding(size, self.embedding_dims[name], name=f"{name}_embedding",
+            name: tf_keras.layers.Embedding(size, self.embedding_dims[name], name=f"{name}{EMBEDDING_SUFFIX}",
                                             embeddings_regularizer=_l2(embedding_l2))
             for name, size in sorted(self.cardinalities.items())}
         self.interaction = DotInteraction(name="dot_interaction")
@@ -64,7 +76,7 @@ class FactorInteraction(tf_keras.layers.Layer):
     def __init__(self, cardinalities: dict[str, int], dim: int, l2: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.cardinalities, self.dim, self.l2 = dict(cardinalities), dim, l2
-        self.factors = [tf_keras.layers.Embedding(size, dim, name=f"{name}_factors",
+        self.factors = [tf_keras.layers.Embedding(size, dim, name=f"{name}{FACTORS_SUFFIX}",
                                                   embeddings_initializer=tf_keras.initializers.RandomNormal(
                                                       stddev=dim ** -0.5), embeddings_regularizer=_l2(l2))
                         for name, size in self.cardinalities.items()]

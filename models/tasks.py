@@ -1,7 +1,10 @@
-"""Task types. A task owns, in one place, everything that depends on its type: how a raw label becomes a
-(label, weight) pair, its output layer, its masked loss, its fusion input, its Keras metrics, the TFMA metrics
-that judge it and the exact score a benchmark reads. The model, the trainer, the evaluator and the benchmarks
-ask the task; none of them switch on the type.
+"""Task types. A task owns, in one place, everything that depends on its type: the settings its type needs, how a
+raw label becomes a (label, weight) pair and which labels are present, its output layer, its masked loss, its
+fusion input, its Keras metric, the TFMA metrics and plots that judge it (and the parts of the head summary they
+read), its key metric and blessing rule, and its exact score on arrays (a benchmark's score, or a Bayes limit from
+the generator's truth). The model, the trainer, the evaluator, the reports and the benchmarks ask the task; none of
+them switch on the type. A new type is one class here and one entry in TASK_TYPES (its name in
+``config.registry.TaskType``).
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from config import TaskConfig, TaskType
-from data.truth import rmse, roc_auc
+from config import ConfigError, TaskConfig, TaskType
 from models import tensors
+from models.evaluation.blessing import BlessingRule
+from models.evaluation.scores import rmse, roc_auc
+from models.evaluation.summary import Part
 
 
 class Task:
@@ -27,11 +32,18 @@ class Task:
     label_dtype: ClassVar[tf.DType] = tf.float32
     key_metric: ClassVar[str]
     higher_is_better: ClassVar[bool] = True
+    probability: ClassVar[bool] = False  # one probability of an event per example (ESMM multiplies two)
+    keras_metric: ClassVar[str]  # the suffix of its Keras metric's name: <task>_<keras_metric>
     tfma_metrics: ClassVar[tuple[str, ...]]  # TFMA's names of the metrics that judge this head
     tfma_plots: ClassVar[tuple[str, ...]] = ()  # and of the plots that show it
+    summary_parts: ClassVar[tuple[Part, ...]] = ()  # what the head summary gathers for those metrics and plots
 
     def __init__(self, config: TaskConfig):
         self.config = config
+        self.check_config()
+
+    def check_config(self) -> None:
+        """Raises ConfigError for settings this type needs and the config lacks."""
 
     @property
     def name(self) -> str:
@@ -41,6 +53,18 @@ class Task:
     def key_metric_name(self) -> str:
         """The key metric as TFMA names it in its output (the class name in snake case: AUC -> auc)."""
         return re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", self.key_metric).lower()
+
+    @property
+    def keras_metric_name(self) -> str:
+        """The name of its Keras training metric (TensorBoard's scalar, Keras' history key)."""
+        return f"{self.name}_{self.keras_metric}"
+
+    @property
+    def blessing_rule(self) -> BlessingRule:
+        """What blessing asks of this head's key metric: the config's bound and tolerance, in its direction."""
+        blessing = self.config.blessing
+        return BlessingRule(metric=self.key_metric_name, higher_is_better=self.higher_is_better,
+                            bound=blessing.bound, tolerance=blessing.tolerance)
 
     @property
     def label_feature(self) -> str:
@@ -72,6 +96,15 @@ class Task:
         label = tf.where(present, tf.cast(values, self.label_dtype), tf.zeros_like(values, self.label_dtype))
         return label, tf.cast(present, tf.float32)
 
+    def present(self, labels: np.ndarray) -> np.ndarray:
+        """[n] bools: the rows of raw labels (one column, or [n, k] for a list label, NaN where absent) that hold a
+        label: no NaN and no ``missing_value`` in them."""
+        labels = np.asarray(labels, np.float64).reshape(len(labels), -1)
+        missing = np.isnan(labels)
+        if self.config.missing_value is not None:
+            missing |= labels == self.config.missing_value
+        return ~missing.any(axis=1)
+
     def make_head(self) -> tf_keras.layers.Layer:
         """The output layer on top of this task's tower."""
         return tf_keras.layers.Dense(self.units, activation=self.activation, name=f"{self.name}_head")
@@ -93,7 +126,8 @@ class Task:
         return tf.math.divide_no_nan(weighted, tf.reduce_sum(weights))
 
     def make_metrics(self) -> list[tf_keras.metrics.Metric]:
-        """Keras training metrics, updated with the label weights so missing labels do not count."""
+        """Its Keras training metric (named ``keras_metric_name``), updated with the label weights so missing labels
+        do not count."""
         raise NotImplementedError
 
     @property
@@ -106,23 +140,27 @@ class Task:
         return weights
 
     def score(self, labels: np.ndarray, weights: np.ndarray, predictions: np.ndarray) -> float:
-        """The key metric, computed exactly on the examples whose weight is positive (benchmarks call it)."""
+        """The key metric, computed exactly on the examples whose weight is positive: a model's predictions (the
+        benchmarks), or the true probabilities or means behind the labels (the Bayes limit, pipeline.reports)."""
         raise NotImplementedError
 
 
 class BinaryTask(Task):
     activation = "sigmoid"
+    probability = True
     key_metric = "AUC"
+    keras_metric = "auc"
     label_domain = (0, 1)
     tfma_metrics = ("ExampleCount", "WeightedExampleCount", "AUC", "AUCPrecisionRecall", "Calibration",
                     "MeanLabel", "MeanPrediction")
     tfma_plots = ("CalibrationPlot",)  # mean label against mean prediction in 20 buckets of the probability
+    summary_parts = (Part.RANKING, Part.CALIBRATION)
 
     def per_example_loss(self, labels, predictions):
         return tf_keras.losses.binary_crossentropy(labels[:, None], predictions[:, None])
 
     def make_metrics(self):
-        return [tf_keras.metrics.AUC(name=f"{self.name}_auc")]
+        return [tf_keras.metrics.AUC(name=self.keras_metric_name)]
 
     def score(self, labels, weights, predictions):
         present = weights > 0
@@ -131,10 +169,12 @@ class BinaryTask(Task):
 
 class RegressionTask(Task):
     key_metric = "RootMeanSquaredError"
+    keras_metric = "rmse"
     higher_is_better = False
     tfma_metrics = ("ExampleCount", "WeightedExampleCount", "RootMeanSquaredError", "MeanAbsoluteError",
                     "MeanLabel", "MeanPrediction")
     tfma_plots = ("CalibrationPlot",)  # mean label per bucket of the prediction, 20 buckets over plot_range
+    summary_parts = (Part.ERRORS, Part.CALIBRATION)
 
     def fusion_input(self, prediction):
         """log1p of the (non-negative part of the) predicted amount, so a long tail does not swamp the sum."""
@@ -144,7 +184,7 @@ class RegressionTask(Task):
         return tf.square(labels - predictions)
 
     def make_metrics(self):
-        return [tf_keras.metrics.RootMeanSquaredError(name=f"{self.name}_rmse")]
+        return [tf_keras.metrics.RootMeanSquaredError(name=self.keras_metric_name)]
 
     @property
     def plot_range(self):
@@ -159,12 +199,17 @@ class MulticlassTask(Task):
     activation = "softmax"
     label_dtype = tf.int64
     key_metric = "SparseCategoricalAccuracy"
+    keras_metric = "accuracy"
     tfma_metrics = ("ExampleCount", "WeightedExampleCount", "SparseCategoricalAccuracy")
     tfma_plots = ("MultiClassConfusionMatrixPlot",)  # of the most likely class
+    summary_parts = (Part.CLASSES,)
 
     def __init__(self, config):
         super().__init__(config)
         self.units = config.num_classes
+
+    def check_config(self):
+        _require_classes(self.config)
 
     @property
     def label_domain(self):
@@ -174,7 +219,7 @@ class MulticlassTask(Task):
         return tf_keras.losses.sparse_categorical_crossentropy(labels, predictions)
 
     def make_metrics(self):
-        return [tf_keras.metrics.SparseCategoricalAccuracy(name=f"{self.name}_accuracy")]
+        return [tf_keras.metrics.SparseCategoricalAccuracy(name=self.keras_metric_name)]
 
     def score(self, labels, weights, predictions):
         present = weights > 0
@@ -189,12 +234,17 @@ class MultilabelTask(Task):
 
     activation = "sigmoid"
     key_metric = "AUC"
+    keras_metric = "auc"
     label_domain = (0, 1)
     tfma_metrics = ("ExampleCount", "WeightedExampleCount", "AUC", "AUCPrecisionRecall")
+    summary_parts = (Part.RANKING, Part.MICRO)
 
     def __init__(self, config):
         super().__init__(config)
         self.units = config.num_classes
+
+    def check_config(self):
+        _require_classes(self.config)
 
     def encode_label(self, raw):
         """([batch, k] multi-hot, weight): a row is missing when absent or when any value is the missing value."""
@@ -210,7 +260,7 @@ class MultilabelTask(Task):
         return tf_keras.losses.binary_crossentropy(labels, predictions)  # mean over the k labels
 
     def make_metrics(self):
-        return [tf_keras.metrics.AUC(name=f"{self.name}_auc")]
+        return [tf_keras.metrics.AUC(name=self.keras_metric_name)]
 
     def metric_weights(self, weights):
         return weights[:, None]
@@ -218,6 +268,11 @@ class MultilabelTask(Task):
     def score(self, labels, weights, predictions):
         present = weights > 0
         return roc_auc(labels[present].ravel(), predictions[present].ravel())
+
+
+def _require_classes(config: TaskConfig) -> None:
+    if config.num_classes < 2:
+        raise ConfigError(f"task '{config.name}': {config.type} needs num_classes >= 2, got {config.num_classes}")
 
 
 TASK_TYPES: dict[TaskType, type[Task]] = {

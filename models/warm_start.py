@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
-from config import FeatureConfig, FeatureKind
+from config import FeatureConfig
+from models.features import KINDS
+from models.layers import id_table_feature
 
 _LAYER_NUMBER = re.compile(r"(?<=/)([a-z_]+?)_\d+(?=/)")  # Keras' auto-numbered layer names: dense_3 -> dense
 
@@ -75,7 +77,7 @@ def warm_start(model, base_model_dir: str, tf_transform_output, features: list[F
     files in assets/), as the module docstring says; returns what it did."""
     base = tf.saved_model.load(base_model_dir)
     old_paths = variable_paths(base.model.variables)
-    vocabularies = {f.name: f for f in features if f.kind == FeatureKind.VOCABULARY}
+    vocabularies = {f.name: f for f in features if KINDS[f.kind].vocabulary}
     report = WarmStartReport()
     for path, variables in variable_paths(model.weights).items():
         olds = old_paths.get(path, [])
@@ -100,8 +102,10 @@ def warm_start(model, base_model_dir: str, tf_transform_output, features: list[F
 
 
 def _embedded_feature(path: str) -> str | None:
-    match = re.search(r"(?:feature_encoder/(\w+)_embedding|factor_interaction/(\w+)_factors)/embeddings$", path)
-    return (match.group(1) or match.group(2)) if match else None
+    """The feature whose ids index the id table at variable ``path`` (``.../<feature>_embedding/embeddings``), or
+    None for any other variable."""
+    *_, layer, variable = path.split("/")
+    return id_table_feature(layer) if variable == "embeddings" else None
 
 
 def _vocabulary_file(path: str) -> list[bytes] | None:

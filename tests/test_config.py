@@ -6,6 +6,8 @@ import pytest
 import yaml
 
 from config import DEFAULT_CONFIG, ConfigError, PipelineConfig
+from models.builder import check_model_config
+from models.features import is_categorical
 
 
 @pytest.fixture
@@ -18,7 +20,7 @@ def test_default_config_describes_the_bundled_logs():
     config = PipelineConfig.from_yaml(DEFAULT_CONFIG)
     assert [t.name for t in config.tasks] == ["click", "conversion", "watch_time", "interest"]
     assert {t.type for t in config.tasks} == {"binary", "regression", "multiclass"}
-    assert config.features[0].name == "user_id" and config.features[0].is_categorical
+    assert config.features[0].name == "user_id" and is_categorical(config.features[0])
     assert config.tasks[0].blessing.bound == 0.55
 
 
@@ -71,9 +73,11 @@ def test_round_trip_through_json(default_dict):
      r"config.model.task_embeddings.interest: expected a list, got 'user_id'"),
 ])
 def test_bad_config_names_the_problem(default_dict, mutate, message):
+    """Checked when the config loads, or (rules of the task types and feature kinds) by check_model_config, which
+    preflight runs before any component starts."""
     mutate(default_dict)
     with pytest.raises(ConfigError, match=message):
-        PipelineConfig.from_dict(default_dict)
+        check_model_config(PipelineConfig.from_dict(default_dict))
 
 
 def test_numbers_are_accepted_where_the_type_allows_them(default_dict):

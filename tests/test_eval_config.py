@@ -36,7 +36,8 @@ def test_metrics_per_head_by_task_type_from_the_head_metrics_module():
 
 def test_a_head_metrics_share_one_summary_regression_over_its_plot_range():
     (spec,) = [s for s in make_eval_config(CONFIG).metrics_specs if list(s.output_names) == ["watch_time"]]
-    assert {m.config for m in spec.metrics} == {'"kind": "regression", "plot_range": [0.0, 10.0], "plot_buckets": 20'}
+    assert {m.config for m in spec.metrics} == {
+        '"parts": ["errors", "calibration"], "plot_range": [0.0, 10.0], "plot_buckets": 20'}
 
 
 def _threshold(head: str, metric: str) -> config_pb2.MetricThreshold:

@@ -11,23 +11,28 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.proto import config_pb2
 
 from models.evaluation import head_metrics as hm
+from models.tasks import BinaryTask, MulticlassTask, MultilabelTask, RegressionTask
+
+# What each task type's summary gathers, as the EvalConfig passes it.
+BINARY, REGRESSION = BinaryTask.summary_parts, RegressionTask.summary_parts
+MULTICLASS, MULTILABEL = MulticlassTask.summary_parts, MultilabelTask.summary_parts
 
 
-def _summary(kind, labels, predictions, weights, plot_range=(0.0, 1.0)):
-    summary = hm.HeadSummary(kind, plot_range, 4)
+def _summary(parts, labels, predictions, weights, plot_range=(0.0, 1.0)):
+    summary = hm.HeadSummary(parts, plot_range, 4)
     for label, prediction, weight in zip(labels, predictions, weights, strict=True):
         summary.add(np.atleast_1d(label), np.atleast_1d(prediction), np.atleast_1d(weight))
     return summary.fold()
 
 
 def _value(metric_class, summary):
-    return metric_class(kind=summary.kind, plot_range=summary.plot_range, plot_buckets=summary.plot_buckets).value(
+    return metric_class(parts=summary.parts, plot_range=summary.plot_range, plot_buckets=summary.plot_buckets).value(
         summary)
 
 
 def test_binary_counts_means_and_calibration():
     # the last example has weight 0: its label is missing and counts for nothing
-    summary = _summary(hm.BINARY, [1, 0, 1, 0], [0.9, 0.8, 0.2, 0.1], [1, 1, 2, 0])
+    summary = _summary(BINARY, [1, 0, 1, 0], [0.9, 0.8, 0.2, 0.1], [1, 1, 2, 0])
     assert _value(hm.HeadExampleCount, summary) == 4.0
     assert _value(hm.HeadWeightedExampleCount, summary) == 4.0
     assert _value(hm.HeadMeanLabel, summary) == pytest.approx(3 / 4)
@@ -37,19 +42,19 @@ def test_binary_counts_means_and_calibration():
 
 def test_auc_counts_the_weighted_pairs_in_order():
     # positives 0.9 (w 1) and 0.2 (w 2), negative 0.8 (w 1): ordered pairs weigh 1 of 3
-    summary = _summary(hm.BINARY, [1, 0, 1, 0], [0.9, 0.8, 0.2, 0.1], [1, 1, 2, 0])
+    summary = _summary(BINARY, [1, 0, 1, 0], [0.9, 0.8, 0.2, 0.1], [1, 1, 2, 0])
     assert _value(hm.HeadAUC, summary) == pytest.approx(1 / 3)
 
 
 def test_precision_recall_auc_with_tfma_interpolation():
-    perfect = _summary(hm.BINARY, [1, 0], [0.9, 0.1], [1, 1])
+    perfect = _summary(BINARY, [1, 0], [0.9, 0.1], [1, 1])
     assert _value(hm.HeadAUCPrecisionRecall, perfect) == pytest.approx(1.0)
-    reversed_ = _summary(hm.BINARY, [1, 0], [0.1, 0.9], [1, 1])  # precision slides from 1/2 to 0 along recall 1
+    reversed_ = _summary(BINARY, [1, 0], [0.1, 0.9], [1, 1])  # precision slides from 1/2 to 0 along recall 1
     assert _value(hm.HeadAUCPrecisionRecall, reversed_) == pytest.approx(1 - math.log(2))
 
 
 def test_regression_errors_and_calibration_plot_buckets():
-    summary = _summary(hm.REGRESSION, [1.0, 3.0, 0.0, 7.0], [2.0, 1.0, -1.0, 9.0], [1, 1, 1, 0], (0.0, 4.0))
+    summary = _summary(REGRESSION, [1.0, 3.0, 0.0, 7.0], [2.0, 1.0, -1.0, 9.0], [1, 1, 1, 0], (0.0, 4.0))
     assert _value(hm.HeadRootMeanSquaredError, summary) == pytest.approx(math.sqrt((1 + 4 + 1) / 3))
     assert _value(hm.HeadMeanAbsoluteError, summary) == pytest.approx((1 + 2 + 1) / 3)
     plot = _value(hm.HeadCalibrationPlot, summary)
@@ -63,7 +68,7 @@ def test_regression_errors_and_calibration_plot_buckets():
 
 def test_multiclass_accuracy_and_confusion_cells():
     predictions = [[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8]]
-    summary = _summary(hm.MULTICLASS, [0, 2, 0, 1], predictions, [1, 1, 2, 0])
+    summary = _summary(MULTICLASS, [0, 2, 0, 1], predictions, [1, 1, 2, 0])
     assert _value(hm.HeadSparseCategoricalAccuracy, summary) == pytest.approx(2 / 4)
     (matrix,) = _value(hm.HeadMultiClassConfusionMatrixPlot, summary).matrices
     cells = {(e.actual_class_id, e.predicted_class_id): e.num_weighted_examples for e in matrix.entries}
@@ -72,7 +77,7 @@ def test_multiclass_accuracy_and_confusion_cells():
 
 def test_multilabel_auc_is_micro_averaged():
     # pairs (label, score): (1, .9) (0, .6) | (0, .3) (1, .4): positives .9, .4 against negatives .6, .3 -> 3 of 4
-    summary = _summary(hm.MULTILABEL, [[1, 0], [0, 1]], [[0.9, 0.6], [0.3, 0.4]], [1, 1])
+    summary = _summary(MULTILABEL, [[1, 0], [0, 1]], [[0.9, 0.6], [0.3, 0.4]], [1, 1])
     assert _value(hm.HeadAUC, summary) == pytest.approx(3 / 4)
     assert _value(hm.HeadExampleCount, summary) == 2.0  # examples, not pairs, as TFMA counts them
 
@@ -81,10 +86,10 @@ def test_merging_parts_equals_one_summary():
     rng = np.random.default_rng(0)
     labels, predictions = rng.integers(0, 2, 3000), rng.random(3000)
     weights = rng.integers(0, 2, 3000)
-    whole = _summary(hm.BINARY, labels, predictions, weights)
-    combiner = hm._HeadSummaryCombiner(None, hm.BINARY, (0.0, 1.0), 4)
-    merged = combiner.merge_accumulators([_summary(hm.BINARY, labels[:1234], predictions[:1234], weights[:1234]),
-                                          _summary(hm.BINARY, labels[1234:], predictions[1234:], weights[1234:])])
+    whole = _summary(BINARY, labels, predictions, weights)
+    combiner = hm._HeadSummaryCombiner(None, BINARY, (0.0, 1.0), 4)
+    merged = combiner.merge_accumulators([_summary(BINARY, labels[:1234], predictions[:1234], weights[:1234]),
+                                          _summary(BINARY, labels[1234:], predictions[1234:], weights[1234:])])
     for metric in (hm.HeadAUC, hm.HeadAUCPrecisionRecall, hm.HeadCalibration, hm.HeadExampleCount):
         assert _value(metric, merged) == pytest.approx(_value(metric, whole), abs=1e-12)
 
@@ -136,7 +141,8 @@ def _evaluate(data, output, head_metrics: bool):
     metrics_specs = []
     for head, kind in HEADS.items():
         if head_metrics:
-            options = json.dumps({"kind": kind, "plot_range": list(PLOT_RANGE[kind]), "plot_buckets": 20})[1:-1]
+            parts = {"binary": BINARY, "regression": REGRESSION, "multiclass": MULTICLASS}[kind]
+            options = json.dumps({"parts": list(parts), "plot_range": list(PLOT_RANGE[kind]), "plot_buckets": 20})[1:-1]
             metrics = [config_pb2.MetricConfig(class_name=f"Head{name}", module="models.evaluation.head_metrics",
                                                config=options) for name in TFMA_METRICS[kind]]
         else:

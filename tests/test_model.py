@@ -7,7 +7,7 @@ from helpers import CONFIG, assert_training_reduces_every_task_loss, batch, tiny
 
 from config import Architecture, Balancing, FeatureKind, TaskType
 from models.builder import ARCHITECTURES, BALANCERS, make_architecture
-from models.features import TRANSFORMS
+from models.features import KINDS
 from models.layers import MLP, DotInteraction, FactorInteraction, FeatureEncoder
 from models.tasks import TASK_TYPES
 from models.training import NonFiniteLoss, fit
@@ -76,7 +76,7 @@ def test_architecture_from_config():
 
 
 @pytest.mark.parametrize("names, registry", [(TaskType, TASK_TYPES), (Architecture, ARCHITECTURES),
-                                             (Balancing, BALANCERS), (FeatureKind, TRANSFORMS)])
+                                             (Balancing, BALANCERS), (FeatureKind, KINDS)])
 def test_every_registered_name_has_exactly_one_implementation(names, registry):
     assert set(registry) == set(names)
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from config import TaskConfig
-from models.tasks import BinaryTask, MulticlassTask, MultilabelTask, RegressionTask
+from config import BlessingConfig, ConfigError, TaskConfig, TaskType
+from models.tasks import BinaryTask, MulticlassTask, MultilabelTask, RegressionTask, make_task
 
 
 def _task(cls, type_, **kwargs):
@@ -138,3 +138,34 @@ def test_key_metric_names_are_the_names_in_tfma_output():
              _task(MulticlassTask, "multiclass", num_classes=3), _task(MultilabelTask, "multilabel", num_classes=2)]
     assert [t.key_metric_name for t in tasks] == ["auc", "root_mean_squared_error", "sparse_categorical_accuracy",
                                                   "auc"]
+
+
+def test_present_rows_exclude_nan_and_the_missing_value_in_any_column():
+    binary = _task(BinaryTask, "binary")
+    assert binary.present(np.array([1.0, np.nan, -1.0, 0.0])).tolist() == [True, False, False, True]
+    multilabel = _task(MultilabelTask, "multilabel", num_classes=2)
+    rows = np.array([[1.0, 0.0], [np.nan, np.nan], [-1.0, -1.0], [0.0, -1.0]])
+    assert multilabel.present(rows).tolist() == [True, False, False, False]
+    assert _task(RegressionTask, "regression", missing_value=None).present(np.array([-1.0, np.nan])).tolist() == [
+        True, False]
+
+
+def test_the_blessing_rule_follows_the_key_metric_direction():
+    click = BinaryTask(TaskConfig(name="c", type="binary", label_key="y",
+                                  blessing=BlessingConfig(bound=0.55, tolerance=0.01)))
+    assert click.blessing_rule.describe() == ">= 0.55, change >= -0.01"
+    watch = RegressionTask(TaskConfig(name="w", type="regression", label_key="y",
+                                      blessing=BlessingConfig(tolerance=0.05)))
+    assert (watch.blessing_rule.metric, watch.blessing_rule.describe()) == ("root_mean_squared_error",
+                                                                           "change <= +0.05")
+
+
+@pytest.mark.parametrize("cls, type_", [(MulticlassTask, "multiclass"), (MultilabelTask, "multilabel")])
+def test_a_class_type_needs_num_classes(cls, type_):
+    with pytest.raises(ConfigError, match=f"task 't': {type_} needs num_classes >= 2, got 0"):
+        _task(cls, type_)
+
+
+def test_each_task_type_names_its_keras_metric():
+    names = [make_task(TaskConfig(name="t", type=t, label_key="y", num_classes=3)).keras_metric_name for t in TaskType]
+    assert names == ["t_auc", "t_rmse", "t_accuracy", "t_auc"]

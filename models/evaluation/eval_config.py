@@ -1,7 +1,7 @@
 """The TFMA EvalConfig, derived from the task config: per-head metrics, slices and blessing thresholds.
 
 Built from TFMA's protos (``tensorflow_model_analysis.proto.config_pb2``), which every TFMA release exports. Each
-metric and plot a task names (in TFMA's words) is computed by its vectorised twin in ``models/head_metrics.py``
+metric and plot a task names (in TFMA's words) is computed by its vectorised twin in ``head_metrics``
 (``AUC`` -> ``HeadAUC``), which gives the same names and values at a tenth of the cost.
 """
 
@@ -11,9 +11,10 @@ from tensorflow_model_analysis.proto import config_pb2
 
 from config import PipelineConfig
 from models import signatures
+from models.evaluation.blessing import BlessingRule
 from models.tasks import Task, make_tasks
 
-HEAD_METRICS_MODULE = "models.evaluation.head_metrics"
+HEAD_METRICS_MODULE = "models.evaluation.head_metrics"  # where TFMA finds the Head* metric classes
 PLOT_BUCKETS = 20
 
 
@@ -37,26 +38,26 @@ def make_eval_config(config: PipelineConfig) -> config_pb2.EvalConfig:
 def _metric_configs(task: Task) -> list[config_pb2.MetricConfig]:
     """The type's metrics and plots, all over one shared summary of the head; the key metric carries the blessing
     threshold, judged on the overall slice only."""
-    summary = json.dumps({"kind": str(task.config.type), "plot_range": list(task.plot_range),
+    summary = json.dumps({"parts": list(task.summary_parts), "plot_range": list(task.plot_range),
                           "plot_buckets": PLOT_BUCKETS})[1:-1]
     metrics = []
     for name in (*task.tfma_metrics, *task.tfma_plots):
         metric = config_pb2.MetricConfig(class_name=f"Head{name}", module=HEAD_METRICS_MODULE, config=summary)
         if name == task.key_metric:
             metric.per_slice_thresholds.append(config_pb2.PerSliceMetricThreshold(
-                slicing_specs=[config_pb2.SlicingSpec()], threshold=_threshold(task)))
+                slicing_specs=[config_pb2.SlicingSpec()], threshold=_threshold(task.blessing_rule)))
         metrics.append(metric)
     return metrics
 
 
-def _threshold(task: Task) -> config_pb2.MetricThreshold:
-    """Blessing rule of one head: a bound on its key metric, and no regression beyond the tolerance."""
-    blessing = task.config.blessing
-    higher = task.higher_is_better
+def _threshold(rule: BlessingRule) -> config_pb2.MetricThreshold:
+    """TFMA's threshold for a head's blessing rule: a bound on its key metric, and no regression beyond the
+    tolerance against the baseline."""
+    higher = rule.higher_is_better
     threshold = config_pb2.MetricThreshold(change_threshold=config_pb2.GenericChangeThreshold(
         direction=config_pb2.MetricDirection.HIGHER_IS_BETTER if higher else config_pb2.MetricDirection.LOWER_IS_BETTER,
-        absolute={"value": -blessing.tolerance if higher else blessing.tolerance}))
-    if blessing.bound is not None:
+        absolute={"value": -rule.tolerance if higher else rule.tolerance}))
+    if rule.bound is not None:
         bound = threshold.value_threshold.lower_bound if higher else threshold.value_threshold.upper_bound
-        bound.value = blessing.bound
+        bound.value = rule.bound
     return threshold

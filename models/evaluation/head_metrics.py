@@ -6,7 +6,9 @@ plot of a head is a TFMA ``DerivedMetricComputation`` over one shared ``MetricCo
 its key, as it does for its own MeanLabel and Calibration): its combiner appends each example's label, prediction and
 weight to a buffer and folds 1,024 of them at a time into numpy histograms and sums. The metric names, the plot
 protos and the approximations (10,000 thresholds for the AUCs, TFMA's interpolation rules) are TFMA's, so reports,
-blessing thresholds and baselines read them unchanged. ``models/eval_config.py`` names these classes by module path.
+blessing thresholds and baselines read them unchanged. Which sums and histograms a head's summary gathers is the
+task's choice (``Task.summary_parts``, passed in each metric's config as ``parts``); ``eval_config`` names these
+classes by module path.
 """
 
 from typing import Any
@@ -16,25 +18,27 @@ import numpy as np
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.proto import metrics_for_slice_pb2
 
+from models.evaluation.summary import Part
+
 AUC_THRESHOLDS = 10_000  # TFMA's default for AUC and AUCPrecisionRecall
 FOLD_EVERY = 1_024  # examples buffered before they are folded into the histograms
-BINARY, REGRESSION, MULTICLASS, MULTILABEL = "binary", "regression", "multiclass", "multilabel"
 
 
 class HeadSummary:
     """Everything the metrics of one head need, for one slice: sums, and histograms over the prediction. The
     combiner below creates and merges it; the derived metrics read it."""
 
-    def __init__(self, kind: str, plot_range: tuple[float, float], plot_buckets: int):
-        self.kind, self.plot_range, self.plot_buckets = kind, plot_range, plot_buckets
+    def __init__(self, parts, plot_range: tuple[float, float], plot_buckets: int):
+        self.parts = frozenset(Part(part) for part in parts)
+        self.plot_range, self.plot_buckets = plot_range, plot_buckets
         self.labels, self.predictions, self.weights = [], [], []  # not yet folded
         self.weight = self.weighted_labels = self.weighted_predictions = 0.0
         self.squared_error = self.absolute_error = 0.0
         bins = AUC_THRESHOLDS - 1  # bin j holds predictions in [j, j + 1) / (thresholds - 1)
-        self.positives = np.zeros(bins) if kind in (BINARY, MULTILABEL) else None
-        self.negatives = np.zeros(bins) if kind in (BINARY, MULTILABEL) else None
+        self.positives = np.zeros(bins) if Part.RANKING in self.parts else None
+        self.negatives = np.zeros(bins) if Part.RANKING in self.parts else None
         # plot buckets: (-inf, left), plot_buckets between left and right, [right, inf); rows: weight, label, prediction
-        self.plot = np.zeros((3, plot_buckets + 2)) if kind in (BINARY, REGRESSION) else None
+        self.plot = np.zeros((3, plot_buckets + 2)) if Part.CALIBRATION in self.parts else None
         self.confusion = None  # [actual, predicted] weights, sized by the first predictions seen (multiclass)
         self.seen = None  # [actual, predicted] examples, weighted or not: TFMA lists every cell it has seen
 
@@ -54,16 +58,16 @@ class HeadSummary:
         predictions = np.stack([np.ravel(p) for p in self.predictions]).astype(np.float64)
         labels = np.stack([np.ravel(v) for v in self.labels]).astype(np.float64)
         self.labels, self.predictions, self.weights = [], [], []
-        if self.kind == MULTICLASS:
+        if Part.CLASSES in self.parts:
             self._fold_classes(labels[:, 0].astype(np.int64), predictions, weights)
             return self
         self.weight += weights.sum()
-        if self.kind == MULTILABEL:  # micro-average: each (example, label) pair is one weighted point
+        if Part.MICRO in self.parts:  # micro-average: each (example, label) pair is one weighted point
             weights = np.repeat(weights, labels.shape[1])
         labels, predictions = labels.ravel(), predictions.ravel()
         self.weighted_labels += weights @ labels
         self.weighted_predictions += weights @ predictions
-        if self.kind == REGRESSION:
+        if Part.ERRORS in self.parts:
             self.squared_error += weights @ np.square(predictions - labels)
             self.absolute_error += weights @ np.abs(predictions - labels)
         if self.positives is not None:
@@ -118,12 +122,12 @@ class _HeadSummaryCombiner(beam.CombineFn):
     """Feeds every example of a slice to a HeadSummary: reads the head's label, prediction and weight straight from
     TFMA's standard metric inputs."""
 
-    def __init__(self, key: tfma.metrics.MetricKey, kind: str, plot_range, plot_buckets: int):
-        self._key, self._kind = key, kind
+    def __init__(self, key: tfma.metrics.MetricKey, parts: tuple[str, ...], plot_range, plot_buckets: int):
+        self._key, self._parts = key, parts
         self._plot_range, self._plot_buckets = tuple(plot_range), plot_buckets
 
     def create_accumulator(self) -> HeadSummary:
-        return HeadSummary(self._kind, self._plot_range, self._plot_buckets)
+        return HeadSummary(self._parts, self._plot_range, self._plot_buckets)
 
     def add_input(self, summary: HeadSummary, element: tfma.metrics.StandardMetricInputs) -> HeadSummary:
         key = self._key
@@ -154,16 +158,17 @@ def _head_value(values, key: tfma.metrics.MetricKey):
     return values
 
 
-def _summary_computations(kind: str, plot_range, plot_buckets: int):
+def _summary_computations(parts: tuple[str, ...], plot_range, plot_buckets: int):
     """The function TFMA calls for each model and output: the shared summary computation of one head."""
 
     def computations(name=None, eval_config=None, model_name="", output_name="", sub_key=None,
                      aggregation_type=None, class_weights=None, example_weighted=False):
-        key = tfma.metrics.MetricKey(name=f"_head_summary_{kind}_{plot_range[0]}_{plot_range[1]}_{plot_buckets}",
+        key = tfma.metrics.MetricKey(name=f"_head_summary_{'_'.join(parts)}_{plot_range[0]}_{plot_range[1]}_"
+                                          f"{plot_buckets}",
                                      model_name=model_name, output_name=output_name, sub_key=sub_key,
                                      example_weighted=example_weighted)
         return [tfma.metrics.MetricComputation(
-            keys=[key], preprocessors=None, combiner=_HeadSummaryCombiner(key, kind, plot_range, plot_buckets))]
+            keys=[key], preprocessors=None, combiner=_HeadSummaryCombiner(key, parts, plot_range, plot_buckets))]
 
     return computations
 
@@ -171,20 +176,20 @@ def _summary_computations(kind: str, plot_range, plot_buckets: int):
 class HeadMetric(tfma.metrics.Metric):
     """One TFMA metric (or plot) of a head, read from the head's summary. Subclasses name it and say how: ``value``
     (a float, or a plot proto when ``plot`` is true). Its config (from MetricConfig.config) describes the summary:
-    ``kind`` (binary, regression, multiclass, multilabel), ``plot_range`` and ``plot_buckets``; every metric of a
-    head must be given the same, so that they share it."""
+    ``parts`` (``summary.Part`` names: what it gathers), ``plot_range`` and ``plot_buckets``; every metric of a head
+    must be given the same, so that they share it."""
 
     metric_name = ""
     plot = False
 
-    def __init__(self, kind: str = BINARY, plot_range=(0.0, 1.0), plot_buckets: int = 20, name: str = ""):
-        self.kind, self.plot_range, self.plot_buckets = kind, tuple(plot_range), plot_buckets
+    def __init__(self, parts=(), plot_range=(0.0, 1.0), plot_buckets: int = 20, name: str = ""):
+        self.parts, self.plot_range, self.plot_buckets = tuple(sorted(parts)), tuple(plot_range), plot_buckets
         super().__init__(tfma.metrics.merge_per_key_computations(self._computations), name=name or self.metric_name,
-                         kind=kind, plot_range=list(plot_range), plot_buckets=plot_buckets)
+                         parts=list(self.parts), plot_range=list(plot_range), plot_buckets=plot_buckets)
 
     def _computations(self, name, eval_config=None, model_name="", output_name="", sub_key=None,
                       aggregation_type=None, class_weights=None, example_weighted=False, **_):
-        summary = _summary_computations(self.kind, self.plot_range, self.plot_buckets)(
+        summary = _summary_computations(self.parts, self.plot_range, self.plot_buckets)(
             model_name=model_name, output_name=output_name, sub_key=sub_key, example_weighted=example_weighted)
         summary_key = summary[-1].keys[-1]
         key_type = tfma.metrics.PlotKey if self.plot else tfma.metrics.MetricKey

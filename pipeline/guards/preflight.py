@@ -21,12 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from config import FeatureKind, PipelineConfig, UserError
+from config import PipelineConfig, UserError
+from models.builder import check_model_config
+from models.features import KINDS
 from models.tasks import Task, make_tasks
 
 _RECORD_HEADER, _RECORD_FOOTER = 12, 4  # a TFRecord: length (8 bytes) and its CRC (4), data, the data's CRC (4)
 SAMPLE_EVENTS = 10_000  # events of a span whose values are checked, spread over its files (at least 1,000 each)
-_NUMERIC_KINDS = (FeatureKind.BUCKETIZED, FeatureKind.ZSCORE, FeatureKind.LOG)
 
 
 class PreflightError(UserError):
@@ -49,7 +50,9 @@ class Ingestion:
 
 
 def check_run(config: PipelineConfig, serving_dir: str) -> Ingestion:
-    """Raises PreflightError for the first problem found; returns what the run will ingest."""
+    """Raises ConfigError for a rule of the task types and feature kinds, PreflightError for the first problem
+    found in the logs or paths; returns what the run will ingest."""
+    check_model_config(config)
     ingestion = check_logs(config)
     _check_writable(serving_dir)
     return ingestion
@@ -126,7 +129,7 @@ def _check_sample(path: str, config: PipelineConfig, limit: int) -> None:
     where = f"{path} (first {columns.pop(''):,} events)"
     for feature in config.features:
         values = _column(columns, feature.name, f"feature '{feature.name}'", where)
-        if feature.kind in _NUMERIC_KINDS:
+        if KINDS[feature.kind].numbers:
             _require_numbers(values, f"feature '{feature.name}' (kind {feature.kind})", where)
     for name in config.evaluation.slices:
         _column(columns, name, f"slice feature '{name}'", where)

@@ -1,5 +1,6 @@
 """Each head's best achievable score on a run's eval split, for logs written by data.writer (``truth.npz``
-beside each span holds the true probability or mean behind every label): the report shows it next to the model's.
+beside each span holds the true probability or mean behind every label): the head's task scores the truth as it
+scores a model, and the report shows it next to the model's.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from config import PipelineConfig
-from data.truth import TRUTH_FILE, bayes_limits, load_truth
+from data.truth import TRUTH_FILE, TRUTH_OF_LABEL, load_truth
 from data.world import LABEL_DTYPES
 from models.tasks import make_tasks
 from pipeline.reports.run_report import RunReport
@@ -25,15 +26,17 @@ def head_limits(report: RunReport, config: PipelineConfig) -> dict[str, dict[str
     if report.examples_uri is None:
         return {}
     span_dir = os.path.join(report.input_base, f"span-{report.span}")
-    tasks = [t for t in make_tasks(config.tasks) if t.config.label_key in LABEL_DTYPES]
+    tasks = [t for t in make_tasks(config.tasks) if t.config.label_key in TRUTH_OF_LABEL]
     if not tasks or not tf.io.gfile.exists(os.path.join(span_dir, TRUTH_FILE)):
         return {}
     event_ids, labels = _eval_labels(report.examples_uri, [t.config.label_key for t in tasks])
     truth = load_truth(span_dir, event_ids.tolist())
     limits = {}
     for task in tasks:
-        (value,) = bayes_limits(truth, {task.config.label_key: labels[task.config.label_key]}).values()
-        limits[task.name] = {task.key_metric_name: value}
+        label = labels[task.config.label_key]
+        present = task.present(label)
+        truth_of_label = truth[TRUTH_OF_LABEL[task.config.label_key]]
+        limits[task.name] = {task.key_metric_name: task.score(label, present.astype(float), truth_of_label)}
     return limits
 
 

@@ -71,16 +71,12 @@ def _verdict(tasks: list[Task], report: RunReport, history: list[PastRun]) -> st
         value = report.metrics.get((OVERALL, task.name), {}).get(key)
         baseline = report.baseline.get(task.name, {}).get(key)
         change = None if value is None or baseline is None else value - baseline
-        blessing = task.config.blessing
-        comparison = ">=" if task.higher_is_better else "<="
-        rule = [f"{comparison} {blessing.bound:g}"] if blessing.bound is not None else []
-        rule.append(f"change {'>= -' if task.higher_is_better else '<= +'}{blessing.tolerance:g}")
         verdict = ("<span class='fail'>fail</span>" if task.name in report.failed_heads
                    else "<span class='pass'>pass</span>" if report.blessed is not None else "")
         trend = [run.key_metrics[task.name] for run in history if task.name in run.key_metrics]
         rows.append(f"<tr id='verdict-{_e(task.name)}'><td><a href='#head-{_e(task.name)}'>{_e(task.name)}</a></td>"
                     f"<td>{_e(key)}</td><td>{format_number(value)}</td><td>{format_number(baseline) or '—'}</td>"
-                    f"<td>{_signed(change)}</td><td>{_e(', '.join(rule))}</td><td>{verdict}</td>"
+                    f"<td>{_signed(change)}</td><td>{_e(task.blessing_rule.describe())}</td><td>{verdict}</td>"
                     f"<td>{_sparkline([*trend, value] if value is not None else trend)}</td></tr>")
     failures = "".join(f"<li>{_e(f)}</li>" for f in report.failures)
     return (f"<section id='verdict'><p><span class='verdict {blessed[1]}'>{blessed[0]}</span> &nbsp;{pushed}</p>"
