@@ -50,22 +50,26 @@ def _run(commands) -> argparse.ArgumentParser:
     return run
 
 
+def _reading_runs(p: argparse.ArgumentParser, config_help: str) -> argparse.ArgumentParser:
+    """The options of the commands that read recorded runs: their output folder and the config they ran."""
+    p.add_argument("--output-dir", default="outputs", help="(default: %(default)s)")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG), help=config_help)
+    return p
+
+
 def _runs(commands) -> argparse.ArgumentParser:
-    runs = commands.add_parser("runs", help="list the recorded runs, newest first",
-                               description="One row per run recorded in <output-dir>/metadata.db: time, span, each "
-                                           "head's key metric, blessed, pushed version.")
-    runs.add_argument("--output-dir", default="outputs", help="(default: %(default)s)")
-    runs.add_argument("--config", default=str(DEFAULT_CONFIG), help="the config whose heads to show")
-    return runs
+    return _reading_runs(commands.add_parser(
+        "runs", help="list the recorded runs, newest first",
+        description="One row per run recorded in <output-dir>/metadata.db: time, span, each head's key metric, "
+                    "blessed, pushed version."), "the config whose heads to show")
 
 
 def _report(commands) -> argparse.ArgumentParser:
-    report = commands.add_parser("report", help="rebuild the markdown and HTML reports of a recorded run",
-                                 description="Writes <output-dir>/report.md and report.html for RUN (default: the "
-                                             "newest; `mtl runs` lists them).")
+    report = _reading_runs(commands.add_parser(
+        "report", help="rebuild the markdown and HTML reports of a recorded run",
+        description="Writes <output-dir>/report.md and report.html for RUN (default: the newest; `mtl runs` lists "
+                    "them)."), "the config the run used")
     report.add_argument("run", nargs="?", help="a run id from `mtl runs` (default: the newest)")
-    report.add_argument("--output-dir", default="outputs", help="(default: %(default)s)")
-    report.add_argument("--config", default=str(DEFAULT_CONFIG), help="the config the run used")
     return report
 
 
