@@ -23,6 +23,9 @@ from config.errors import ConfigError
 from config.registry import Architecture, Balancing, Distribution, FeatureKind, LossNormalization, TaskType
 
 DEFAULT_CONFIG = Path(__file__).parent / "default.yaml"
+# Task, feature, label and slice names become metric keys, file names (vocabularies, TensorBoard runs), tensor and
+# signature output names: letters, digits and underscores, starting with a letter.
+SAFE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class FeatureConfig:
     boundaries: tuple[float, ...] = ()
 
     def __post_init__(self):
+        _require_safe_name(self.name, "feature")
         _set_member(self, "kind", FeatureKind, f"feature '{self.name}': kind")
         _require(self.embedding_dim >= 1, f"feature '{self.name}': embedding_dim must be >= 1")
         _require(self.top_k is None or self.top_k >= 1, f"feature '{self.name}': top_k must be >= 1")
@@ -81,6 +85,8 @@ class TaskConfig:
     blessing: BlessingConfig = field(default_factory=BlessingConfig)
 
     def __post_init__(self):
+        _require_safe_name(self.name, "task")
+        _require_safe_name(self.label_key, f"task '{self.name}': label_key")
         where = f"task '{self.name}'"
         _require(len(self.plot_range) == 2 and self.plot_range[0] < self.plot_range[1],
                  f"{where}: plot_range must be [low, high] with low < high, got {list(self.plot_range)}")
@@ -389,6 +395,12 @@ def _set_member(config: Any, name: str, names: type[StrEnum], where: str) -> Non
 def _require(condition: Any, message: str) -> None:
     if not condition:
         raise ConfigError(message)
+
+
+def _require_safe_name(name: Any, what: str) -> None:
+    _require(isinstance(name, str) and SAFE_NAME.fullmatch(name),
+             f"{what} name {name!r} must be letters, digits and underscores, starting with a letter (at most 64): "
+             "it names metric keys, files and serving outputs; rename it")
 
 
 def _require_unique(what: str, names: list[str]) -> None:

@@ -112,3 +112,17 @@ def test_bad_beam_settings(default_dict, beam, message):
     default_dict["beam"] = beam
     with pytest.raises(ConfigError, match=message):
         PipelineConfig.from_dict(default_dict)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d["tasks"][0].update(name="a/b"), r"task name 'a/b' must be letters, digits and underscores"),
+    (lambda d: d["tasks"][0].update(name=".."), r"task name '\.\.' must be"),
+    (lambda d: d["tasks"][0].update(name="../../../../escape"), r"task name '\.\./\.\./\.\./\.\./escape' must be"),
+    (lambda d: d["tasks"][0].update(label_key="click label"), r"task 'click': label_key name 'click label' must"),
+    (lambda d: d["features"][0].update(name="user/id"), r"feature name 'user/id' must be"),
+    (lambda d: d["tasks"][0].update(name="x" * 65), r"task name 'x{65}' must be"),
+])
+def test_names_that_reach_paths_and_metric_keys_are_safe(default_dict, mutate, message):
+    mutate(default_dict)
+    with pytest.raises(ConfigError, match=message):
+        PipelineConfig.from_dict(default_dict)

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from pipeline.reports.run_report import OVERALL, RunReport
 from pipeline.reports.text import format_number
+from pipeline.reports.text import markdown_text as md
 
 BAYES_ROW = "Bayes limit (overall, from the generator's truth)"
 
 
 def format_report(report: RunReport, limits: dict[str, dict[str, float]] | None = None, max_slices: int = 12) -> str:
-    """A markdown table per head (rows: overall, then slices; columns: its TFMA metrics), then the verdict.
+    """A markdown table per head (rows: overall, then slices; columns: its TFMA metrics), then the verdict. Every
+    name and value from the logs is escaped (``markdown_text``): a slice value renders as the text it is.
 
-    ``limits`` ({head: {metric: value}}, see pipeline.limits) adds a row with each head's best achievable score.
+    ``limits`` ({head: {metric: value}}, see pipeline.reports.head_limits) adds a row with each head's best
+    achievable score.
     """
     limits = limits or {}
     lines = []
@@ -21,17 +24,19 @@ def format_report(report: RunReport, limits: dict[str, dict[str, float]] | None 
         rows = sorted(((s, values) for (s, h), values in report.metrics.items() if h == head),
                       key=lambda row: (row[0] != OVERALL, row[0]))
         names = sorted(rows[0][1])
-        lines += [f"\n### {head}", "| slice | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        lines += [f"\n### {md(head)}", "| slice | " + " | ".join(map(md, names)) + " |",
+                  "|---" * (len(names) + 1) + "|"]
         if head in limits:
             rows.insert(1, (BAYES_ROW, limits[head]))
-        lines += ["| " + s + " | " + " | ".join(format_number(values.get(n)) for n in names) + " |"
+        lines += ["| " + md(s) + " | " + " | ".join(format_number(values.get(n)) for n in names) + " |"
                   for s, values in rows[:max_slices + (head in limits)]]
         if len(rows) > max_slices:
             lines.append(f"| … {len(rows) - max_slices} more slices in the TFMA output | " + "| " * len(names))
     verdict = {True: "BLESSED", False: "NOT BLESSED", None: "not evaluated"}[report.blessed]
-    lines += ["", f"Ingested: {report.ingested}", f"Blessing: {verdict}"] + [f"  - {f}" for f in report.failures]
-    lines.append(f"Pushed model: {report.pushed_model or 'nothing pushed'}")
-    lines.append(f"TFMA output: {report.evaluation_uri}")
+    lines += ["", f"Ingested: {md(report.ingested)}", f"Blessing: {verdict}"]
+    lines += [f"  - {md(failure)}" for failure in report.failures]
+    lines.append(f"Pushed model: {md(report.pushed_model or 'nothing pushed')}")
+    lines.append(f"TFMA output: {md(report.evaluation_uri)}")
     lines.append("Component seconds: " + ", ".join(f"{name} {s:.1f}" for name, s in report.seconds.items()))
     return "\n".join(lines)
 
