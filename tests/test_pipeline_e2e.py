@@ -7,6 +7,7 @@ head (not blessed, not pushed), and a run on logs that break a curated schema (s
 import dataclasses
 import glob
 import json
+import re
 import os
 import shutil
 
@@ -348,3 +349,39 @@ def test_json_and_example_signatures_give_the_same_scores(run, first, tmp_path, 
         assert sorted(from_json) == sorted(t.name for t in run.config.tasks)
         for head in from_json:
             np.testing.assert_allclose(from_json[head], from_example[head], rtol=1e-5, atol=1e-6)
+
+
+def test_bad_prediction_requests_end_with_one_line_naming_the_line_and_feature(run, first, tmp_path, capsys):
+    (example,) = run.eval_examples()[:1]
+    good = {}
+    for feature in run.config.features:
+        values = example.features.feature[feature.name]
+        value = getattr(values, values.WhichOneof("kind")).value[0]
+        good[feature.name] = value.decode() if isinstance(value, bytes) else value
+    cases = [({**good, "price": [19.9, 5.0]}, r":1: feature 'price' must be one value, a number, got \[19.9, 5.0\]"),
+             (5, r":1: expected a JSON object of raw features .*got 5"),
+             (None, r":1: expected a JSON object of raw features .*got null"),
+             ([1, 2], r":1: expected a JSON object of raw features .*got \[1, 2\]"),
+             ({**good, "device": 3}, r":1: feature 'device' must be one value, text, got 3")]
+    for line, message in cases:
+        path = tmp_path / "bad.jsonl"
+        path.write_text(json.dumps(line) + "\n")
+        assert main(["predict", "--model", first.pushed_model, "--jsonl", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and re.search(message, err), err
+    path = tmp_path / "extra.jsonl"
+    path.write_text(json.dumps({**good, "click": 1}) + "\n")
+    assert main(["predict", "--model", first.pushed_model, "--jsonl", str(path)]) == 0
+    assert "ignored key(s) the model does not read: ['click'] (first on line 1" in capsys.readouterr().err
+    lacking = tf.train.Example()
+    lacking.CopyFrom(example)
+    del lacking.features.feature["price"]
+    for records, message in (([lacking.SerializeToString()], r"record 1: lacks feature 'price'"),
+                             ([example.SerializeToString(), b"\xff\xfe garbage"], r"record 2: not a serialized")):
+        path = tmp_path / "bad.tfrecord"
+        with tf.io.TFRecordWriter(str(path)) as writer:
+            for record in records:
+                writer.write(record)
+        assert main(["predict", "--model", first.pushed_model, "--tfrecord", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and re.search(message, err), err

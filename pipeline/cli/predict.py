@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -22,47 +24,104 @@ def load_model(model_dir: str):
 
 
 def predict_jsonl(model_dir: str, path: str, batch_size: int = 1024) -> list[dict]:
-    """Scores each line of ``path`` (a JSON object of raw feature values) through ``serving_raw``."""
+    """Scores each line of ``path`` (a JSON object of raw feature values) through ``serving_raw``. Every line is
+    checked before the model sees it: a JSON object with one value of the right type per feature (UserError naming
+    the line, the feature and the value); keys the model does not read are named once on stderr."""
     serve = load_model(model_dir).signatures["serving_raw"]
     inputs = serve.structured_input_signature[1]
-    rows = []
+    rows, ignored = [], {}
     with open(path) as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
+            where = f"{path}:{number}"
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{number}: not a JSON object ({e.msg})") from None
+                raise UserError(f"{where}: not a JSON object ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise UserError(f"{where}: expected a JSON object of raw features ({{\"feature\": value, ...}}), got "
+                                f"{_shown(row)}")
             missing = sorted(set(inputs) - set(row))
             if missing:
-                raise UserError(f"{path}:{number}: missing feature(s) {missing}; every line needs "
-                                f"{sorted(inputs)}")
+                raise UserError(f"{where}: missing feature(s) {missing}; every line needs {sorted(inputs)}")
+            for name, spec in inputs.items():
+                _check_value(row[name], spec.dtype, f"{where}: feature '{name}'")
+            for key in sorted(set(row) - set(inputs)):
+                ignored.setdefault(key, number)
             rows.append(row)
+    if ignored:
+        print(f"mtl predict: ignored key(s) the model does not read: {sorted(ignored)} (first on line "
+              f"{min(ignored.values())} of {path})", file=sys.stderr)
     scores = []
     for start in range(0, len(rows), batch_size):
         batch = rows[start:start + batch_size]
-        try:
-            tensors = {name: tf.constant([row[name] for row in batch], spec.dtype) for name, spec in inputs.items()}
-        except (TypeError, ValueError) as e:
-            raise UserError(f"{path}: a value of the wrong type in lines {start + 1}-{start + len(batch)} ({e})") \
-                from None
+        tensors = {name: tf.constant([row[name] for row in batch], spec.dtype) for name, spec in inputs.items()}
         scores += _rows(serve(**tensors))
     return scores
 
 
+def _check_value(value, dtype: tf.DType, what: str) -> None:
+    """One JSON value of the type ``dtype`` needs: text for a string feature, a number for a numeric one."""
+    if dtype == tf.string:
+        ok = isinstance(value, str)
+    elif dtype.is_integer:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok:
+        expected = "text" if dtype == tf.string else "an integer" if dtype.is_integer else "a number"
+        raise UserError(f"{what} must be one value, {expected}, got {_shown(value)}")
+
+
+def _shown(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def predict_tfrecord(model_dir: str, path: str, batch_size: int = 1024) -> list[dict]:
-    """Scores the tf.Examples in ``path`` (a TFRecord file, gzip if it ends in .gz) through ``serving_default``."""
-    serve = load_model(model_dir).signatures["serving_default"]
+    """Scores the tf.Examples in ``path`` (a TFRecord file, gzip if it ends in .gz) through ``serving_default``.
+    Every record is checked first: a serialized tf.Example holding each feature the model reads, one value of its
+    type (UserError naming the record and the feature)."""
+    model = load_model(model_dir)
+    serve = model.signatures["serving_default"]
+    needed = {name: spec.dtype for name, spec in model.signatures["serving_raw"].structured_input_signature[1].items()}
     compression = "GZIP" if path.endswith(".gz") else ""
-    scores = []
+    records = []
     try:
-        for batch in tf.data.TFRecordDataset(path, compression_type=compression).batch(batch_size):
-            scores += _rows(serve(examples=batch))
+        for number, record in enumerate(tf.data.TFRecordDataset(path, compression_type=compression).as_numpy_iterator(),
+                                        1):
+            _check_example(record, needed, f"{path}: record {number}")
+            records.append(record)
     except tf.errors.OpError as e:
-        raise UserError(f"{path}: cannot read it as a TFRecord file of tf.Examples ({e.message.splitlines()[-1]})") \
-            from None
+        reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", e.message.splitlines()[-1])
+        raise UserError(f"{path}: not a readable TFRecord file ({reason}); pass a file of tf.Examples, gzip if its "
+                        "name ends in .gz") from None
+    scores = []
+    for start in range(0, len(records), batch_size):
+        scores += _rows(serve(examples=tf.constant(records[start:start + batch_size])))
     return scores
+
+
+_KINDS = {"bytes_list": "text", "int64_list": "an integer", "float_list": "a number"}
+
+
+def _check_example(record: bytes, needed: dict[str, tf.DType], where: str) -> None:
+    try:
+        example = tf.train.Example.FromString(record)
+    except Exception:  # protobuf's DecodeError: not a serialized tf.Example
+        raise UserError(f"{where}: not a serialized tf.Example") from None
+    features = example.features.feature
+    for name, dtype in needed.items():
+        if name not in features:
+            raise UserError(f"{where}: lacks feature '{name}'; the model needs {sorted(needed)}")
+        kind = features[name].WhichOneof("kind")
+        values = getattr(features[name], kind).value if kind else []
+        expected = "bytes_list" if dtype == tf.string else "int64_list" if dtype.is_integer else None
+        if len(values) != 1 or (expected and kind != expected) or (expected is None and kind == "bytes_list"):
+            got = f"{len(values)} values" if len(values) != 1 else _KINDS[kind]
+            want = "text" if dtype == tf.string else "an integer" if dtype.is_integer else "a number"
+            raise UserError(f"{where}: feature '{name}' must hold one value, {want}; it holds {got}")
 
 
 def _rows(outputs: dict[str, tf.Tensor]) -> list[dict]:
