@@ -1,4 +1,5 @@
-"""AnomalyGate: stops the pipeline before Transform and Trainer when ExampleValidator found anomalies, or when a
+"""AnomalyGate: stops the pipeline before Transform and Trainer when ExampleValidator found anomalies, when a
+label holds nothing but its missing value in a split (no event could train or judge that head), or when a
 feature's distribution drifted from the last validated span beyond its threshold (``validation.drift``).
 
 ExampleValidator only records anomalies, and judges one span alone; nothing downstream reads them. This component
@@ -40,6 +41,24 @@ def anomaly_messages(uri: str, split_names: list[str]) -> list[str]:
     return messages
 
 
+def missing_label_messages(statistics_uri: str, split_names: list[str], labels: dict[str, float | None]) -> list[str]:
+    """One line per split and label (``labels``: {label column: its task's missing value, or None}) whose statistics
+    show no present value: absent from every event, or equal to the missing value in every event."""
+    messages = []
+    for split in split_names:
+        statistics = tfdv.load_stats_binary(os.path.join(statistics_uri, f"Split-{split}", STATISTICS_FILE))
+        by_name = {".".join(f.path.step) or f.name: f for f in statistics.datasets[0].features}
+        for label, missing_value in sorted(labels.items()):
+            feature = by_name.get(label)
+            numbers = feature.num_stats if feature is not None and feature.HasField("num_stats") else None
+            absent = numbers is None or numbers.common_stats.num_non_missing == 0
+            if absent or missing_value is not None and numbers.min == numbers.max == missing_value:
+                messages.append(f"split '{split}', label '{label}': no event holds a label (every value is absent"
+                                + (f" or the missing value {missing_value:g}" if missing_value is not None else "")
+                                + "); its head could neither train nor be judged: fix the logs, or remove the task")
+    return messages
+
+
 def drift_messages(statistics_uri: str, baseline_uri: str, schema_path: str, split_names: list[str]) -> list[str]:
     """One line per feature and split whose drift from the baseline statistics exceeds the schema's comparator."""
     schema = tfdv.load_schema_text(schema_path)
@@ -67,13 +86,16 @@ def AnomalyGate(
     statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
     schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
     validated_statistics: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
+    labels: tfx.dsl.components.Parameter[str],
     baseline_statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics] = None,
 ):
-    """Raises AnomaliesFound, naming every anomalous or drifted feature, if there is any. Otherwise copies the
-    span's statistics to ``validated_statistics``: the next run's drift baseline is the last span that passed,
-    never one that was rejected."""
+    """Raises AnomaliesFound, naming every anomalous or drifted feature and every label with nothing present
+    (``labels``: JSON {label column: its task's missing value}), if there is any. Otherwise copies the span's
+    statistics to ``validated_statistics``: the next run's drift baseline is the last span that passed, never one
+    that was rejected."""
     splits = json.loads(anomalies.split_names)
     messages = anomaly_messages(anomalies.uri, splits)
+    messages += missing_label_messages(statistics.uri, json.loads(statistics.split_names), json.loads(labels))
     if baseline_statistics is not None:
         messages += drift_messages(statistics.uri, baseline_statistics.uri, schema_file(schema.uri), splits)
     if messages:

@@ -122,6 +122,8 @@ def _as_bytes(name):
     (_set_int("interest", 7), 50, ["label 'interest' of task 'interest' (multiclass) has value 7", "[0, 4]"]),
     (lambda e: e.features.feature.pop("conversion", None), 1,
      ["no event has the label 'conversion' of task 'conversion' (binary)"]),
+    (_set_int("conversion", -1), 1, ["label 'conversion' of task 'conversion' (binary) is the missing value -1 in "
+                                     "every event; its head could neither train nor be judged"]),
 ])
 def test_bad_values_name_file_feature_and_value(good_logs, tmp_path, capsys, mutate, every, fragments):
     log_root, path = _mutated(good_logs, tmp_path, mutate, every)

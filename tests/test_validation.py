@@ -8,7 +8,7 @@ import pytest
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components.anomaly_gate import STATISTICS_FILE, drift_messages
+from components.anomaly_gate import STATISTICS_FILE, drift_messages, missing_label_messages
 from components.schema_curation import SERVING, curate_schema
 from config import ConfigError, PipelineConfig
 
@@ -85,3 +85,16 @@ def test_drift_beyond_the_threshold_is_named_and_small_drift_passes(curated, tmp
                        "above validation.drift 0.1")
     assert drift_messages(moved, previous, schema_path, ["eval"]) == []  # no baseline for that split
     assert os.path.exists(schema_path)
+
+
+def test_a_label_with_nothing_but_its_missing_value_is_named(tmp_path):
+    frame = GOOD.assign(click=[-1] * 100, watch_time=[0.5] * 100)
+    statistics = _statistics_folder(tmp_path / "span", frame.drop(columns=["interest"]))
+    labels = {"click": -1, "interest": -1, "watch_time": None}
+    assert missing_label_messages(statistics, ["train"], labels) == [
+        "split 'train', label 'click': no event holds a label (every value is absent or the missing value -1); "
+        "its head could neither train nor be judged: fix the logs, or remove the task",
+        "split 'train', label 'interest': no event holds a label (every value is absent or the missing value -1); "
+        "its head could neither train nor be judged: fix the logs, or remove the task"]
+    good = _statistics_folder(tmp_path / "good", GOOD)
+    assert missing_label_messages(good, ["train"], labels) == []

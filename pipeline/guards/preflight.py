@@ -5,7 +5,7 @@ and exits with code 2.
 What is checked: the log folder and the span to ingest exist and hold files; every file is a complete gzip
 TFRecord with at least one event; in each file's first events (10,000 in all, at least 1,000 a file), every
 declared feature, label and slice is present with the type its kind needs, numbers are finite, labels are in
-their task type's domain; the serving folder is writable. Remote logs (gs://...) are checked for their files
+their task type's domain and not all the missing value; the serving folder is writable. Remote logs (gs://...) are checked for their files
 only: the data components read them where they are.
 """
 
@@ -139,6 +139,9 @@ def _check_sample(path: str, config: PipelineConfig, limit: int) -> None:
         values = _column(columns, label_key, what, where)
         _require_numbers(values, what, where)
         _check_label_domain(np.asarray(values, np.float64), task, what, where)
+        if task.config.missing_value is not None and all(v == task.config.missing_value for v in values):
+            raise PreflightError(f"{where}: {what} is the missing value {task.config.missing_value:g} in every event; "
+                                 "its head could neither train nor be judged: fix the logs, or remove the task")
 
 
 def _sample_columns(path: str, limit: int) -> dict:
