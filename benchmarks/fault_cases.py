@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 
+from provenance import measured_line  # noqa: E402  (benchmarks/, beside this script)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import yaml  # noqa: E402
@@ -208,7 +210,7 @@ def main(argv=None) -> int:
                      f"{'yes' if row['pushed'] else 'no'} | {'yes' if row['served'] else 'NO'} |")
     text = "\n".join(lines)
     with open(args.output, "w") as f:
-        f.write("# Fault cases\n\n" + text + "\n")
+        f.write("# Fault cases\n\n" + text + "\n\n" + measured_line() + "\n")
     print(text)
     return 0
 

@@ -25,6 +25,7 @@ import math
 import sys
 
 import numpy as np
+from provenance import measured_line  # noqa: E402  (benchmarks/, beside this script)
 
 from data.world import (
     CONVERSION_AFFINITY,
@@ -206,6 +207,7 @@ def main(argv=None) -> int:
     for head, by_column in aucs.items():
         cells = [f"{by_column[c]:.4f}" if c in by_column else "n/a" for c in columns]
         print(f"| {head} | " + " | ".join(cells) + " |")
+    print("\n" + measured_line())
     return 0
 
 

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from provenance import measured_line  # noqa: E402  (benchmarks/, beside this script)
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -122,7 +124,7 @@ def main() -> None:
                      + " | ".join(f"{row['heads'][h]:.4f}" for h in heads) + " |")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "multi-worker.json").write_text(json.dumps(rows, indent=1) + "\n")
-    (RESULTS / "multi-worker.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "multi-worker.md").write_text("\n".join([*lines, "", measured_line()]) + "\n")
     print(RESULTS / "multi-worker.md")
 
 

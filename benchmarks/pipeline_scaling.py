@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from provenance import measured_line  # noqa: E402  (benchmarks/, beside this script)
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 MTL = str(ROOT / ".venv" / "bin" / "mtl")
@@ -221,7 +223,7 @@ def main() -> None:
             "`benchmarks/trainer_input.py`'s method):", "", trainer_table(rows), ""]
     if png:
         text += ["![seconds per component](pipeline-scaling.png)", ""]
-    (RESULTS / "pipeline-scaling.md").write_text("\n".join(text))
+    (RESULTS / "pipeline-scaling.md").write_text("\n".join([*text, "", measured_line(), ""]))
     print(RESULTS / "pipeline-scaling.md")
 
 

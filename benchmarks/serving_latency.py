@@ -19,6 +19,8 @@ import statistics
 import sys
 import time
 
+from provenance import measured_line  # noqa: E402  (benchmarks/, beside this script)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
@@ -135,7 +137,7 @@ def main(argv=None) -> int:
                          f"{values['examples_per_second']:,.0f} |")
     text = "\n".join(lines)
     with open(args.output, "w") as f:
-        f.write("# Serving latency\n\n" + text + "\n")
+        f.write("# Serving latency\n\n" + text + "\n\n" + measured_line() + "\n")
     print(text)
     return 0
 

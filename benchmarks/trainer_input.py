@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from provenance import measured_line  # noqa: E402  (benchmarks/, beside this script)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -154,8 +156,9 @@ def write_table(rows: list[dict], args) -> Path:
     lines = [f"# Trainer input against the in-memory bound ({platform.machine()}, {os.cpu_count()} cores)", "",
              f"`benchmarks/trainer_input.py --events {args.events}`: examples/s of training steps (no validation), "
              f"median of {args.repeats} one-pass epochs per path, the paths alternating. *Streaming*: tfxio reads "
-             "and parses Transform's gzip TFRecords every pass (the Trainer before the cache); *cached*: the "
-             "Trainer's path now, which parses the first pass (its speed in the first-pass column) and then serves "
+             "and parses Transform's gzip TFRecords every pass (what the Trainer does for a split larger than "
+             "model.cache_mb); *cached*: the Trainer's path for a split that fits, which parses the first pass "
+             "(its speed in the first-pass column) and then serves "
              "the parsed batches from memory in a new order each pass; *in memory*: the same batches already in "
              "memory, the bound.", "",
              "| model | features | examples per epoch | batch | streaming | first pass | cached | in memory | "
@@ -165,7 +168,7 @@ def write_table(rows: list[dict], args) -> Path:
                      f"{r['streaming']:,.0f} | {r['first pass']:,.0f} | {r['cached']:,.0f} | {r['in memory']:,.0f} | "
                      f"{r['streaming ratio']:.2f} | **{r['ratio']:.2f}** |")
     path = RESULTS / "trainer-input.md"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join([*lines, "", measured_line()]) + "\n")
     (RESULTS / "trainer-input.json").write_text(json.dumps(rows, indent=1) + "\n")
     return path
 

@@ -20,6 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from provenance import measured_line  # noqa: E402  (benchmarks/, beside this script)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -108,7 +110,7 @@ def main() -> None:
                          f"{h['warm steps to cold final'] or 'not reached'} | {row['cold epochs']} / "
                          f"{row['warm epochs']} |")
     lines += ["", "warm − cold is signed so that positive is better (lower RMSE counts as better).", ""]
-    (RESULTS / "warm-start.md").write_text("\n".join(lines))
+    (RESULTS / "warm-start.md").write_text("\n".join([*lines, "", measured_line(), ""]))
     print(RESULTS / "warm-start.md")
 
 

@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 
+from provenance import measured_line  # noqa: E402  (benchmarks/, beside this script)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
@@ -326,7 +328,7 @@ def main(argv=None) -> int:
     results = {name: _run_in_subprocess(name, args, work) for name in args.variants}
     text = table(results, args.seeds, spec, paths["limits"], paths["learnable_limits"])
     with open(args.output, "w") as f:
-        f.write("# Model zoo x loss balancing\n\n" + text + "\n")
+        f.write("# Model zoo x loss balancing\n\n" + text + "\n\n" + measured_line() + "\n")
     with open(args.output.replace(".md", ".json"), "w") as f:
         json.dump(results, f, indent=1)
     print(text)

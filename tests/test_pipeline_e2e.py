@@ -7,8 +7,8 @@ head (not blessed, not pushed), and a run on logs that break a curated schema (s
 import dataclasses
 import glob
 import json
-import re
 import os
+import re
 import shutil
 
 import numpy as np

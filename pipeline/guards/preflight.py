@@ -5,8 +5,9 @@ and exits with code 2.
 What is checked: the log folder and the span to ingest exist and hold files; every file is a complete gzip
 TFRecord with at least one event; in each file's first events (10,000 in all, at least 1,000 a file), every
 declared feature, label and slice is present with the type its kind needs, numbers are finite, labels are in
-their task type's domain and not all the missing value; the serving folder is writable. Remote logs (gs://...) are checked for their files
-only: the data components read them where they are.
+their task type's domain and not all the missing value; the serving folder is writable. Remote logs (gs://...)
+are checked for their files only: the data components read them where they are. Before the logs, the rules of the
+task types and feature kinds (``check_model_config``).
 """
 
 from __future__ import annotations
