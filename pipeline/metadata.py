@@ -72,3 +72,27 @@ def fail_stale_executions(path: str) -> list[int]:
     if stale:
         store.put_executions(stale)
     return [e.id for e in stale]
+
+
+def runs_that_trained(path: str, input_base: str, span: int) -> list[tuple[str, str | None]]:
+    """(run id, pushed version or None) of every run recorded in the MLMD at ``path`` that ingested ``span`` of the
+    logs at ``input_base`` and trained a model on it, newest first."""
+    if not os.path.exists(path):
+        return []
+    store = open_store(path)
+    trained = []
+    for run in runs_newest_first(store):
+        outputs = produced(store, run.id)
+        if "ImportExampleGen" not in outputs or not outputs.get("Trainer", (None, {}))[1].get("Model"):
+            continue
+        execution, artifacts = outputs["ImportExampleGen"]
+        base = execution.custom_properties["input_base"].string_value
+        if os.path.abspath(base) != os.path.abspath(input_base):
+            continue
+        if not any(artifact_span(examples) == span for examples in artifacts.get("Examples", [])):
+            continue
+        pushed = [a.custom_properties["pushed_destination"].string_value
+                  for a in outputs.get("AtomicPusher", (None, {}))[1].get("PushedModel", [])
+                  if a.custom_properties["pushed"].int_value]
+        trained.append((run.name, os.path.basename(pushed[0].rstrip("/")) if pushed else None))
+    return trained

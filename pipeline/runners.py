@@ -9,6 +9,7 @@ from config import ConfigError, PipelineConfig
 from pipeline.definition import create_pipeline
 from pipeline.guards.output_lock import exclusive_output
 from pipeline.guards.preflight import Ingestion, check_run
+from pipeline.guards.retrain import check_not_trained
 from pipeline.guards.schema_store import accept_latest_schema, accepted_schema_path
 from pipeline.metadata import fail_stale_executions, run_ids, store_path
 
@@ -50,10 +51,11 @@ def with_project_package(beam_args: list[str], setup_file: str | None) -> list[s
 
 
 def run_local(config: PipelineConfig, *, output_dir: str, serving_dir: str,
-              ingestion: Ingestion | None = None) -> tuple[str, str]:
+              ingestion: Ingestion | None = None, force: bool = False) -> tuple[str, str]:
     """Runs every component here, after the preflight checks (PreflightError names what to fix; ``ingestion``
     is their result when the caller ran them, as `mtl run` does before importing TFX), holding the output folder's
-    lock (OutputInUse if another run holds it); returns (the MLMD sqlite path that records the run, the run's id),
+    lock (OutputInUse if another run holds it), and refuses a span that an earlier run in the folder trained on
+    (SpanAlreadyTrained) unless ``force``; returns (the MLMD sqlite path that records the run, the run's id),
     so that the caller reports its own run even if another starts right after. New spans are judged against the
     folder's accepted schema; the first run that passes validation accepts the schema inferred from its span.
     Beam runs in-process or in worker processes by the span's size (beam_pipeline_args). Called by
@@ -67,6 +69,8 @@ def run_local(config: PipelineConfig, *, output_dir: str, serving_dir: str,
     accepted = accepted_schema_path(output_dir)
     with exclusive_output(output_dir):
         fail_stale_executions(metadata_path)
+        if not force:
+            check_not_trained(metadata_path, config.data.log_root, ingestion.span)
         pipeline = create_pipeline(
             config,
             pipeline_root=os.path.join(output_dir, "pipeline_root"),

@@ -23,6 +23,7 @@ from config import DEFAULT_CONFIG, BeamConfig, PipelineConfig, TaskConfig
 from data.world import LogSpec
 from data.writer import generate_logs
 from pipeline.cli.main import main
+from pipeline.guards.retrain import SpanAlreadyTrained
 from pipeline.guards.schema_store import accepted_schema_path
 from pipeline.metadata import artifact_span, run_ids
 from pipeline.reports.head_limits import head_limits
@@ -50,8 +51,9 @@ class Run:
         return os.path.join(self.root, "serving")
 
     def execute(self, config=None):
+        """A run on the module's logs; every run after the first trains the same span again, on purpose."""
         return load_run_report(*run_local(config or self.config, output_dir=self.output_dir,
-                                         serving_dir=self.serving_dir))
+                                         serving_dir=self.serving_dir, force=True))
 
     def versions(self):
         return sorted(os.listdir(os.path.join(self.serving_dir, self.config.name)))
@@ -161,6 +163,19 @@ def test_served_model_treats_a_non_finite_input_as_missing(run, first):
         assert np.all(np.isfinite(values.numpy())), name
         np.testing.assert_allclose(values.numpy()[0], values.numpy()[2], rtol=1e-6)  # inf scores as missing
         np.testing.assert_allclose(values.numpy()[1], values.numpy()[2], rtol=1e-6)  # NaN scores as missing
+
+
+def test_a_span_already_trained_is_refused_unless_forced(run, first, capsys):
+    served_before = run.versions()
+    args = ["run", "--log-root", run.config.data.log_root, "--output-dir", run.output_dir,
+            "--serving-dir", run.serving_dir]
+    assert main(args) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert re.search(rf"span 1 of {re.escape(run.config.data.log_root)} was already trained by run \S+.*, which "
+                     r"pushed as version \d+; run the next span when it lands, or pass --force", line), line
+    assert run.versions() == served_before
+    with pytest.raises(SpanAlreadyTrained, match=f"already trained by run {first.run_id}"):
+        run_local(run.config, output_dir=run.output_dir, serving_dir=run.serving_dir)
 
 
 def test_candidate_worse_on_one_head_is_not_blessed_nor_pushed(run, first):

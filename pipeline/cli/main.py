@@ -69,7 +69,7 @@ def _run_and_report(config: PipelineConfig, args):
     from pipeline.runners import run_local
 
     metadata_path, run_id = run_local(config, output_dir=args.output_dir, serving_dir=args.serving_dir,
-                                      ingestion=ingestion)
+                                      ingestion=ingestion, force=args.force)
     return write_reports(metadata_path, config, args.output_dir, run_id)
 
 

@@ -45,6 +45,8 @@ def _run(commands) -> argparse.ArgumentParser:
     run.add_argument("--output-dir", default="outputs", help="pipeline root, MLMD and report (default: %(default)s)")
     run.add_argument("--serving-dir", default="serving_model",
                      help="Pusher writes <serving-dir>/<name>/<version>/ (default: %(default)s)")
+    run.add_argument("--force", action="store_true",
+                     help="train on the span even if an earlier run in --output-dir already trained on it")
     run.add_argument("--verbose", action="store_true",
                      help="show the libraries' output on the console instead of in <output-dir>/logs/")
     return run
