@@ -13,6 +13,7 @@ import warnings
 from absl import logging as absl_logging
 
 from config import PipelineConfig, UserError
+from pipeline.cli.environment import environment_problem
 from pipeline.cli.parser import build_parser
 
 
@@ -111,10 +112,12 @@ def _predict(args) -> int:
     return 0
 
 
-def _metadata_path(output_dir: str) -> str:
-    from pipeline.metadata import store_path
+def _store_path(output_dir: str) -> str:
+    return os.path.join(os.path.abspath(output_dir), "metadata.db")  # pipeline.metadata.store_path, without MLMD
 
-    path = store_path(output_dir)
+
+def _metadata_path(output_dir: str) -> str:
+    path = _store_path(output_dir)
     if not os.path.exists(path):
         raise UserError(f"{output_dir}: no runs recorded here (no metadata.db); run `mtl run --output-dir "
                         f"{output_dir}` first")
@@ -225,7 +228,8 @@ def _params(pairs: list[str]) -> dict:
 
 def main(argv=None) -> int:
     """The `mtl` console script (setup.py); returns 0, or 2 for an error the user can fix (a setting, path, file or
-    value: UserError), which it prints as one line. A run that fails otherwise prints one line naming its log
+    value: UserError; or the machine's: a full disk, a folder it cannot write, a damaged or locked metadata store),
+    which it prints as one line. A run that fails otherwise prints one line naming its log
     (which holds the traceback) and returns 1; with --verbose, or outside a run, a bug keeps its traceback."""
     handlers = {"run": _run, "runs": _runs, "report": _report, "predict": _predict, "generate-logs": _generate_logs,
                 "schema accept": _schema_accept, "compile-kubeflow": _compile_kubeflow,
@@ -241,9 +245,14 @@ def main(argv=None) -> int:
     except UserError as e:
         print(f"mtl {args.command}: {e}", file=sys.stderr)
         code = 2
-    except RunFailed as e:
-        print(f"mtl {args.command}: failed: {e}", file=sys.stderr)
-        code = 1
+    except Exception as e:  # the machine's (a full disk, a damaged store): one line; a bug: RunFailed or traceback
+        output_dir = getattr(args, "output_dir", None) or "outputs"
+        problem = environment_problem(e, output_dir=output_dir, metadata_path=_store_path(output_dir),
+                                      serving_dir=getattr(args, "serving_dir", None))
+        if problem is None and not isinstance(e, RunFailed):
+            raise
+        print(f"mtl {args.command}: {problem}" if problem else f"mtl {args.command}: failed: {e}", file=sys.stderr)
+        code = 2 if problem else 1
     gc.collect()  # frees TensorFlow functions while their modules exist; at interpreter exit they print tracebacks
     return code
 
