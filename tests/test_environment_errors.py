@@ -8,7 +8,7 @@ import pytest
 from pipeline.cli.environment import environment_problem
 from pipeline.cli.main import main
 
-WHERE = {"output_dir": "/srv/outputs", "metadata_path": "/srv/outputs/metadata.db"}
+WHERE = {"output_dir": "/nowhere/outputs", "metadata_path": "/nowhere/outputs/metadata.db"}
 
 
 def _raised_inside(error: BaseException) -> BaseException:
@@ -23,17 +23,17 @@ def _raised_inside(error: BaseException) -> BaseException:
 
 
 @pytest.mark.parametrize("error, line", [
-    (OSError(errno.ENOSPC, "No space left on device", "/srv/outputs/pipeline_root/Transform/x"),
-     "/srv/outputs: no space left on its device; free space there"),
-    (RuntimeError("Failed to write file /srv/serving/tmp.pb: No space left on device"),
-     "/srv/outputs: no space left on its device"),
-    (PermissionError(errno.EACCES, "Permission denied", "/srv/serving/recs"),
-     "/srv/serving/recs: not writable (permission denied); make it writable, or pass another --output-dir"),
-    (OSError(errno.EROFS, "Read-only file system", "/srv/outputs/logs"), "/srv/outputs/logs: not writable"),
+    (OSError(errno.ENOSPC, "No space left on device", "/nowhere/outputs/pipeline_root/Transform/x"),
+     "/nowhere/outputs: no space left on its device; free space there"),
+    (RuntimeError("Failed to write file /nowhere/serving/tmp.pb: No space left on device"),
+     "/nowhere/outputs: no space left on its device"),
+    (PermissionError(errno.EACCES, "Permission denied", "/nowhere/serving/recs"),
+     "/nowhere/serving/recs: not writable (permission denied); make it writable, or pass another --output-dir"),
+    (OSError(errno.EROFS, "Read-only file system", "/nowhere/outputs/logs"), "/nowhere/outputs/logs: not writable"),
     (RuntimeError("Error when executing query: file is not a database query: CREATE TABLE IF NOT EXISTS `Type`"),
-     "/srv/outputs/metadata.db: the metadata store is damaged or unreadable (file is not a database); move it"),
+     "/nowhere/outputs/metadata.db: the metadata store is damaged or unreadable (file is not a database); move it"),
     (RuntimeError("Error when executing query: database is locked query: INSERT INTO"),
-     "/srv/outputs/metadata.db: the metadata store is locked by another process"),
+     "/nowhere/outputs/metadata.db: the metadata store is locked by another process"),
 ])
 def test_each_environment_failure_is_one_line_naming_its_resource(error, line):
     assert environment_problem(_raised_inside(error), **WHERE).startswith(line)
