@@ -24,7 +24,7 @@ def _raised_inside(error: BaseException) -> BaseException:
 
 @pytest.mark.parametrize("error, line", [
     (OSError(errno.ENOSPC, "No space left on device", "/nowhere/outputs/pipeline_root/Transform/x"),
-     "/nowhere/outputs: no space left on its device; free space there"),
+     "/nowhere/outputs/pipeline_root/Transform/x: no space left on its device; free space there"),
     (RuntimeError("Failed to write file /nowhere/serving/tmp.pb: No space left on device"),
      "/nowhere/outputs: no space left on its device"),
     (PermissionError(errno.EACCES, "Permission denied", "/nowhere/serving/recs"),

@@ -23,7 +23,7 @@ def environment_problem(error: BaseException, *, output_dir: str, metadata_path:
         path = getattr(cause, "filename", None) or _first_path(text) or output_dir
         if isinstance(cause, OSError) and cause.errno in _NO_SPACE or "No space left on device" in text:
             full = _fullest([getattr(cause, "filename", None), _first_path(text), output_dir, serving_dir,
-                             tempfile.gettempdir()])
+                             tempfile.gettempdir()], fallback=getattr(cause, "filename", None) or output_dir)
             return (f"{full}: no space left on its device; free space there (or pass --output-dir / --serving-dir "
                     "on another disk) and run again: nothing was pushed, the served model is as it was")
         if isinstance(cause, OSError) and cause.errno in _NOT_ALLOWED or re.search(
@@ -39,20 +39,18 @@ def environment_problem(error: BaseException, *, output_dir: str, metadata_path:
     return None
 
 
-def _fullest(candidates: list[str | None]) -> str:
-    """Of the folders (or files) named, the first whose filesystem is (nearly) full; else the first that exists."""
-    existing = []
-    for candidate in candidates:
+def _fullest(candidates: list[str | None], fallback: str) -> str:
+    """Of the folders (or files) named, the first on a filesystem that is (nearly) full; else ``fallback``."""
+    for candidate in filter(None, candidates):
         folder = candidate
-        while folder and not os.path.exists(folder):
-            folder = os.path.dirname(folder.rstrip("/")) if folder not in ("/", "") else None
-        if not folder or folder == "/" and candidate != "/":
+        while not os.path.exists(folder) and folder != os.path.dirname(folder):
+            folder = os.path.dirname(folder)
+        if folder == os.path.dirname(folder):  # only the root exists: not a path on this machine
             continue
-        existing.append(candidate)
         stats = os.statvfs(folder)
         if stats.f_bavail * stats.f_frsize < max(64 << 20, 0.01 * stats.f_blocks * stats.f_frsize):
             return candidate
-    return existing[0] if existing else candidates[2]
+    return fallback
 
 
 def _chain(error: BaseException):
