@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,10 @@ from pipeline.kubeflow.cron import kfp_cron
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_OPTIONS = ["--image", "registry.example/mtl:1", "--pipeline-root", "gs://bucket/root", "--serving-dir",
                 "gs://bucket/serving", "--log-root", "gs://bucket/logs"]
-# What kfp.Client sends for a first submit: /healthz on construction (no --namespace), the look-up by name, the
-# upload and the version it made, the experiment's look-up and creation, the run.
-FIRST_SUBMIT = [f"GET {API}/healthz", f"GET {API}/pipelines", f"POST {API}/pipelines/upload",
+# What a first submit sends: /healthz twice without --namespace (our one check of the credentials, then kfp.Client
+# on construction), then kfp.Client's look-up by name, the upload and the version it made, the experiment's look-up
+# and creation, the run.
+FIRST_SUBMIT = [f"GET {API}/healthz", f"GET {API}/healthz", f"GET {API}/pipelines", f"POST {API}/pipelines/upload",
                 f"GET {API}/pipelines/<id>/versions", f"GET {API}/experiments", f"POST {API}/experiments",
                 f"POST {API}/runs"]
 
@@ -90,7 +92,7 @@ def test_a_second_submit_uploads_a_new_version_of_the_same_pipeline(compiled, se
     first = len(server.requests)
     assert mtl("submit-kubeflow", server, tmp_path) == 0
 
-    assert calls(server)[first:] == [f"GET {API}/healthz", f"GET {API}/pipelines",
+    assert calls(server)[first:] == [f"GET {API}/healthz", f"GET {API}/healthz", f"GET {API}/pipelines",
                                      f"POST {API}/pipelines/upload_version", f"GET {API}/experiments",
                                      f"POST {API}/runs"]
     (pipeline_id,) = server.pipelines
@@ -162,6 +164,26 @@ def test_an_http_4xx_answer_is_one_line_with_the_servers_message(compiled, serve
     (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("mtl ")]
     assert line.startswith(f"mtl submit-kubeflow: --host {server.url}: HTTP 403")
     assert "upload pipeline 'recs-multitask'" in line and "user is not authorized to create pipelines" in line
+
+
+def test_refused_credentials_are_named_at_once(compiled, server, tmp_path, capsys):
+    server.fail[("GET", f"{API}/healthz")] = (401, "Unauthorized")
+    started = time.monotonic()
+    assert mtl("submit-kubeflow", server, tmp_path) == 2
+    assert time.monotonic() - started < 5  # not kfp.Client's five attempts, 5 s apart
+    assert calls(server) == [f"GET {API}/healthz"]
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("mtl ")]
+    assert line == (f"mtl submit-kubeflow: --host {server.url}: unauthorized (HTTP 401 on /apis/v2beta1/healthz): "
+                    "pass --existing-token or --cookies that the server accepts")
+
+
+def test_a_failing_server_is_one_line_not_a_traceback(compiled, server, tmp_path, capsys):
+    server.fail[("POST", f"{API}/runs")] = (500, "internal error: database unavailable")
+    assert mtl("submit-kubeflow", server, tmp_path) == 2
+    err = capsys.readouterr().err
+    (line,) = [line for line in err.splitlines() if line.startswith("mtl ")]
+    assert "Traceback" not in err and line.startswith(f"mtl submit-kubeflow: --host {server.url}: HTTP 500")
+    assert "'create the run': internal error: database unavailable; the server failed: try again later" in line
 
 
 @pytest.mark.parametrize("options", [["schedule-kubeflow", "--cron", "0 3 * *"],

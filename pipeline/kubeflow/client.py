@@ -57,7 +57,8 @@ class Started:
 class KubeflowPipelines:
     """One KFP API server at ``host``, with kfp.Client's own auth: a bearer token (``existing_token``), session
     cookies (``cookies``, e.g. 'authservice_session=...') and, in a multi-user deployment, the user's namespace.
-    Errors the user can fix (server unreachable, HTTP 4xx) come out as one-line UserErrors naming the host."""
+    Every error answer (server unreachable, refused credentials, HTTP 4xx, a failing server's 5xx) comes out as a
+    one-line UserError naming the host and what to do."""
 
     def __init__(self, host: str, *, namespace: str | None = None, existing_token: str | None = None,
                  cookies: str | None = None):
@@ -65,8 +66,28 @@ class KubeflowPipelines:
             raise UserError(f"--host '{host}': give the URL with its scheme, e.g. http://localhost:8080")
         self.host = host.rstrip("/")
         auth = {"namespace": namespace, "existing_token": existing_token, "cookies": cookies}
+        if not namespace and not _client_finds_credentials(self.host):
+            self._check_healthz(existing_token, cookies)  # kfp.Client retries a refused /healthz for 25 s
         with self._calls("ask /healthz"):  # only without a namespace: whether the deployment is multi-user
             self._client = kfp.Client(host=self.host, **{key: value for key, value in auth.items() if value})
+
+    def _check_healthz(self, existing_token: str | None, cookies: str | None) -> None:
+        """One GET of /apis/v2beta1/healthz with the credentials given: an answer that refuses them (401, 403) or
+        any other HTTP error is one UserError at once; an unreachable server is left to kfp.Client's own message."""
+        headers = {"Authorization": f"Bearer {existing_token}"} if existing_token else {}
+        if cookies:
+            headers["Cookie"] = cookies
+        try:
+            answer = urllib3.PoolManager(retries=False, timeout=10.0).request(
+                "GET", f"{self.host}/apis/v2beta1/healthz", headers=headers)
+        except urllib3.exceptions.HTTPError:
+            return
+        if answer.status in (401, 403):
+            raise UserError(f"--host {self.host}: unauthorized (HTTP {answer.status} on /apis/v2beta1/healthz): pass "
+                            "--existing-token or --cookies that the server accepts")
+        if answer.status >= 400:
+            raise UserError(f"--host {self.host}: HTTP {answer.status} on /apis/v2beta1/healthz "
+                            f"({_message(answer.data)}); {_hint(answer.status)}")
 
     def upload(self, spec_path: str) -> Upload:
         """Uploads the PipelineSpec in the PipelineJob JSON at ``spec_path``: a new pipeline named after its
@@ -135,11 +156,8 @@ class KubeflowPipelines:
         except kfp_server_api.ApiException as e:
             if e.status == 0:  # kfp_server_api's wrapper of an SSL error
                 raise self._unreachable(step, e.reason) from None
-            if not 400 <= e.status < 500:
-                raise
-            hint = _HINTS.get(e.status, "fix what the server names")
             raise UserError(f"--host {self.host}: HTTP {e.status} {e.reason} on '{step}': {_message(e.body)}; "
-                            f"{hint}") from None
+                            f"{_hint(e.status)}") from None
         except TimeoutError:  # kfp.Client's five /healthz attempts, 5 s apart, all failed
             raise UserError(f"--host {self.host}: no answer from /apis/v2beta1/healthz in five attempts; check the "
                             "URL and your --existing-token or --cookies (--namespace skips this check)") from None
@@ -150,6 +168,20 @@ class KubeflowPipelines:
         reason = str(reason).rsplit("): ", 1)[-1]  # without urllib3's "HTTPConnection(host=..., port=...): "
         return UserError(f"--host {self.host}: cannot reach the Kubeflow Pipelines API to {step} "
                          f"({_one_line(reason)}); check the URL and that the server, or a port-forward to it, is up")
+
+
+def _hint(status: int) -> str:
+    if status >= 500:
+        return ("the server failed: try again later, and if it goes on, read the KFP API server's log "
+                "(kubectl logs -n kubeflow deploy/ml-pipeline)")
+    return _HINTS.get(status, "fix what the server names")
+
+
+def _client_finds_credentials(host: str) -> bool:
+    """Whether kfp.Client gets credentials by itself for ``host`` (Google IAP, or a Google token for a
+    *.googleusercontent.com host): then only it can ask the server."""
+    return bool(os.environ.get("KF_PIPELINES_IAP_OAUTH2_CLIENT_ID") or os.environ.get(
+        "KF_PIPELINES_APP_OAUTH2_CLIENT_ID")) or "googleusercontent.com" in host
 
 
 def _message(body) -> str:
