@@ -1,11 +1,12 @@
 """AnomalyGate: stops the pipeline before Transform and Trainer when ExampleValidator found anomalies, when a
 label holds nothing but its missing value in a split (no event could train or judge that head), or when a
-feature's distribution drifted from the last validated span beyond its threshold (``validation.drift``).
+feature's distribution drifted from the last validated span beyond its threshold (``validation.drift``) and beyond
+what sampling alone moves it at the two spans' sizes (``components.drift``).
 
 ExampleValidator only records anomalies, and judges one span alone; nothing downstream reads them. This component
 fails its own execution with one line per anomalous feature and split, and the pipeline makes Transform depend on
-it. Drift is measured by TFDV against the statistics of the last span that passed this gate (its
-``validated_statistics`` output), with the drift comparators that CurateSchema put into the schema.
+it. Drift is measured against the statistics of the last span that passed this gate (its ``validated_statistics``
+output), by the distances of the drift comparators that CurateSchema put into the schema.
 """
 
 import json
@@ -16,12 +17,11 @@ import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
 
+from components.drift import JENSEN_SHANNON, L_INFTY, feature_move
 from components.schema_curation import schema_file
 from config import UserError
 
 STATISTICS_FILE = "FeatureStats.pb"
-_MEASUREMENT_TYPES = anomalies_pb2.DriftSkewInfo.DESCRIPTOR.fields_by_name["drift_measurements"].message_type \
-    .fields_by_name["type"].enum_type
 
 
 class AnomaliesFound(UserError):
@@ -47,7 +47,7 @@ def missing_label_messages(statistics_uri: str, split_names: list[str], labels: 
     messages = []
     for split in split_names:
         statistics = tfdv.load_stats_binary(os.path.join(statistics_uri, f"Split-{split}", STATISTICS_FILE))
-        by_name = {".".join(f.path.step) or f.name: f for f in statistics.datasets[0].features}
+        by_name = _features(statistics)
         for label, missing_value in sorted(labels.items()):
             feature = by_name.get(label)
             numbers = feature.num_stats if feature is not None and feature.HasField("num_stats") else None
@@ -60,24 +60,36 @@ def missing_label_messages(statistics_uri: str, split_names: list[str], labels: 
 
 
 def drift_messages(statistics_uri: str, baseline_uri: str, schema_path: str, split_names: list[str]) -> list[str]:
-    """One line per feature and split whose drift from the baseline statistics exceeds the schema's comparator."""
+    """One line per feature and split whose distance from the baseline statistics exceeds both the threshold of its
+    drift comparator in the schema (``validation.drift``) and what sampling alone reaches at the two spans' sizes
+    (``components.drift``)."""
     schema = tfdv.load_schema_text(schema_path)
+    thresholds = {}
+    for feature in schema.feature:
+        comparator = feature.drift_comparator
+        if comparator.HasField("infinity_norm"):
+            thresholds[feature.name] = (L_INFTY, comparator.infinity_norm.threshold)
+        elif comparator.HasField("jensen_shannon_divergence"):
+            thresholds[feature.name] = (JENSEN_SHANNON, comparator.jensen_shannon_divergence.threshold)
     messages = []
     for split in split_names:
         current, previous = (os.path.join(uri, f"Split-{split}", STATISTICS_FILE)
                              for uri in (statistics_uri, baseline_uri))
         if not tf.io.gfile.exists(previous):
             continue
-        result = tfdv.validate_statistics(tfdv.load_stats_binary(current), schema,
-                                          previous_statistics=tfdv.load_stats_binary(previous))
-        for info in result.drift_skew_info:
-            feature = ".".join(info.path.step)
-            for measurement in info.drift_measurements:
-                if measurement.value > measurement.threshold:
-                    kind = _MEASUREMENT_TYPES.values_by_number[measurement.type].name
-                    messages.append(f"split '{split}', feature '{feature}': moved {measurement.value:.3g} ({kind}) "
-                                    f"from the last validated span, above validation.drift {measurement.threshold:g}")
+        now, before = (_features(tfdv.load_stats_binary(path)) for path in (current, previous))
+        for name, (kind, threshold) in sorted(thresholds.items()):
+            move = feature_move(now[name], before[name], kind) if name in now and name in before else None
+            if move is not None and move.distance > threshold and move.distance > move.noise:
+                messages.append(
+                    f"split '{split}', feature '{name}': moved {move.distance:.3g} ({kind}) from the last validated "
+                    f"span, above validation.drift {threshold:g} and above the {move.noise:.2g} that sampling alone "
+                    f"reaches 1 time in 100 at {move.counts[0]:,} and {move.counts[1]:,} values")
     return messages
+
+
+def _features(statistics) -> dict:
+    return {".".join(f.path.step) or f.name: f for f in statistics.datasets[0].features}
 
 
 @tfx.dsl.components.component

@@ -3,11 +3,13 @@ comparators from the config) and the drift gate against the previous span's stat
 
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from components import drift
 from components.anomaly_gate import STATISTICS_FILE, drift_messages, missing_label_messages
 from components.schema_curation import SERVING, curate_schema
 from config import ConfigError, PipelineConfig
@@ -82,7 +84,8 @@ def test_drift_beyond_the_threshold_is_named_and_small_drift_passes(curated, tmp
     assert drift_messages(same, previous, schema_path, ["train"]) == []
     (message,) = drift_messages(moved, previous, schema_path, ["train"])
     assert message == ("split 'train', feature 'device': moved 0.3 (L_INFTY) from the last validated span, "
-                       "above validation.drift 0.1")
+                       "above validation.drift 0.1 and above the 0.18 that sampling alone reaches 1 time in 100 at 100 "
+                       "and 100 values")
     assert drift_messages(moved, previous, schema_path, ["eval"]) == []  # no baseline for that split
     assert os.path.exists(schema_path)
 
@@ -98,3 +101,31 @@ def test_a_label_with_nothing_but_its_missing_value_is_named(tmp_path):
         "its head could neither train nor be judged: fix the logs, or remove the task"]
     good = _statistics_folder(tmp_path / "good", GOOD)
     assert missing_label_messages(good, ["train"], labels) == []
+
+
+def test_a_move_within_sampling_noise_is_not_drift_however_small_the_threshold(curated, tmp_path):
+    """Two samples of one distribution, 60 and 100 events: their device shares differ by 0.1, above a threshold of
+    0.05 but well within what 60 and 100 draws of a 50/50 mix give by chance."""
+    schema = schema_pb2.Schema()
+    schema.CopyFrom(curated)
+    _feature(schema, "device").drift_comparator.infinity_norm.threshold = 0.05
+    schema_path = str(tmp_path / "schema.pbtxt")
+    tfdv.write_schema_text(schema, schema_path)
+    previous = _statistics_folder(tmp_path / "previous", GOOD)
+    sample = _statistics_folder(tmp_path / "sample", GOOD.iloc[:60].assign(device=["mobile"] * 36 + ["desktop"] * 24))
+    assert drift_messages(sample, previous, schema_path, ["train"]) == []
+
+
+def test_distances_are_tfdvs_and_the_noise_shrinks_with_the_sample():
+    two = np.array([50.0, 50.0])
+    assert drift._distance(drift.L_INFTY, np.array([[80.0, 20.0]]), two[None])[0] == pytest.approx(0.3)
+    # JS (base 2) of [0.8, 0.2] against [0.5, 0.5]: m = [0.65, 0.35]
+    p, q, m = np.array([0.8, 0.2]), np.array([0.5, 0.5]), np.array([0.65, 0.35])
+    expected = 0.5 * np.sum(p * np.log2(p / m)) + 0.5 * np.sum(q * np.log2(q / m))
+    assert drift._distance(drift.JENSEN_SHANNON, np.array([[80.0, 20.0]]), two[None])[0] == pytest.approx(expected)
+    noise = [drift.sampling_noise(drift.L_INFTY, two / 100, (n, n)) for n in (100, 10_000)]
+    # the difference of two shares of n draws has std 0.5 * sqrt(2 / n); its 99th percentile is about 2.6 of those
+    assert noise[0] == pytest.approx(2.58 * 0.5 * np.sqrt(2 / 100), rel=0.2)
+    assert noise[1] == pytest.approx(noise[0] / 10, rel=0.25)
+    buckets = np.array([[0.0, 2.0, 10.0], [2.0, 2.0, 4.0]])  # a zero-width bucket holds its value's count
+    np.testing.assert_allclose(drift._rebin(buckets, np.array([0.0, 1.0, 2.0, 3.0])), [5.0, 5.0, 4.0])
