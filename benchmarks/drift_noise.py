@@ -106,8 +106,8 @@ def write(rows: list[dict], moves: dict, args) -> None:
              "features over the threshold |", "|---|---|---|---|---|"]
     for row in rows:
         alone, gate, pairs = row["threshold"], row["threshold and noise"], row["pairs"]
-        lines.append(f"| {row['events']:,} | {pairs} | {alone} ({alone / pairs:.0%}) | **{gate} ({gate / pairs:.0%})** | "
-                     f"{', '.join(row['examples']) or '—'} |")
+        lines.append(f"| {row['events']:,} | {pairs} | {alone} ({alone / pairs:.0%}) | **{gate} ({gate / pairs:.0%})** "
+                     f"| {', '.join(row['examples']) or '—'} |")
     lines += ["", f"Real moves, against span 1 of {args.sizes[-1]:,} events:", "",
               "| span | called drifted, threshold alone | **called drifted, threshold and noise** |", "|---|---|---|"]
     for name, called in moves.items():
