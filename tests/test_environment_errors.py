@@ -34,6 +34,8 @@ def _raised_inside(error: BaseException) -> BaseException:
      "/nowhere/outputs/metadata.db: the metadata store is damaged or unreadable (file is not a database); move it"),
     (RuntimeError("Error when executing query: database is locked query: INSERT INTO"),
      "/nowhere/outputs/metadata.db: the metadata store is locked by another process"),
+    (RuntimeError("Concurrent writes aborted after max number of retries."),
+     "/nowhere/outputs/metadata.db: the metadata store is locked by another process"),
 ])
 def test_each_environment_failure_is_one_line_naming_its_resource(error, line):
     assert environment_problem(_raised_inside(error), **WHERE).startswith(line)

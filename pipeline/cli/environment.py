@@ -22,8 +22,8 @@ def environment_problem(error: BaseException, *, output_dir: str, metadata_path:
         text = str(cause)
         path = getattr(cause, "filename", None) or _first_path(text) or output_dir
         if isinstance(cause, OSError) and cause.errno in _NO_SPACE or "No space left on device" in text:
-            full = _fullest([getattr(cause, "filename", None), _first_path(text), output_dir, serving_dir,
-                             tempfile.gettempdir()], fallback=getattr(cause, "filename", None) or output_dir)
+            full = _fullest([output_dir, serving_dir, tempfile.gettempdir(), getattr(cause, "filename", None),
+                             _first_path(text)], fallback=getattr(cause, "filename", None) or output_dir)
             return (f"{full}: no space left on its device; free space there (or pass --output-dir / --serving-dir "
                     "on another disk) and run again: nothing was pushed, the served model is as it was")
         if isinstance(cause, OSError) and cause.errno in _NOT_ALLOWED or re.search(
@@ -33,7 +33,7 @@ def environment_problem(error: BaseException, *, output_dir: str, metadata_path:
         if re.search(r"file is not a database|database disk image is malformed|unable to open database", text):
             return (f"{metadata_path}: the metadata store is damaged or unreadable ({_sql_reason(text)}); move it "
                     "aside (its recorded runs go with it) or pass another --output-dir, and run again")
-        if "database is locked" in text:
+        if "database is locked" in text or "Concurrent writes aborted" in text:
             return (f"{metadata_path}: the metadata store is locked by another process; wait for it or stop it, and "
                     "run again")
     return None

@@ -235,7 +235,7 @@ def main(argv=None) -> int:
                 "schema accept": _schema_accept, "compile-kubeflow": _compile_kubeflow,
                 "submit-kubeflow": _submit_kubeflow, "schedule-kubeflow": _schedule_kubeflow}
     args = build_parser(handlers).parse_args(argv)
-    if args.command in ("runs", "report", "predict"):  # they only read: no library start-up notes on the console
+    if args.command != "run":  # no library start-up notes on the console (`mtl run` sends them to its log file)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         warnings.filterwarnings("ignore")
         absl_logging.set_verbosity(absl_logging.ERROR)
