@@ -33,6 +33,8 @@ from data.world import LogSpec  # noqa: E402
 from data.writer import EVENTS_FILE, generate_logs  # noqa: E402
 
 MTL = os.path.join(os.path.dirname(sys.executable), "mtl")
+# The cases run in a user's environment: without this script's own TF_CPP_MIN_LOG_LEVEL.
+USER_ENV = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The end-to-end test's world: 300 users and 150 items, so that 10,000 events are enough to be blessed.
 GOOD_WORLD = LogSpec(num_events=10_000, num_users=300, num_items=150, seed=7)
@@ -325,7 +327,7 @@ def run_case(case: Case, work: str, good: str) -> dict:
     start = time.perf_counter()
     try:
         with case.around(work) if case.around else contextlib.nullcontext([]) as more:
-            child = subprocess.run(command + more, capture_output=True, text=True)
+            child = subprocess.run(command + more, capture_output=True, text=True, env=USER_ENV)
     except Skipped as e:
         return {"case": case.name, "skipped": str(e)}
     seconds = time.perf_counter() - start
