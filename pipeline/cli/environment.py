@@ -30,8 +30,9 @@ def environment_problem(error: BaseException, *, output_dir: str, metadata_path:
                 r"Permission denied|Read-only file system", text):
             return (f"{path}: not writable ({_reason(cause, text)}); make it writable, or pass another --output-dir "
                     "/ --serving-dir: nothing was pushed")
-        if re.search(r"file is not a database|database disk image is malformed|unable to open database", text):
-            return (f"{metadata_path}: the metadata store is damaged or unreadable ({_sql_reason(text)}); move it "
+        damaged = re.search(r"file is not a database|database disk image is malformed|unable to open database", text)
+        if damaged:
+            return (f"{metadata_path}: the metadata store is damaged or unreadable ({damaged.group(0)}); move it "
                     "aside (its recorded runs go with it) or pass another --output-dir, and run again")
         if "database is locked" in text or "Concurrent writes aborted" in text:
             return (f"{metadata_path}: the metadata store is locked by another process; wait for it or stop it, and "
@@ -70,10 +71,3 @@ def _reason(cause: BaseException, text: str) -> str:
     if isinstance(cause, OSError) and cause.strerror:
         return cause.strerror.lower()
     return "read-only file system" if "Read-only" in text else "permission denied"
-
-
-def _sql_reason(text: str) -> str:
-    for reason in ("file is not a database", "database disk image is malformed", "unable to open database"):
-        if reason in text:
-            return reason
-    return "unreadable"

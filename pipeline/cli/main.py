@@ -112,12 +112,10 @@ def _predict(args) -> int:
     return 0
 
 
-def _store_path(output_dir: str) -> str:
-    return os.path.join(os.path.abspath(output_dir), "metadata.db")  # pipeline.metadata.store_path, without MLMD
-
-
 def _metadata_path(output_dir: str) -> str:
-    path = _store_path(output_dir)
+    from pipeline.metadata import store_path
+
+    path = store_path(output_dir)
     if not os.path.exists(path):
         raise UserError(f"{output_dir}: no runs recorded here (no metadata.db); run `mtl run --output-dir "
                         f"{output_dir}` first")
@@ -246,8 +244,10 @@ def main(argv=None) -> int:
         print(f"mtl {args.command}: {e}", file=sys.stderr)
         code = 2
     except Exception as e:  # the machine's (a full disk, a damaged store): one line; a bug: RunFailed or traceback
+        from pipeline.metadata import store_path
+
         output_dir = getattr(args, "output_dir", None) or "outputs"
-        problem = environment_problem(e, output_dir=output_dir, metadata_path=_store_path(output_dir),
+        problem = environment_problem(e, output_dir=output_dir, metadata_path=store_path(output_dir),
                                       serving_dir=getattr(args, "serving_dir", None))
         if problem is None and not isinstance(e, RunFailed):
             raise
