@@ -53,6 +53,29 @@ def produced(store: metadata_store.MetadataStore, run_context_id: int) -> dict[s
     return outputs_of
 
 
+def ingested(outputs: dict[str, tuple]) -> tuple[str, object] | None:
+    """(the log folder, the Examples artifact) that ImportExampleGen ingested in a run (``produced``'s result), or
+    None when it did not run."""
+    if "ImportExampleGen" not in outputs:
+        return None
+    execution, artifacts = outputs["ImportExampleGen"]
+    (examples,) = artifacts["Examples"]
+    return execution.custom_properties["input_base"].string_value, examples
+
+
+def pushed_destination(outputs: dict[str, tuple]) -> str | None:
+    """Where the run's Pusher pushed the model (``produced``'s result), or None when it pushed nothing."""
+    for artifact in outputs.get("AtomicPusher", (None, {}))[1].get("PushedModel", []):
+        if artifact.custom_properties["pushed"].int_value:
+            return artifact.custom_properties["pushed_destination"].string_value
+    return None
+
+
+def pushed_version(destination: str | None) -> str | None:
+    """The version folder's name of a pushed destination (``<serving-dir>/<name>/<version>/``)."""
+    return destination.rstrip("/").rsplit("/", 1)[-1] if destination else None
+
+
 def artifact_span(artifact) -> int:
     """The span of an Examples artifact (a custom property in TFX 1.16, a declared one in some versions)."""
     properties = artifact.custom_properties if "span" in artifact.custom_properties else artifact.properties
@@ -83,16 +106,11 @@ def runs_that_trained(path: str, input_base: str, span: int) -> list[tuple[str, 
     trained = []
     for run in runs_newest_first(store):
         outputs = produced(store, run.id)
-        if "ImportExampleGen" not in outputs or not outputs.get("Trainer", (None, {}))[1].get("Model"):
+        source = ingested(outputs)
+        if source is None or not outputs.get("Trainer", (None, {}))[1].get("Model"):
             continue
-        execution, artifacts = outputs["ImportExampleGen"]
-        base = execution.custom_properties["input_base"].string_value
-        if os.path.abspath(base) != os.path.abspath(input_base):
+        base, examples = source
+        if os.path.abspath(base) != os.path.abspath(input_base) or artifact_span(examples) != span:
             continue
-        if not any(artifact_span(examples) == span for examples in artifacts.get("Examples", [])):
-            continue
-        pushed = [a.custom_properties["pushed_destination"].string_value
-                  for a in outputs.get("AtomicPusher", (None, {}))[1].get("PushedModel", [])
-                  if a.custom_properties["pushed"].int_value]
-        trained.append((run.name, os.path.basename(pushed[0].rstrip("/")) if pushed else None))
+        trained.append((run.name, pushed_version(pushed_destination(outputs))))
     return trained

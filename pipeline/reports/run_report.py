@@ -46,7 +46,7 @@ class RunReport:
 
     @property
     def pushed_version(self) -> str | None:
-        return self.pushed_model.rstrip("/").rsplit("/", 1)[-1] if self.pushed_model else None
+        return metadata.pushed_version(self.pushed_model)
 
 
 def load_run_report(metadata_path: str, run_id: str | None = None) -> RunReport:
@@ -63,10 +63,9 @@ def load_run_report(metadata_path: str, run_id: str | None = None) -> RunReport:
     produced = metadata.produced(store, run.id)
     report = RunReport(run_id=run.name, started=run.create_time_since_epoch / 1000,
                        seconds=_component_seconds(produced))
-    if "ImportExampleGen" in produced:
-        execution, outputs = produced["ImportExampleGen"]
-        (examples,) = outputs["Examples"]
-        report.input_base = execution.custom_properties["input_base"].string_value
+    source = metadata.ingested(produced)
+    if source is not None:
+        report.input_base, examples = source
         report.span, report.examples_uri = metadata.artifact_span(examples), examples.uri
     report.statistics_uri = _uri(produced, "StatisticsGen", "ExampleStatistics")
     report.anomalies_uri = _uri(produced, "ExampleValidator", "ExampleAnomalies")
@@ -83,9 +82,7 @@ def load_run_report(metadata_path: str, run_id: str | None = None) -> RunReport:
         validation = tfma.load_validation_result(report.evaluation_uri)
         report.blessed = validation.validation_ok
         report.failures, report.failed_heads = _failures(validation)
-    for artifact in produced.get("AtomicPusher", (None, {}))[1].get("PushedModel", []):
-        if artifact.custom_properties["pushed"].int_value:
-            report.pushed_model = artifact.custom_properties["pushed_destination"].string_value
+    report.pushed_model = metadata.pushed_destination(produced)
     return report
 
 
