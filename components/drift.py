@@ -7,7 +7,9 @@ Two samples of one distribution are never at distance 0: at a few thousand event
 can pass a fixed threshold by chance. ``sampling_noise`` gives, for the two spans' sizes, the distance that two
 samples of the pooled distribution exceed only once in a hundred (simulated from the statistics: 400 pairs of
 multinomial draws, seeded); AnomalyGate calls a move drift only when it passes both that and the configured
-threshold, so a false alarm is at most that 1% and a real move still stops the run once the data can show it.
+threshold. For independent events a feature's false alarms stay near that 1%; a feature that repeats per user or
+item varies more between small spans (benchmarks/results/drift-noise.md). A real move still stops the run once
+the data can show it.
 """
 
 from __future__ import annotations

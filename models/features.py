@@ -39,29 +39,31 @@ def _vocabulary_size(feature: FeatureConfig, tf_transform_output) -> int:
 
 @dataclass(frozen=True)
 class Kind:
-    """What a feature kind is: ``categorical`` (an int64 id in [0, cardinality) that the model embeds) or numeric (a
-    standardised float32); ``numbers`` (the log must hold numbers: preflight refuses text); its ``transform`` (raw
-    column -> model input, in Transform's graph), for a categorical kind its ``cardinality`` (ids it can take
-    after Transform, OOV buckets included), and ``vocabulary``: its ids index the Transform vocabulary named after
-    the feature (warm start carries embedding rows by token)."""
+    """What a feature kind is: categorical (an int64 id in [0, cardinality) that the model embeds: a kind with a
+    ``cardinality``) or numeric (a standardised float32); ``numbers`` (the log must hold numbers: preflight refuses
+    text); its ``transform`` (raw column -> model input, in Transform's graph); for a categorical kind its
+    ``cardinality`` (the ids it can take after Transform, OOV buckets included; None for a numeric kind); and
+    ``vocabulary``: its ids index the Transform vocabulary named after the feature (warm start carries embedding
+    rows by token)."""
 
-    categorical: bool
     numbers: bool
     transform: Callable[[FeatureConfig, tf.Tensor], tf.Tensor]
     cardinality: Callable[[FeatureConfig, object], int] | None = None
     vocabulary: bool = False
 
+    @property
+    def categorical(self) -> bool:
+        return self.cardinality is not None
+
 
 # The one table of feature kinds, keyed by config.registry.FeatureKind.
 KINDS: dict[FeatureKind, Kind] = {
-    FeatureKind.VOCABULARY: Kind(categorical=True, numbers=False, transform=_vocabulary, cardinality=_vocabulary_size,
-                                 vocabulary=True),
-    FeatureKind.HASH: Kind(categorical=True, numbers=False, transform=_hash,
-                           cardinality=lambda feature, _: feature.hash_buckets),
-    FeatureKind.BUCKETIZED: Kind(categorical=True, numbers=True, transform=_bucketized,
+    FeatureKind.VOCABULARY: Kind(numbers=False, transform=_vocabulary, cardinality=_vocabulary_size, vocabulary=True),
+    FeatureKind.HASH: Kind(numbers=False, transform=_hash, cardinality=lambda feature, _: feature.hash_buckets),
+    FeatureKind.BUCKETIZED: Kind(numbers=True, transform=_bucketized,
                                  cardinality=lambda feature, _: len(feature.boundaries) + 1),
-    FeatureKind.ZSCORE: Kind(categorical=False, numbers=True, transform=_zscore),
-    FeatureKind.LOG: Kind(categorical=False, numbers=True, transform=_log),
+    FeatureKind.ZSCORE: Kind(numbers=True, transform=_zscore),
+    FeatureKind.LOG: Kind(numbers=True, transform=_log),
 }
 
 
@@ -78,7 +80,7 @@ def transform_feature(feature: FeatureConfig, raw) -> tf.Tensor:
 def cardinality(feature: FeatureConfig, tf_transform_output) -> int:
     """Number of distinct ids a categorical feature can take after Transform (OOV buckets included)."""
     kind = KINDS[feature.kind]
-    if kind.cardinality is None:
+    if not kind.categorical:
         raise ValueError(f"feature '{feature.name}' of kind '{feature.kind}' is numeric: it has no cardinality")
     return kind.cardinality(feature, tf_transform_output)
 

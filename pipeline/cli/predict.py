@@ -70,8 +70,12 @@ def _check_value(value, dtype: tf.DType, what: str) -> None:
     else:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok:
-        expected = "text" if dtype == tf.string else "an integer" if dtype.is_integer else "a number"
-        raise UserError(f"{what} must be one value, {expected}, got {_shown(value)}")
+        raise UserError(f"{what} must be one value, {_wanted(dtype)}, got {_shown(value)}")
+
+
+def _wanted(dtype: tf.DType) -> str:
+    """What a feature of ``dtype`` takes, for a person: text, an integer or a number (an integer is one too)."""
+    return "text" if dtype == tf.string else "an integer" if dtype.is_integer else "a number"
 
 
 def _shown(value) -> str:
@@ -117,11 +121,10 @@ def _check_example(record: bytes, needed: dict[str, tf.DType], where: str) -> No
             raise UserError(f"{where}: lacks feature '{name}'; the model needs {sorted(needed)}")
         kind = features[name].WhichOneof("kind")
         values = getattr(features[name], kind).value if kind else []
-        expected = "bytes_list" if dtype == tf.string else "int64_list" if dtype.is_integer else None
-        if len(values) != 1 or (expected and kind != expected) or (expected is None and kind == "bytes_list"):
-            got = f"{len(values)} values" if len(values) != 1 else _KINDS[kind]
-            want = "text" if dtype == tf.string else "an integer" if dtype.is_integer else "a number"
-            raise UserError(f"{where}: feature '{name}' must hold one value, {want}; it holds {got}")
+        held, wanted = _KINDS.get(kind), _wanted(dtype)
+        if len(values) != 1 or held != wanted and not (wanted == "a number" and held == "an integer"):
+            got = f"{len(values)} values" if len(values) != 1 else held
+            raise UserError(f"{where}: feature '{name}' must hold one value, {wanted}; it holds {got}")
 
 
 def _rows(outputs: dict[str, tf.Tensor]) -> list[dict]:
