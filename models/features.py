@@ -14,6 +14,7 @@ from models import tensors
 
 def _vocabulary(feature: FeatureConfig, raw) -> tf.Tensor:
     return tft.compute_and_apply_vocabulary(tensors.column_values(raw, default=""), top_k=feature.top_k,
+                                            frequency_threshold=feature.frequency_threshold or None,
                                             num_oov_buckets=feature.oov_buckets, vocab_filename=feature.name)
 
 

@@ -215,3 +215,21 @@ def test_entity_index_parses_logged_ids():
 def test_negative_span_raises():
     with pytest.raises(ValueError, match="span"):
         generate_span(SMALL, -1)
+
+
+def test_a_world_of_many_users_has_power_law_activity():
+    spec = LogSpec(num_events=50_000, num_users=100_000, num_items=10_000)
+    counts = np.bincount(entity_index(generate_span(spec, 1).features["user_id"]), minlength=spec.num_users)
+    seen = counts[counts > 0]
+    assert (seen == 1).mean() > 0.6  # a long tail seen once
+    assert np.sort(counts)[::-1][:1_000].sum() > 0.2 * spec.num_events  # the top 1% of users: over 20% of events
+
+
+def test_generate_logs_takes_the_worlds_size(tmp_path):
+    from pipeline.cli.main import main
+
+    assert main(["generate-logs", "--out", str(tmp_path), "--events", "500", "--users", "40", "--items", "7"]) == 0
+    examples = _read_examples(tmp_path / "span-1")
+    users = {_values(e, "user_id")[0] for e in examples}
+    items = {_values(e, "item_id")[0] for e in examples}
+    assert len(users) <= 40 and len(items) == 7 and all(len(u) == 6 for u in users)

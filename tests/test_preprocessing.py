@@ -15,6 +15,7 @@ CONFIG = PipelineConfig.from_dict({
     "name": "tiny",
     "features": [
         {"name": "device", "kind": "vocabulary"},
+        {"name": "country", "kind": "vocabulary", "frequency_threshold": 2},
         {"name": "user_id", "kind": "hash", "hash_buckets": 7},
         {"name": "hour", "kind": "bucketized", "boundaries": [6, 12, 18]},
         {"name": "price", "kind": "zscore"},
@@ -28,6 +29,7 @@ CONFIG = PipelineConfig.from_dict({
 })
 FEATURE_SPEC = {
     "device": tf.io.FixedLenFeature([], tf.string),
+    "country": tf.io.FixedLenFeature([], tf.string),
     "user_id": tf.io.FixedLenFeature([], tf.string),
     "hour": tf.io.FixedLenFeature([], tf.int64),
     "price": tf.io.FixedLenFeature([], tf.float32),
@@ -36,6 +38,7 @@ FEATURE_SPEC = {
     "watch_time": tf.io.VarLenFeature(tf.float32),  # absent unless clicked; -1 counts as missing too
     "interest": tf.io.VarLenFeature(tf.int64),
 }
+COUNTRIES = ["us", "us", "us", "us", "de", "fr"]  # de and fr are seen once
 ROWS = [  # device, hour, price, activity, click, watch_time, interest
     ("mobile", 0, 1.0, 0.0, 1, [2.5], [2]),
     ("mobile", 6, 2.0, 1.0, 0, [], [0]),
@@ -48,8 +51,8 @@ ROWS = [  # device, hour, price, activity, click, watch_time, interest
 
 @pytest.fixture(scope="module")
 def transformed(tmp_path_factory):
-    raw = [{"device": d, "user_id": f"u{i}", "hour": h, "price": p, "user_activity": a, "click": c,
-            "watch_time": w, "interest": k} for i, (d, h, p, a, c, w, k) in enumerate(ROWS)]
+    raw = [{"device": d, "country": COUNTRIES[i], "user_id": f"u{i}", "hour": h, "price": p, "user_activity": a,
+            "click": c, "watch_time": w, "interest": k} for i, (d, h, p, a, c, w, k) in enumerate(ROWS)]
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(FEATURE_SPEC))
     with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp("tft")), force_tf_compat_v1=False):
         (rows, _), _ = (raw, metadata) | tft_beam.AnalyzeAndTransformDataset(
@@ -64,6 +67,10 @@ def _zscore(values):
 
 def test_vocabulary_ids_by_frequency(transformed):
     assert transformed["device"].tolist() == [0, 0, 0, 1, 1, 2]
+
+
+def test_a_frequency_threshold_sends_rare_tokens_to_the_oov_bucket(transformed):
+    assert transformed["country"].tolist() == [0, 0, 0, 0, 1, 1]
 
 
 def test_hash_ids_in_range(transformed):

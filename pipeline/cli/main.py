@@ -145,7 +145,8 @@ def _generate_logs(args) -> int:
     from data.world import LogSpec
     from data.writer import generate_logs
 
-    spec = LogSpec(num_events=args.events, seed=args.seed, minus_one_fraction=args.minus_one_fraction)
+    spec = LogSpec(num_events=args.events, num_users=args.users, num_items=args.items, seed=args.seed,
+                   minus_one_fraction=args.minus_one_fraction)
     for path in generate_logs(spec, args.out, args.spans):
         print(path)
     return 0

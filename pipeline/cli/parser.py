@@ -95,6 +95,10 @@ def _generate_logs(commands) -> argparse.ArgumentParser:
     generate.add_argument("--out", default="data/logs", help="output folder (default: %(default)s)")
     generate.add_argument("--spans", type=int, nargs="+", default=[1], help="span numbers (default: 1)")
     generate.add_argument("--events", type=int, default=20_000, help="events per span (default: %(default)s)")
+    generate.add_argument("--users", type=int, default=5_000,
+                          help="users in the world, drawn with power-law activity (default: %(default)s)")
+    generate.add_argument("--items", type=int, default=2_000,
+                          help="items in the world, drawn with power-law popularity (default: %(default)s)")
     generate.add_argument("--seed", type=int, default=0, help="world and event seed (default: %(default)s)")
     generate.add_argument("--minus-one-fraction", type=float, default=0.0,
                           help="share of missing labels written as -1 instead of absent (default: 0)")
