@@ -12,7 +12,16 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from config.contract import from_custom_config, to_custom_config
 from config.errors import ConfigError, UserError
-from config.registry import Architecture, Balancing, Distribution, FeatureKind, LossNormalization, TaskType
+from config.registry import (
+    Architecture,
+    Balancing,
+    Distribution,
+    FeatureKind,
+    HeadCopies,
+    IdUpdates,
+    LossNormalization,
+    TaskType,
+)
 from config.schema import (
     DEFAULT_CONFIG,
     BeamConfig,
@@ -28,6 +37,6 @@ from config.schema import (
 )
 
 __all__ = ["Architecture", "Balancing", "BeamConfig", "BlessingConfig", "ConfigError", "DEFAULT_CONFIG", "DataConfig",
-           "Distribution", "EvaluationConfig", "FeatureConfig", "FeatureKind", "LossNormalization", "ModelConfig",
-           "PipelineConfig", "TaskConfig", "TaskType", "UserError", "ValidationConfig", "VertexTrainingConfig",
-           "from_custom_config", "to_custom_config"]
+           "Distribution", "EvaluationConfig", "FeatureConfig", "FeatureKind", "HeadCopies", "IdUpdates",
+           "LossNormalization", "ModelConfig", "PipelineConfig", "TaskConfig", "TaskType", "UserError",
+           "ValidationConfig", "VertexTrainingConfig", "from_custom_config", "to_custom_config"]

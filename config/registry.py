@@ -1,5 +1,5 @@
 """The names of every pluggable concept, each spelled here once: feature kinds, task types, architectures,
-balancers, loss normalisations and distribution strategies.
+balancers, loss normalisations, id-table updates, per-head copies and distribution strategies.
 
 The config validates against these; the model code keys its registries (``models.tasks.TASK_TYPES``,
 ``models.builder``'s architectures and balancers, ``models.features``' transforms) by the same members, and a
@@ -51,6 +51,21 @@ class LossNormalization(StrEnum):
 
     PER_LABEL = "per_label"
     PER_EXAMPLE = "per_example"
+
+
+class IdUpdates(StrEnum):
+    """What a training step updates in an id table (``models.builder``'s id optimizers)."""
+
+    WHOLE_TABLE = "whole_table"  # Keras' Adam: every row, every step; L2 on the whole table
+    ROWS = "rows"  # models.row_optimizer.RowAdam: the rows the batch read; L2 on those rows; lazy decay
+
+
+class HeadCopies(StrEnum):
+    """What per-head selection keeps of an epoch that serves some head but is not the restored one
+    (``models.head_selection``)."""
+
+    WHOLE_MODEL = "whole_model"  # every weight: the head reads that epoch's id tables
+    DENSE_WEIGHTS = "dense_weights"  # all but the id tables: the head reads the restored epoch's tables
 
 
 class Distribution(StrEnum):

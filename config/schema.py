@@ -20,7 +20,16 @@ from typing import Any
 import yaml
 
 from config.errors import ConfigError
-from config.registry import Architecture, Balancing, Distribution, FeatureKind, LossNormalization, TaskType
+from config.registry import (
+    Architecture,
+    Balancing,
+    Distribution,
+    FeatureKind,
+    HeadCopies,
+    IdUpdates,
+    LossNormalization,
+    TaskType,
+)
 
 DEFAULT_CONFIG = Path(__file__).parent / "default.yaml"
 # Task, feature, label and slice names become metric keys, file names (vocabularies, TensorBoard runs), tensor and
@@ -30,12 +39,15 @@ SAFE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """One raw log feature and how Transform turns it into a model input."""
+    """One raw log feature and how Transform turns it into a model input. A vocabulary keeps the ``top_k`` most
+    frequent tokens seen at least ``frequency_threshold`` times (0: every token); the others share
+    ``oov_buckets`` ids."""
 
     name: str
     kind: FeatureKind
     embedding_dim: int = 8
     top_k: int | None = None
+    frequency_threshold: int = 0
     oov_buckets: int = 1
     hash_buckets: int = 0
     boundaries: tuple[float, ...] = ()
@@ -45,6 +57,7 @@ class FeatureConfig:
         _set_member(self, "kind", FeatureKind, f"feature '{self.name}': kind")
         _require(self.embedding_dim >= 1, f"feature '{self.name}': embedding_dim must be >= 1")
         _require(self.top_k is None or self.top_k >= 1, f"feature '{self.name}': top_k must be >= 1")
+        _require(self.frequency_threshold >= 0, f"feature '{self.name}': frequency_threshold must be >= 0")
         if self.kind == FeatureKind.VOCABULARY:
             _require(self.oov_buckets >= 1, f"feature '{self.name}': oov_buckets must be >= 1")
         if self.kind == FeatureKind.HASH:
@@ -115,7 +128,13 @@ class ModelConfig:
     ``loss_normalization``: per_label trains on each task's mean loss over its present labels; per_example scales
     it by the share of the batch with that label, so every labelled example weighs the same in every task.
     ``per_head_selection`` trains while any head's validation loss improves and serves each head from the epoch of
-    its own best one (models.head_selection).
+    its own best one (models.head_selection); ``head_copies`` says what it keeps of those epochs: whole_model (their
+    id tables too) or dense_weights (the heads read the restored epoch's id tables: one copy of the tables).
+    ``id_updates``: whole_table steps every row of every id table each step, and ``embedding_l2``, ``factor_l2``
+    and ``task_embedding_l2`` penalise whole tables; rows steps only the rows a batch read (a step's cost no longer
+    grows with the tables), those L2s penalise each looked-up row once per example that reads it (batch mean), and
+    ``id_weight_decay`` shrinks every row by (1 - learning_rate x id_weight_decay) per step, lazily
+    (models.row_optimizer).
     """
 
     architecture: Architecture = Architecture.SHARED_BOTTOM
@@ -139,6 +158,8 @@ class ModelConfig:
     clip_norm: float | None = None
     jit_compile: bool = False
     embedding_l2: float = 0.0
+    id_updates: IdUpdates = IdUpdates.WHOLE_TABLE
+    id_weight_decay: float = 0.0
     learning_rate: float = 1e-3
     batch_size: int = 256
     train_steps: int | None = None  # None: every epoch is one pass over the training split
@@ -146,6 +167,7 @@ class ModelConfig:
     epochs: int = 10
     early_stopping_patience: int = 2
     per_head_selection: bool = False  # serve each head from the epoch of its own best validation loss
+    head_copies: HeadCopies = HeadCopies.WHOLE_MODEL
     cache_mb: int = 1024  # keep parsed training and eval batches in memory when they fit in this (0: never)
     distribution: Distribution = Distribution.NONE  # batch_size is the global batch, split between the replicas
     warm_start: bool = False  # start from the last blessed model's weights (embeddings carried by token)
@@ -156,6 +178,8 @@ class ModelConfig:
         _set_member(self, "balancing", Balancing, "model.balancing")
         _set_member(self, "loss_normalization", LossNormalization, "model.loss_normalization")
         _set_member(self, "distribution", Distribution, "model.distribution")
+        _set_member(self, "id_updates", IdUpdates, "model.id_updates")
+        _set_member(self, "head_copies", HeadCopies, "model.head_copies")
         for name in ("batch_size", "train_steps", "eval_steps", "epochs"):
             value = getattr(self, name)
             _require(value is None and name.endswith("_steps") or value is not None and value >= 1,
@@ -165,9 +189,12 @@ class ModelConfig:
                  "model.epochs must be in [1, train_steps]")
         _require(self.learning_rate > 0, f"model.learning_rate must be > 0, got {self.learning_rate}")
         _require(self.clip_norm is None or self.clip_norm > 0, f"model.clip_norm must be > 0, got {self.clip_norm}")
-        _require(min(self.embedding_l2, self.factor_l2, self.task_embedding_l2, self.early_stopping_patience,
-                     self.cache_mb) >= 0, "model.embedding_l2, model.factor_l2, model.task_embedding_l2, "
+        _require(min(self.embedding_l2, self.factor_l2, self.task_embedding_l2, self.id_weight_decay,
+                     self.early_stopping_patience, self.cache_mb) >= 0,
+                 "model.embedding_l2, model.factor_l2, model.task_embedding_l2, model.id_weight_decay, "
                  "model.early_stopping_patience and model.cache_mb must be >= 0")
+        _require(self.id_weight_decay == 0 or self.id_updates == IdUpdates.ROWS,
+                 "model.id_weight_decay needs model.id_updates: rows (whole_table tables decay by their L2)")
         _require(self.factor_dim >= 1, f"model.factor_dim must be >= 1, got {self.factor_dim}")
         _require(all(units >= 1 for units in (*self.shared_layers, *self.expert_layers)),
                  "model.shared_layers and model.expert_layers sizes must be >= 1")

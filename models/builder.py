@@ -8,11 +8,12 @@ it, so a bad combination fails before any component runs.
 
 import tf_keras
 
-from config import Architecture, Balancing, ConfigError, ModelConfig, PipelineConfig
+from config import Architecture, Balancing, ConfigError, IdUpdates, ModelConfig, PipelineConfig
 from models import features
 from models.balancing import Balancer, FixedWeights, GradNorm, PCGrad, UncertaintyWeighting
 from models.layers import MLP, FactorInteraction, FeatureEncoder
 from models.multitask_model import MultiTaskModel
+from models.row_optimizer import RowAdam
 from models.tasks import make_tasks
 from models.zoo import PLE, MMoE, SharedBottom
 
@@ -27,6 +28,12 @@ BALANCERS = {
     Balancing.UNCERTAINTY: lambda m, weights: UncertaintyWeighting(weights, name="balancer"),
     Balancing.GRADNORM: lambda m, weights: GradNorm(weights, alpha=m.gradnorm_alpha, name="balancer"),
     Balancing.PCGRAD: lambda m, weights: PCGrad(weights, name="balancer"),
+}
+
+# The optimizer of the id tables (None: the dense weights' Adam steps them too).
+ID_OPTIMIZERS = {
+    IdUpdates.WHOLE_TABLE: lambda m: None,
+    IdUpdates.ROWS: lambda m: RowAdam(m.learning_rate, weight_decay=m.id_weight_decay),
 }
 
 
@@ -82,22 +89,28 @@ def _check_categorical(config: PipelineConfig) -> None:
         raise ConfigError(f"model.dot_interaction needs equal embedding_dim, got {chosen}")
 
 
-def build_model(config: PipelineConfig, cardinalities: dict[str, int]) -> MultiTaskModel:
+def build_model(config: PipelineConfig, cardinalities: dict[str, int],
+                id_layers_from: MultiTaskModel | None = None) -> MultiTaskModel:
     """The compiled, untrained model for ``config``; ``cardinalities`` ({categorical feature: number of ids},
-    ``models.features.cardinalities``) sizes the embeddings. Called by run_fn, the benchmarks and the tests."""
+    ``models.features.cardinalities``) sizes the embeddings. With ``id_layers_from`` (a model of the same config)
+    the new model shares that model's layers that hold the id tables (encoder, task encoders, factor interaction)
+    and has architecture, towers and heads of its own: a head copy of models.head_selection. Called by run_fn,
+    the benchmarks and the tests."""
     check_model_config(config)
     model_config = config.model
     tasks = make_tasks(config.tasks)
     categorical = [f for f in config.features if features.is_categorical(f)]
     dims = {f.name: f.embedding_dim for f in categorical}
+    per_lookup = model_config.id_updates == IdUpdates.ROWS
     encoder = FeatureEncoder(
         {f.name: cardinalities[f.name] for f in categorical},
         dims,
         [f.name for f in config.features if not features.is_categorical(f)],
-        embedding_l2=model_config.embedding_l2, dot_interaction=list(model_config.dot_interaction))
+        embedding_l2=model_config.embedding_l2, dot_interaction=list(model_config.dot_interaction),
+        l2_per_lookup=per_lookup)
     task_encoders = {task: FeatureEncoder({name: cardinalities[name] for name in names},
                                           {name: dims[name] for name in names}, [],
-                                          embedding_l2=model_config.task_embedding_l2,
+                                          embedding_l2=model_config.task_embedding_l2, l2_per_lookup=per_lookup,
                                           name=f"{task}_feature_encoder")
                      for task, names in model_config.task_embeddings.items()}
     towers = {}
@@ -105,7 +118,7 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int]) -> MultiT
         tower = task.config
         towers[task.name] = MLP(list(tower.tower), dropout=tower.dropout, batch_norm=tower.batch_norm, l2=tower.l2,
                                 name=f"{task.name}_tower")
-    model = MultiTaskModel(
+    parts = dict(
         encoder=encoder,
         architecture=make_architecture(model_config, [t.name for t in tasks]),
         towers=towers,
@@ -117,8 +130,15 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int]) -> MultiT
         fusion=model_config.fusion,
         clip_norm=model_config.clip_norm,
         interaction=FactorInteraction({name: cardinalities[name] for name in model_config.factorization},
-                                      model_config.factor_dim, model_config.factor_l2, name="factor_interaction")
+                                      model_config.factor_dim, model_config.factor_l2, l2_per_lookup=per_lookup,
+                                      name="factor_interaction")
         if model_config.factorization else None,
         interaction_tasks=model_config.factor_tasks)
-    model.compile(optimizer=tf_keras.optimizers.Adam(model_config.learning_rate), jit_compile=model_config.jit_compile)
+    if id_layers_from is not None:
+        parts["encoder"], parts["task_encoders"] = id_layers_from.encoder, id_layers_from.task_encoders
+        parts["interaction"] = id_layers_from.interaction
+    model = MultiTaskModel(**parts)
+    model.compile(optimizer=tf_keras.optimizers.Adam(model_config.learning_rate),
+                  id_optimizer=ID_OPTIMIZERS[model_config.id_updates](model_config),
+                  jit_compile=model_config.jit_compile)
     return model

@@ -15,11 +15,15 @@ class BestEpochPerHead(tf_keras.callbacks.Callback):
     """Trains until no head's validation loss has improved for ``patience`` epochs; restores the model to the
     epoch of the best total validation loss (as Keras' EarlyStopping would) and keeps a copy of the weights of
     every other epoch that is some head's best. ``head_weights`` then maps each head whose best epoch differs from
-    the restored one to those weights; ``best_epochs`` maps every head to its best epoch (0-based)."""
+    the restored one to those weights; ``best_epochs`` maps every head to its best epoch (0-based).
 
-    def __init__(self, task_names: list[str], patience: int):
+    With ``copy_id_tables`` False, the copies of the other epochs leave out the id tables (None in their place):
+    a head served from another epoch then reads the restored epoch's tables (head_models), so a 10-million-row
+    table is held once for training's restore, not once per epoch."""
+
+    def __init__(self, task_names: list[str], patience: int, copy_id_tables: bool = True):
         super().__init__()
-        self.task_names, self.patience = list(task_names), patience
+        self.task_names, self.patience, self.copy_id_tables = list(task_names), patience, copy_id_tables
         self.best_loss = {}
         self.best_epochs: dict[str, int] = {}
         self.kept_epoch = 0
@@ -39,9 +43,13 @@ class BestEpochPerHead(tf_keras.callbacks.Callback):
         for name in improved:
             self.best_loss[name], self.best_epochs[name] = logs[f"val_{name}_loss"], epoch
         if logs.get("val_loss", np.inf) < self._best_total:
+            if not self.copy_id_tables and self.kept_epoch in self._weights:  # no longer what training restores
+                self._weights[self.kept_epoch] = self._without_id_tables(self._weights[self.kept_epoch])
             self._best_total, self.kept_epoch = logs["val_loss"], epoch
         if improved or epoch == self.kept_epoch:
-            self._weights[epoch] = self.model.get_weights()
+            weights = self.model.get_weights() if self.copy_id_tables or epoch == self.kept_epoch \
+                else self._dense_weights()
+            self._weights[epoch] = weights
         wanted = {*self.best_epochs.values(), self.kept_epoch}
         self._weights = {e: w for e, w in self._weights.items() if e in wanted}
         if epoch - max(self.best_epochs.values(), default=epoch) >= max(self.patience, 1):
@@ -54,6 +62,18 @@ class BestEpochPerHead(tf_keras.callbacks.Callback):
         self.head_weights = {name: self._weights[epoch] for name, epoch in self.best_epochs.items()
                              if epoch != self.kept_epoch}
 
+    def _table_positions(self) -> set[int]:
+        tables = {id(v) for v in self.model.id_tables()}
+        return {i for i, v in enumerate(self.model.weights) if id(v) in tables}
+
+    def _dense_weights(self) -> list:
+        tables = self._table_positions()
+        return [None if i in tables else v.numpy() for i, v in enumerate(self.model.weights)]
+
+    def _without_id_tables(self, weights: list) -> list:
+        tables = self._table_positions()
+        return [None if i in tables else w for i, w in enumerate(weights)]
+
     def summary(self) -> str:
         """One line for the Trainer's progress: which epoch (1-based) serves which head."""
         heads = {}
@@ -63,16 +83,20 @@ class BestEpochPerHead(tf_keras.callbacks.Callback):
         return "serving " + "; ".join(parts)
 
 
-def head_models(build, weights_by_head: dict[str, list[np.ndarray]], example_batch) -> dict:
+def head_models(build, weights_by_head: dict[str, list], example_batch) -> dict:
     """{head: a copy of the model holding that head's best-epoch weights}, one copy per distinct epoch (heads that
-    peaked together share it). ``build()`` returns a fresh model of the same config; ``example_batch`` builds its
-    variables. Called by run_fn and the benchmarks after training with BestEpochPerHead."""
+    peaked together share it). ``build()`` returns a fresh model of the same config (for weights without id tables,
+    one that shares the restored model's id-table layers: models.builder.build_model's ``id_layers_from``);
+    ``example_batch`` builds its variables; a None weight is left as built. Called by run_fn and the benchmarks
+    after training with BestEpochPerHead."""
     copies, by_head = {}, {}
     for name, weights in weights_by_head.items():
         key = id(weights)
         if key not in copies:
             copies[key] = build()
             copies[key](example_batch)
-            copies[key].set_weights(weights)
+            for variable, value in zip(copies[key].weights, weights, strict=True):
+                if value is not None:
+                    variable.assign(value)
         by_head[name] = copies[key]
     return by_head

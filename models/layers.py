@@ -23,19 +23,23 @@ class FeatureEncoder(tf_keras.layers.Layer):
     ``cardinalities`` maps each categorical feature to its number of ids and ``embedding_dims`` to its
     embedding size; every name in ``numeric`` is taken as one standardised float. The embeddings of the
     features in ``dot_interaction`` (equal sizes) also contribute their pairwise dot products (DotInteraction).
+    ``embedding_l2`` penalises the whole tables, or with ``l2_per_lookup`` each looked-up row (id_table).
+
+    Input: {feature: [batch] ids or floats}. Output: [batch, sum of embedding_dims + len(numeric) + pairs].
     """
 
     def __init__(self, cardinalities: dict[str, int], embedding_dims: dict[str, int], numeric: list[str],
-                 embedding_l2: float = 0.0, dot_interaction: list[str] = (), **kwargs):
+                 embedding_l2: float = 0.0, dot_interaction: list[str] = (), l2_per_lookup: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.cardinalities = dict(cardinalities)
         self.embedding_dims = dict(embedding_dims)
         self.numeric = list(numeric)
         self.embedding_l2 = embedding_l2
         self.dot_interaction = list(dot_interaction)
+        self.l2_per_lookup = l2_per_lookup
         self.embeddings = {
-            name: tf_keras.layers.Embedding(size, self.embedding_dims[name], name=f"{name}{EMBEDDING_SUFFIX}",
-                                            embeddings_regularizer=_l2(embedding_l2))
+            name: id_table(size, self.embedding_dims[name], f"{name}{EMBEDDING_SUFFIX}", embedding_l2, l2_per_lookup)
             for name, size in sorted(self.cardinalities.items())}
         self.interaction = DotInteraction(name="dot_interaction")
 
@@ -50,7 +54,7 @@ class FeatureEncoder(tf_keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "cardinalities": self.cardinalities,
                 "embedding_dims": self.embedding_dims, "numeric": self.numeric, "embedding_l2": self.embedding_l2,
-                "dot_interaction": self.dot_interaction}
+                "dot_interaction": self.dot_interaction, "l2_per_lookup": self.l2_per_lookup}
 
 
 @tf_keras.utils.register_keras_serializable(package="mtl")
@@ -71,14 +75,17 @@ class FactorInteraction(tf_keras.layers.Layer):
     """Factor vectors for two id features and their elementwise product u * v, [batch, dim]: each head reads it
     with weights of its own (generalised matrix factorisation), so every task learns from the user x item
     interaction without an MLP having to approximate a dot product. ``l2`` penalises the whole tables once per
-    step (a Gaussian prior on every row, however often it is seen)."""
+    step (a Gaussian prior on every row, however often it is seen), or with ``l2_per_lookup`` each looked-up row.
 
-    def __init__(self, cardinalities: dict[str, int], dim: int, l2: float = 0.0, **kwargs):
+    Input: {feature: [batch] ids} for the two features. Output: [batch, dim].
+    """
+
+    def __init__(self, cardinalities: dict[str, int], dim: int, l2: float = 0.0, l2_per_lookup: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
-        self.cardinalities, self.dim, self.l2 = dict(cardinalities), dim, l2
-        self.factors = [tf_keras.layers.Embedding(size, dim, name=f"{name}{FACTORS_SUFFIX}",
-                                                  embeddings_initializer=tf_keras.initializers.RandomNormal(
-                                                      stddev=dim ** -0.5), embeddings_regularizer=_l2(l2))
+        self.cardinalities, self.dim, self.l2, self.l2_per_lookup = dict(cardinalities), dim, l2, l2_per_lookup
+        self.factors = [id_table(size, dim, f"{name}{FACTORS_SUFFIX}", l2, l2_per_lookup,
+                                 initializer=tf_keras.initializers.RandomNormal(stddev=dim ** -0.5))
                         for name, size in self.cardinalities.items()]
 
     def call(self, features):
@@ -86,7 +93,8 @@ class FactorInteraction(tf_keras.layers.Layer):
         return first * second
 
     def get_config(self):
-        return {**super().get_config(), "cardinalities": self.cardinalities, "dim": self.dim, "l2": self.l2}
+        return {**super().get_config(), "cardinalities": self.cardinalities, "dim": self.dim, "l2": self.l2,
+                "l2_per_lookup": self.l2_per_lookup}
 
 
 @tf_keras.utils.register_keras_serializable(package="mtl")
@@ -115,6 +123,15 @@ class MLP(tf_keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units, "dropout": self.dropout,
                 "batch_norm": self.batch_norm, "l2": self.l2}
+
+
+def id_table(rows: int, dim: int, name: str, l2: float, per_lookup: bool,
+             initializer="uniform") -> tf_keras.layers.Embedding:
+    """An Embedding of ``rows`` x ``dim`` named ``name``. ``l2`` penalises l2 x |table|^2 every step, or with
+    ``per_lookup`` l2 x |row|^2 for each row an example looks up, averaged over the batch: a gradient on the rows
+    the batch read only, so that models.row_optimizer's step stays with them."""
+    regularizer = {"activity_regularizer" if per_lookup else "embeddings_regularizer": _l2(l2)}
+    return tf_keras.layers.Embedding(rows, dim, name=name, embeddings_initializer=initializer, **regularizer)
 
 
 def _l2(factor: float):

@@ -136,11 +136,14 @@ class MultiTaskModel(tf_keras.Model):
         return self._update_metrics(features, predictions, losses,
                                     self.balancer.weighted_sum(objective) + regularization)
 
-    def compile(self, optimizer="rmsprop", **kwargs):
+    def compile(self, optimizer="rmsprop", id_optimizer: tf_keras.optimizers.Optimizer | None = None, **kwargs):
         """Keras compile, plus a copy of ``optimizer`` for each task ``lr_multiplier`` other than 0 and 1, at that
         multiple of its learning rate (a number, not a schedule), which steps that task's tower and head. Adam
-        divides each gradient by its own running scale, so scaling the gradient would leave its step unchanged."""
+        divides each gradient by its own running scale, so scaling the gradient would leave its step unchanged.
+        ``id_optimizer`` (e.g. models.row_optimizer.RowAdam), when given, steps the id tables (every Embedding)
+        instead of ``optimizer``."""
         super().compile(optimizer=optimizer, **kwargs)
+        self.id_optimizer = id_optimizer
         settings = self.optimizer.get_config()
         multipliers = sorted({t.config.lr_multiplier for t in self.tasks} - {0.0, 1.0})
         self.tower_optimizers = {str(m): type(self.optimizer).from_config(
@@ -148,17 +151,46 @@ class MultiTaskModel(tf_keras.Model):
 
     def _apply_gradients(self, gradients, variables):
         """Steps every variable with the optimizer of its learning rate: the tower and head of a task with an
-        ``lr_multiplier`` other than 1 with that multiple's (none at 0), all others with ``self.optimizer``."""
+        ``lr_multiplier`` other than 1 with that multiple's (none at 0), the id tables with ``id_optimizer`` when
+        there is one, all others with ``self.optimizer``."""
         multiplier = {id(v): t.config.lr_multiplier for t in self.tasks
                       for v in self.towers[t.name].trainable_variables + self.heads[t.name].trainable_variables}
-        groups = {}
+        tables = {id(v) for v in self.id_tables()} if self.id_optimizer else set()
+        groups, table_pairs = {}, []
         for gradient, variable in zip(gradients, variables, strict=True):
-            groups.setdefault(multiplier.get(id(variable), 1.0), []).append((gradient, variable))
+            if id(variable) in tables:
+                table_pairs.append((gradient, variable))
+            else:
+                groups.setdefault(multiplier.get(id(variable), 1.0), []).append((gradient, variable))
+        if table_pairs:
+            self.id_optimizer.apply_gradients(table_pairs)
         for m, pairs in groups.items():
             if m == 1.0:
                 self.optimizer.apply_gradients(pairs)
             elif m:
                 self.tower_optimizers[str(m)].apply_gradients(pairs)
+
+    # What a SavedModel leaves out: the optimizers' state (Adam's two moments per weight) would triple the exported
+    # file and its load time, and serving, warm start (which starts the optimizer fresh) and TFMA never read it.
+    _NOT_EXPORTED = ("optimizer", "id_optimizer", "tower_optimizers")
+
+    def _trackable_children(self, save_type="checkpoint", **kwargs):
+        children = super()._trackable_children(save_type, **kwargs)
+        if save_type == "savedmodel":
+            for name in self._NOT_EXPORTED:
+                children.pop(name, None)
+        return children
+
+    def id_tables(self) -> list[tf.Variable]:
+        """The tables of every Embedding layer: the shared and per-task embeddings and the factor tables."""
+        return [layer.embeddings for layer in self._flatten_layers() if isinstance(layer, tf_keras.layers.Embedding)]
+
+    def settle_id_tables(self):
+        """Brings every id-table row up to date with ``id_optimizer``'s lazy decay, if it has one (RowAdam.settle):
+        models.training.fit calls it before each validation and at the end of training."""
+        settle = getattr(self.id_optimizer, "settle", None)
+        if settle:
+            settle()
 
     @tf.autograph.experimental.do_not_convert
     def test_step(self, features):

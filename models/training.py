@@ -11,7 +11,7 @@ import tf_keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from config import ModelConfig, UserError, from_custom_config
+from config import HeadCopies, ModelConfig, UserError, from_custom_config
 from models import features, signatures
 from models.builder import build_model
 from models.distribution import is_chief, make_strategy
@@ -49,6 +49,17 @@ class StopOnNonFiniteLoss(tf_keras.callbacks.Callback):
             if value is not None and not math.isfinite(float(value)):
                 raise NonFiniteLoss(f"task '{name}': the training loss became {float(value)} at {when}; look for "
                                     "NaN or ±inf in the logs' features and labels, or lower model.learning_rate")
+
+
+class SettleIdTables(tf_keras.callbacks.Callback):
+    """Brings the id tables up to date with their optimizer's lazy decay (MultiTaskModel.settle_id_tables) before
+    each validation reads them and when training ends, before the weights are kept or exported."""
+
+    def on_test_begin(self, logs=None):
+        self.model.settle_id_tables()
+
+    def on_train_end(self, logs=None):
+        self.model.settle_id_tables()
 
 
 PROGRESS = logging.getLogger("mtl.progress")  # one line per epoch; `mtl run` shows these on the console
@@ -130,9 +141,10 @@ def fit(model: MultiTaskModel, model_config: ModelConfig, train_dataset, eval_da
     raises NonFiniteLoss when a task's loss turns NaN. Called by run_fn and the benchmarks."""
     epochs = model_config.epochs
     names = [t.name for t in model.tasks]
-    selection = BestEpochPerHead(names, model_config.early_stopping_patience) \
+    selection = BestEpochPerHead(names, model_config.early_stopping_patience,
+                                 copy_id_tables=model_config.head_copies == HeadCopies.WHOLE_MODEL) \
         if model_config.per_head_selection else None
-    callbacks = [StopOnNonFiniteLoss(names), EpochProgress(model_config.batch_size),
+    callbacks = [SettleIdTables(), StopOnNonFiniteLoss(names), EpochProgress(model_config.batch_size),
                  selection or tf_keras.callbacks.EarlyStopping(patience=model_config.early_stopping_patience,
                                                                restore_best_weights=True)]
     if log_dir:
@@ -167,13 +179,18 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     _, selection = fit(model, config.model, train, evaluation, train_steps=fn_args.train_steps,
                        eval_steps=fn_args.eval_steps, log_dir=fn_args.model_run_dir if chief else None)
     with strategy.scope():  # the copies that serve the heads whose best epoch was not the one restored
-        by_head = head_models(lambda: build_model(config, sizes),
+        by_head = head_models(lambda: build_model(config, sizes, id_layers_from=_sharing(config.model, model)),
                               selection.head_weights if selection else {}, _placeholder_batch(tf_transform_output))
     export_dir = fn_args.serving_model_dir if chief else tempfile.mkdtemp(prefix="non-chief-export-")
     signatures.export(model, tf_transform_output, [f.name for f in config.features], export_dir,  # every worker
                       head_models=by_head)
     if not chief:  # saves (the save's collective ops); only the chief's is kept
         tf.io.gfile.rmtree(export_dir)
+
+
+def _sharing(model_config: ModelConfig, model: MultiTaskModel) -> MultiTaskModel | None:
+    """The model whose id tables the head copies read: ``model`` when they keep no tables of their own."""
+    return model if model_config.head_copies == HeadCopies.DENSE_WEIGHTS else None
 
 
 def _placeholder_batch(tf_transform_output) -> dict[str, tf.Tensor]:

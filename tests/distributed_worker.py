@@ -25,16 +25,23 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 BALANCERS = ("fixed", "uncertainty", "gradnorm", "pcgrad")
+ROW_UPDATES = "fixed, row updates"  # the fixed balancer, the id tables stepped by RowAdam (with its lazy decay)
 
 
 def _models(strategy, balancer):
-    """The helpers' tiny model with ``balancer``, built in ``strategy``'s scope, and plain SGD."""
+    """The helpers' tiny model with ``balancer`` (or ROW_UPDATES), built in ``strategy``'s scope, and plain SGD."""
     import tf_keras
     from helpers import tiny_model
 
+    from models.row_optimizer import RowAdam
+
     with strategy.scope():
-        model = tiny_model(balancing=balancer)
-        model.compile(optimizer=tf_keras.optimizers.SGD(0.1))
+        if balancer == ROW_UPDATES:
+            model = tiny_model(id_updates="rows", id_weight_decay=0.5)
+            model.compile(optimizer=tf_keras.optimizers.SGD(0.1), id_optimizer=RowAdam(0.1, weight_decay=0.5))
+        else:
+            model = tiny_model(balancing=balancer)
+            model.compile(optimizer=tf_keras.optimizers.SGD(0.1))
     return model
 
 
@@ -47,7 +54,7 @@ def mirrored(out: str) -> None:
     data = batch(16)
     data["watch_time_weight"] = tf.constant([1.0, 0.0] * 8)  # each replica's half holds 4 watch-time labels
     result = {"replicas": strategy.num_replicas_in_sync}
-    for balancer in BALANCERS:
+    for balancer in (*BALANCERS, ROW_UPDATES):
         single = _models(tf.distribute.get_strategy(), balancer)
         replicated = _models(strategy, balancer)
         single(data)

@@ -1,8 +1,9 @@
 """Per-head model selection: each head keeps the weights of its own best validation epoch."""
 
 import numpy as np
-from helpers import batch, tiny_model
+from helpers import CARDINALITIES, CONFIG, batch, tiny_model
 
+from models.builder import build_model
 from models.head_selection import BestEpochPerHead, head_models
 
 
@@ -67,3 +68,31 @@ def test_a_copy_per_distinct_epoch_serves_the_heads_that_peaked_there():
     for copy_weight, expected in zip(copies["click"].get_weights(), weights, strict=True):
         np.testing.assert_array_equal(copy_weight, expected)
     assert not np.allclose(copies["click"](batch())["click"], model(batch())["click"])
+
+
+def test_dense_weight_copies_leave_the_id_tables_to_the_restored_model():
+    model = tiny_model()
+    model(batch())
+    epoch_0 = [w.copy() for w in model.get_weights()]
+    callback = BestEpochPerHead(["click", "watch_time", "interest"], patience=2, copy_id_tables=False)
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_epoch_end(0, {"val_click_loss": 1.0, "val_watch_time_loss": 1.0, "val_interest_loss": 1.0,
+                              "val_loss": 3.0})
+    for variable in model.weights:
+        variable.assign(variable + 1.0)
+    callback.on_epoch_end(1, {"val_click_loss": 0.5, "val_watch_time_loss": 2.0, "val_interest_loss": 2.0,
+                              "val_loss": 4.5})  # click's best epoch; the total's best stays epoch 0
+    callback.on_train_end()
+    for restored, expected in zip(model.get_weights(), epoch_0, strict=True):
+        np.testing.assert_array_equal(restored, expected)
+    tables = {id(v) for v in model.id_tables()}
+    click = callback.head_weights["click"]
+    assert [w is None for w in click] == [id(v) in tables for v in model.weights] and tables
+
+    copy = head_models(lambda: build_model(CONFIG, CARDINALITIES, id_layers_from=model), callback.head_weights,
+                       batch())["click"]
+    assert copy.encoder is model.encoder and copy.towers["click"] is not model.towers["click"]
+    for variable, original in zip(copy.weights, epoch_0, strict=True):
+        shift = 0.0 if id(variable) in tables else 1.0  # the tables: the restored epoch's; the rest: epoch 1's
+        np.testing.assert_allclose(variable.numpy(), original + shift, rtol=1e-6)
