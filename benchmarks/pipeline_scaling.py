@@ -38,11 +38,14 @@ _EPOCH = re.compile(r"Trainer: epoch (\d+)/\d+, .* ([\d,]+) examples/s$")
 _PEAK = re.compile(r"^Peak memory: ([\d.]+) GiB")
 
 
-def run_pipeline(log_root: str, workers: int, work: str) -> dict:
-    """One `mtl run` over ``log_root`` with beam.workers = ``workers``; returns what it printed, parsed."""
+def run_pipeline(log_root: str, workers: int, work: str, top_k: int | None = None) -> dict:
+    """One `mtl run` over ``log_root`` with beam.workers = ``workers`` (and, given ``top_k``, user_id and item_id
+    vocabularies of that size); returns what it printed, parsed."""
     config_path = f"{work}/config.yaml"
-    default = (ROOT / "config" / "default.yaml").read_text()
-    Path(config_path).write_text(re.sub(r"(?m)^  workers: 0 ", f"  workers: {workers} ", default))
+    config = re.sub(r"(?m)^  workers: 0 ", f"  workers: {workers} ", (ROOT / "config" / "default.yaml").read_text())
+    if top_k:
+        config = re.sub(r"(?m)^(  - \{name: (user|item)_id, kind: vocabulary, top_k: )\d+", rf"\g<1>{top_k}", config)
+    Path(config_path).write_text(config)
     started = time.perf_counter()
     completed = subprocess.run([MTL, "run", "--config", config_path, "--log-root", log_root, "--output-dir",
                                 f"{work}/out", "--serving-dir", f"{work}/serving"], capture_output=True, text=True)
@@ -84,16 +87,21 @@ def trainer_bound(pipeline_root: str) -> dict:
     return trainer_input.measure("default", config, *trainer_input.pipeline_source(config, pipeline_root), repeats=1)
 
 
-def measure_size(events: int, keep: str | None) -> dict:
+def measure_size(events: int, keep: str | None, users: int = 5_000, items: int = 2_000,
+                 settings: tuple[str, ...] = tuple(SETTINGS)) -> dict:
+    """Generates one span of ``events`` from a world of ``users`` and ``items`` and runs the pipeline on it once
+    per Beam setting; with more users than the default config's vocabularies keep, user_id and item_id keep
+    every id."""
     work = tempfile.mkdtemp(prefix=f"scaling-{events}-")
+    top_k = max(users, items) if max(users, items) > 20_000 else None
     try:
-        subprocess.run([MTL, "generate-logs", "--out", f"{work}/logs", "--events", str(events)], check=True,
-                       capture_output=True)
-        row = {"events": events}
-        for setting, workers in SETTINGS.items():
+        subprocess.run([MTL, "generate-logs", "--out", f"{work}/logs", "--events", str(events), "--users",
+                        str(users), "--items", str(items)], check=True, capture_output=True)
+        row = {"events": events, "users": users, "items": items}
+        for setting in settings:
             shutil.rmtree(f"{work}/run", ignore_errors=True)
             os.makedirs(f"{work}/run")
-            row[setting] = run_pipeline(f"{work}/logs", workers, f"{work}/run")
+            row[setting] = run_pipeline(f"{work}/logs", SETTINGS[setting], f"{work}/run", top_k)
             print(events, setting, json.dumps(row[setting]["components"]), flush=True)
         row["trainer_bound"] = trainer_bound(f"{work}/run/out/pipeline_root")
         if keep:

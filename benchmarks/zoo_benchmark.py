@@ -50,6 +50,9 @@ PER_HEAD = {"per_head_selection": True}
 PER_EXAMPLE = {"loss_normalization": "per_example"}
 OWN_INTEREST_EMBEDDING = {**MF, **PER_HEAD, **PER_EXAMPLE, "learning_rate": 0.003, "embedding_l2": 1e-3,
                           "task_embeddings": {"interest": ["user_id"]}, "task_embedding_l2": 1e-4}
+# The default config's model when row updates were measured (benchmarks/results/id-updates.md).
+WHOLE_TABLE = {**OWN_INTEREST_EMBEDDING, "early_stopping_patience": 5, "batch_size": 512, "learning_rate": 0.004}
+ROWS = {**WHOLE_TABLE, "id_updates": "rows"}
 # Each variant spells out its model, so a change of the default config does not change what it measures;
 # "tasks" (optional) names the heads it trains, from TASKS (default: the default config's tasks), and
 # "task_changes" (optional) changes some of their settings ({task: {field: value}}).
@@ -96,6 +99,12 @@ VARIANTS = {
     "... + factorisation, per-head selection, per-example loss, embedding L2 1e-3, interest's own user_id embedding "
     "(L2 1e-4), patience 5, batch 512, lr 0.004": {**OWN_INTEREST_EMBEDDING, "early_stopping_patience": 5,
                                                    "batch_size": 512, "learning_rate": 0.004},
+    "id tables: whole-table updates (Adam, whole-table L2)": WHOLE_TABLE,
+    "id tables: row updates, L2 per lookup": ROWS,
+    "id tables: row updates, L2 per lookup x10": {**ROWS, "embedding_l2": 1e-2, "factor_l2": 1e-3,
+                                                 "task_embedding_l2": 1e-3},
+    "id tables: row updates, L2 per lookup, decay 0.3": {**ROWS, "id_weight_decay": 0.3},
+    "id tables: row updates, L2 per lookup, decay 3": {**ROWS, "id_weight_decay": 3.0},
     SINGLE_TASK: TWO_SHARED,  # each task alone in the 2-shared-layer network
     SINGLE_TASK_DOT: DOT,  # each task alone in the network of the dot-interaction variants
     SINGLE_TASK_MF: {**MF, **PER_HEAD},  # each task alone in the network of the factorisation variants
@@ -196,7 +205,8 @@ def run_variant(name: str, seeds: list[int], events: int, paths: dict) -> dict:
             epochs.append(len(history["loss"]))
             speeds.append(float(np.median(history["examples_per_second"])))
             predictions = model.predict(eval_features, batch_size=4096, verbose=0)
-            by_head = head_models(functools.partial(build_model, config, sizes),
+            shared = model if config.model.head_copies == "dense_weights" else None
+            by_head = head_models(functools.partial(build_model, config, sizes, id_layers_from=shared),
                                   selection.head_weights if selection else {},
                                   {name: values[:1] for name, values in eval_features.items()})
             for head, copy in by_head.items():  # served from its own best epoch, as in the exported model
