@@ -132,9 +132,8 @@ class ModelConfig:
     id tables too) or dense_weights (the heads read the restored epoch's id tables: one copy of the tables).
     ``id_updates``: whole_table steps every row of every id table each step, and ``embedding_l2``, ``factor_l2``
     and ``task_embedding_l2`` penalise whole tables; rows steps only the rows a batch read (a step's cost no longer
-    grows with the tables), those L2s penalise each looked-up row once per example that reads it (batch mean), and
-    ``id_weight_decay`` shrinks every row by (1 - learning_rate x id_weight_decay) per step, lazily
-    (models.row_optimizer).
+    grows with the tables), and each of those three is then its tables' decay: every row shrinks by
+    (1 - learning_rate x that value) per step, applied lazily (models.row_optimizer).
     """
 
     architecture: Architecture = Architecture.SHARED_BOTTOM
@@ -159,7 +158,6 @@ class ModelConfig:
     jit_compile: bool = False
     embedding_l2: float = 0.0
     id_updates: IdUpdates = IdUpdates.WHOLE_TABLE
-    id_weight_decay: float = 0.0
     learning_rate: float = 1e-3
     batch_size: int = 256
     train_steps: int | None = None  # None: every epoch is one pass over the training split
@@ -189,12 +187,13 @@ class ModelConfig:
                  "model.epochs must be in [1, train_steps]")
         _require(self.learning_rate > 0, f"model.learning_rate must be > 0, got {self.learning_rate}")
         _require(self.clip_norm is None or self.clip_norm > 0, f"model.clip_norm must be > 0, got {self.clip_norm}")
-        _require(min(self.embedding_l2, self.factor_l2, self.task_embedding_l2, self.id_weight_decay,
-                     self.early_stopping_patience, self.cache_mb) >= 0,
-                 "model.embedding_l2, model.factor_l2, model.task_embedding_l2, model.id_weight_decay, "
+        _require(min(self.embedding_l2, self.factor_l2, self.task_embedding_l2, self.early_stopping_patience,
+                     self.cache_mb) >= 0, "model.embedding_l2, model.factor_l2, model.task_embedding_l2, "
                  "model.early_stopping_patience and model.cache_mb must be >= 0")
-        _require(self.id_weight_decay == 0 or self.id_updates == IdUpdates.ROWS,
-                 "model.id_weight_decay needs model.id_updates: rows (whole_table tables decay by their L2)")
+        _require(self.id_updates == IdUpdates.WHOLE_TABLE or max(self.embedding_l2, self.factor_l2,
+                                                                  self.task_embedding_l2) * self.learning_rate < 1,
+                 "model: with id_updates rows, learning_rate x each of embedding_l2, factor_l2 and task_embedding_l2 "
+                 "(a row's decay per step) must be < 1")
         _require(self.factor_dim >= 1, f"model.factor_dim must be >= 1, got {self.factor_dim}")
         _require(all(units >= 1 for units in (*self.shared_layers, *self.expert_layers)),
                  "model.shared_layers and model.expert_layers sizes must be >= 1")

@@ -23,13 +23,14 @@ class FeatureEncoder(tf_keras.layers.Layer):
     ``cardinalities`` maps each categorical feature to its number of ids and ``embedding_dims`` to its
     embedding size; every name in ``numeric`` is taken as one standardised float. The embeddings of the
     features in ``dot_interaction`` (equal sizes) also contribute their pairwise dot products (DotInteraction).
-    ``embedding_l2`` penalises the whole tables, or with ``l2_per_lookup`` each looked-up row (id_table).
+    ``embedding_l2`` penalises the whole tables every step, or with ``l2_as_decay`` is no loss at all: the id
+    tables' optimizer applies it as a decay of every row (models.row_optimizer).
 
     Input: {feature: [batch] ids or floats}. Output: [batch, sum of embedding_dims + len(numeric) + pairs].
     """
 
     def __init__(self, cardinalities: dict[str, int], embedding_dims: dict[str, int], numeric: list[str],
-                 embedding_l2: float = 0.0, dot_interaction: list[str] = (), l2_per_lookup: bool = False,
+                 embedding_l2: float = 0.0, dot_interaction: list[str] = (), l2_as_decay: bool = False,
                  **kwargs):
         super().__init__(**kwargs)
         self.cardinalities = dict(cardinalities)
@@ -37,9 +38,9 @@ class FeatureEncoder(tf_keras.layers.Layer):
         self.numeric = list(numeric)
         self.embedding_l2 = embedding_l2
         self.dot_interaction = list(dot_interaction)
-        self.l2_per_lookup = l2_per_lookup
+        self.l2_as_decay = l2_as_decay
         self.embeddings = {
-            name: id_table(size, self.embedding_dims[name], f"{name}{EMBEDDING_SUFFIX}", embedding_l2, l2_per_lookup)
+            name: id_table(size, self.embedding_dims[name], f"{name}{EMBEDDING_SUFFIX}", embedding_l2, l2_as_decay)
             for name, size in sorted(self.cardinalities.items())}
         self.interaction = DotInteraction(name="dot_interaction")
 
@@ -54,7 +55,7 @@ class FeatureEncoder(tf_keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "cardinalities": self.cardinalities,
                 "embedding_dims": self.embedding_dims, "numeric": self.numeric, "embedding_l2": self.embedding_l2,
-                "dot_interaction": self.dot_interaction, "l2_per_lookup": self.l2_per_lookup}
+                "dot_interaction": self.dot_interaction, "l2_as_decay": self.l2_as_decay}
 
 
 @tf_keras.utils.register_keras_serializable(package="mtl")
@@ -75,16 +76,17 @@ class FactorInteraction(tf_keras.layers.Layer):
     """Factor vectors for two id features and their elementwise product u * v, [batch, dim]: each head reads it
     with weights of its own (generalised matrix factorisation), so every task learns from the user x item
     interaction without an MLP having to approximate a dot product. ``l2`` penalises the whole tables once per
-    step (a Gaussian prior on every row, however often it is seen), or with ``l2_per_lookup`` each looked-up row.
+    step (a Gaussian prior on every row, however often it is seen), or with ``l2_as_decay`` is the decay rate the
+    id tables' optimizer applies to every row.
 
     Input: {feature: [batch] ids} for the two features. Output: [batch, dim].
     """
 
-    def __init__(self, cardinalities: dict[str, int], dim: int, l2: float = 0.0, l2_per_lookup: bool = False,
+    def __init__(self, cardinalities: dict[str, int], dim: int, l2: float = 0.0, l2_as_decay: bool = False,
                  **kwargs):
         super().__init__(**kwargs)
-        self.cardinalities, self.dim, self.l2, self.l2_per_lookup = dict(cardinalities), dim, l2, l2_per_lookup
-        self.factors = [id_table(size, dim, f"{name}{FACTORS_SUFFIX}", l2, l2_per_lookup,
+        self.cardinalities, self.dim, self.l2, self.l2_as_decay = dict(cardinalities), dim, l2, l2_as_decay
+        self.factors = [id_table(size, dim, f"{name}{FACTORS_SUFFIX}", l2, l2_as_decay,
                                  initializer=tf_keras.initializers.RandomNormal(stddev=dim ** -0.5))
                         for name, size in self.cardinalities.items()]
 
@@ -94,7 +96,7 @@ class FactorInteraction(tf_keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "cardinalities": self.cardinalities, "dim": self.dim, "l2": self.l2,
-                "l2_per_lookup": self.l2_per_lookup}
+                "l2_as_decay": self.l2_as_decay}
 
 
 @tf_keras.utils.register_keras_serializable(package="mtl")
@@ -125,13 +127,13 @@ class MLP(tf_keras.layers.Layer):
                 "batch_norm": self.batch_norm, "l2": self.l2}
 
 
-def id_table(rows: int, dim: int, name: str, l2: float, per_lookup: bool,
+def id_table(rows: int, dim: int, name: str, l2: float, l2_as_decay: bool,
              initializer="uniform") -> tf_keras.layers.Embedding:
-    """An Embedding of ``rows`` x ``dim`` named ``name``. ``l2`` penalises l2 x |table|^2 every step, or with
-    ``per_lookup`` l2 x |row|^2 for each row an example looks up, averaged over the batch: a gradient on the rows
-    the batch read only, so that models.row_optimizer's step stays with them."""
-    regularizer = {"activity_regularizer" if per_lookup else "embeddings_regularizer": _l2(l2)}
-    return tf_keras.layers.Embedding(rows, dim, name=name, embeddings_initializer=initializer, **regularizer)
+    """An Embedding of ``rows`` x ``dim`` named ``name`` whose loss has l2 x |table|^2, or with ``l2_as_decay`` no
+    L2 term (a whole-table term would give every row a gradient at every step): its optimizer decays the rows."""
+    regularizer = None if l2_as_decay else _l2(l2)
+    return tf_keras.layers.Embedding(rows, dim, name=name, embeddings_initializer=initializer,
+                                     embeddings_regularizer=regularizer)
 
 
 def _l2(factor: float):

@@ -185,6 +185,14 @@ class MultiTaskModel(tf_keras.Model):
         """The tables of every Embedding layer: the shared and per-task embeddings and the factor tables."""
         return [layer.embeddings for layer in self._flatten_layers() if isinstance(layer, tf_keras.layers.Embedding)]
 
+    def id_table_l2(self, table: tf.Variable) -> float:
+        """The L2 configured for the layer that holds ``table`` (encoders: embedding_l2; factors: l2): with
+        ``l2_as_decay`` layers, RowAdam's decay rate for its rows."""
+        for layer in (self.encoder, *self.task_encoders.values(), self.interaction):
+            if layer is not None and any(table is v for v in layer.trainable_weights):
+                return float(getattr(layer, "embedding_l2", getattr(layer, "l2", 0.0)))
+        return 0.0
+
     def settle_id_tables(self):
         """Brings every id-table row up to date with ``id_optimizer``'s lazy decay, if it has one (RowAdam.settle):
         models.training.fit calls it before each validation and at the end of training."""

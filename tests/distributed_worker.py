@@ -37,8 +37,9 @@ def _models(strategy, balancer):
 
     with strategy.scope():
         if balancer == ROW_UPDATES:
-            model = tiny_model(id_updates="rows", id_weight_decay=0.5)
-            model.compile(optimizer=tf_keras.optimizers.SGD(0.1), id_optimizer=RowAdam(0.1, weight_decay=0.5))
+            model = tiny_model(id_updates="rows", embedding_l2=0.5)
+            model.compile(optimizer=tf_keras.optimizers.SGD(0.1),
+                          id_optimizer=RowAdam(0.1, weight_decay=model.id_table_l2))
         else:
             model = tiny_model(balancing=balancer)
             model.compile(optimizer=tf_keras.optimizers.SGD(0.1))

@@ -83,25 +83,34 @@ def test_config_round_trip_and_no_whole_table_weight_decay():
     assert optimizer.weight_decay is None and not optimizer.jit_compile
 
 
-def test_l2_per_lookup_penalises_each_looked_up_row_once_per_example():
-    table = id_table(3, 2, "user_embedding", l2=0.5, per_lookup=True)
-    table(tf.constant([0]))
-    table.set_weights([np.array([[1.0, 2.0], [3.0, 4.0], [0.0, 1.0]])])
-    table(tf.constant([1, 1, 2, 0]))
-    # 0.5 * (25 + 25 + 1 + 5) / 4 examples; row 1 counts twice, the whole table never.
-    np.testing.assert_allclose(float(tf.add_n(table.losses)), 0.5 * 56 / 4)
+def test_a_table_whose_l2_is_a_decay_adds_no_loss():
+    table = id_table(3, 2, "user_embedding", l2=0.5, l2_as_decay=True)
+    table(tf.constant([1, 2]))
+    assert table.losses == [] and table.embeddings_regularizer is None
+    whole = id_table(3, 2, "user_embedding", l2=0.5, l2_as_decay=False)
+    whole(tf.constant([0]))
+    whole.set_weights([np.array([[1.0, 2.0], [3.0, 4.0], [0.0, 1.0]])])
+    np.testing.assert_allclose(float(tf.add_n(whole.losses)), 0.5 * 31)  # every row, whether read or not
 
 
-def test_encoders_pass_the_per_lookup_l2_to_every_table():
-    encoder = FeatureEncoder({"user": 3}, {"user": 2}, [], embedding_l2=0.1, l2_per_lookup=True)
-    factors = FactorInteraction({"user": 3, "item": 2}, 2, l2=0.1, l2_per_lookup=True)
-    assert encoder.get_config()["l2_per_lookup"] and factors.get_config()["l2_per_lookup"]
-    for layer in (*encoder.embeddings.values(), *factors.factors):
-        assert layer.activity_regularizer is not None and layer.embeddings_regularizer is None
+def test_each_table_decays_by_the_l2_of_its_layer():
+    model = tiny_model(id_updates="rows", embedding_l2=0.5)
+    model(batch(4))
+    (table,) = model.id_tables()
+    assert model.id_table_l2(table) == 0.5
+    encoder = FeatureEncoder({"user": 3}, {"user": 2}, [], embedding_l2=0.1, l2_as_decay=True)
+    factors = FactorInteraction({"user": 3, "item": 2}, 2, l2=0.1, l2_as_decay=True)
+    assert encoder.get_config()["l2_as_decay"] and factors.get_config()["l2_as_decay"]
+    optimizer = RowAdam(0.1, weight_decay=lambda v: 2.0 if "item" in v.name else 0.0)
+    user, item = tf.Variable(tf.ones([2, 1]), name="user"), tf.Variable(tf.ones([2, 1]), name="item")
+    optimizer.apply_gradients([(_rows([[0.0]], [0], (2, 1)), user), (_rows([[0.0]], [0], (2, 1)), item)])
+    optimizer.settle()
+    np.testing.assert_allclose(user.numpy(), [[1.0], [1.0]])
+    np.testing.assert_allclose(item.numpy(), [[0.8], [0.8]], rtol=1e-6)  # 1 - 0.1 x 2, read or not
 
 
 def test_a_rows_model_steps_only_the_rows_its_batch_read():
-    model = tiny_model(id_updates="rows", id_weight_decay=0.0)
+    model = tiny_model(id_updates="rows", embedding_l2=0.0)
     features = batch(16)
     features["device"] = tf.constant([0, 2] * 8, tf.int64)  # row 1 and the OOV row 3 are not read
     model.fit(tf.data.Dataset.from_tensors(features), epochs=1, verbose=0)
@@ -120,7 +129,8 @@ def test_a_whole_table_model_has_no_row_optimizer_and_every_mode_has_one_entry()
     assert set(ID_OPTIMIZERS) == set(IdUpdates)
 
 
-def test_decay_needs_row_updates():
-    with pytest.raises(ConfigError, match="id_weight_decay needs model.id_updates: rows"):
-        dataclasses.replace(CONFIG.model, id_weight_decay=0.1)
-    assert ModelConfig(id_updates="rows", id_weight_decay=0.1).id_updates == IdUpdates.ROWS
+def test_a_decay_of_a_whole_row_per_step_is_refused():
+    with pytest.raises(ConfigError, match="a row's decay per step"):
+        dataclasses.replace(CONFIG.model, id_updates="rows", embedding_l2=20.0)  # x learning rate 0.05 = 1
+    assert ModelConfig(id_updates="rows", embedding_l2=3.0).id_updates == IdUpdates.ROWS
+    assert ModelConfig(embedding_l2=30.0).id_updates == IdUpdates.WHOLE_TABLE  # an L2 loss: any size
