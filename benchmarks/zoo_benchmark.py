@@ -54,12 +54,6 @@ OWN_INTEREST_EMBEDDING = {**MF, **PER_HEAD, **PER_EXAMPLE, "learning_rate": 0.00
 WHOLE_TABLE = {**OWN_INTEREST_EMBEDDING, "early_stopping_patience": 5, "batch_size": 512, "learning_rate": 0.004}
 ROWS = {**WHOLE_TABLE, "id_updates": "rows"}
 
-
-def _decays(embedding: float, factor: float, task_embedding: float) -> dict:
-    """With row updates the three L2 settings are the tables' decay rates (shared embeddings, factors, task's)."""
-    return {"embedding_l2": embedding, "factor_l2": factor, "task_embedding_l2": task_embedding}
-
-
 # Each variant spells out its model, so a change of the default config does not change what it measures;
 # "tasks" (optional) names the heads it trains, from TASKS (default: the default config's tasks), and
 # "task_changes" (optional) changes some of their settings ({task: {field: value}}).
@@ -107,11 +101,9 @@ VARIANTS = {
     "(L2 1e-4), patience 5, batch 512, lr 0.004": {**OWN_INTEREST_EMBEDDING, "early_stopping_patience": 5,
                                                    "batch_size": 512, "learning_rate": 0.004},
     "id tables: whole-table updates (Adam, whole-table L2)": WHOLE_TABLE,
-    "id tables: row updates, decay = today's L2 (1e-3, 1e-4, 1e-4)": ROWS,
-    "id tables: row updates, decay 3 / 0.3 / 0.3": {**ROWS, **_decays(3.0, 0.3, 0.3)},
-    "id tables: row updates, decay 10 / 1 / 1": {**ROWS, **_decays(10.0, 1.0, 1.0)},
-    "id tables: row updates, decay 3 / 3 / 0.3": {**ROWS, **_decays(3.0, 3.0, 0.3)},
-    "id tables: row updates, decay 10 / 10 / 1": {**ROWS, **_decays(10.0, 10.0, 1.0)},
+    "id tables: row updates (RowAdam, rows caught up)": ROWS,
+    "id tables: row updates (RowAdam, rows caught up), dense-weight head copies": {**ROWS,
+                                                                                  "head_copies": "dense_weights"},
     SINGLE_TASK: TWO_SHARED,  # each task alone in the 2-shared-layer network
     SINGLE_TASK_DOT: DOT,  # each task alone in the network of the dot-interaction variants
     SINGLE_TASK_MF: {**MF, **PER_HEAD},  # each task alone in the network of the factorisation variants

@@ -132,8 +132,8 @@ class ModelConfig:
     id tables too) or dense_weights (the heads read the restored epoch's id tables: one copy of the tables).
     ``id_updates``: whole_table steps every row of every id table each step, and ``embedding_l2``, ``factor_l2``
     and ``task_embedding_l2`` penalise whole tables; rows steps only the rows a batch read (a step's cost no longer
-    grows with the tables), and each of those three is then its tables' decay: every row shrinks by
-    (1 - learning_rate x that value) per step, applied lazily (models.row_optimizer).
+    grows with the tables) and catches a row up with the steps it missed, those L2s included, when it is next read
+    (models.row_optimizer).
     """
 
     architecture: Architecture = Architecture.SHARED_BOTTOM
@@ -190,10 +190,6 @@ class ModelConfig:
         _require(min(self.embedding_l2, self.factor_l2, self.task_embedding_l2, self.early_stopping_patience,
                      self.cache_mb) >= 0, "model.embedding_l2, model.factor_l2, model.task_embedding_l2, "
                  "model.early_stopping_patience and model.cache_mb must be >= 0")
-        _require(self.id_updates == IdUpdates.WHOLE_TABLE or max(self.embedding_l2, self.factor_l2,
-                                                                  self.task_embedding_l2) * self.learning_rate < 1,
-                 "model: with id_updates rows, learning_rate x each of embedding_l2, factor_l2 and task_embedding_l2 "
-                 "(a row's decay per step) must be < 1")
         _require(self.factor_dim >= 1, f"model.factor_dim must be >= 1, got {self.factor_dim}")
         _require(all(units >= 1 for units in (*self.shared_layers, *self.expert_layers)),
                  "model.shared_layers and model.expert_layers sizes must be >= 1")

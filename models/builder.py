@@ -33,7 +33,7 @@ BALANCERS = {
 # The optimizer of the id tables of a built model (None: the dense weights' Adam steps them too).
 ID_OPTIMIZERS = {
     IdUpdates.WHOLE_TABLE: lambda m, model: None,
-    IdUpdates.ROWS: lambda m, model: RowAdam(m.learning_rate, weight_decay=model.id_table_l2),
+    IdUpdates.ROWS: lambda m, model: RowAdam(m.learning_rate, l2=model.id_table_l2),
 }
 
 
@@ -101,16 +101,16 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int],
     tasks = make_tasks(config.tasks)
     categorical = [f for f in config.features if features.is_categorical(f)]
     dims = {f.name: f.embedding_dim for f in categorical}
-    as_decay = model_config.id_updates == IdUpdates.ROWS
+    by_optimizer = model_config.id_updates == IdUpdates.ROWS
     encoder = FeatureEncoder(
         {f.name: cardinalities[f.name] for f in categorical},
         dims,
         [f.name for f in config.features if not features.is_categorical(f)],
         embedding_l2=model_config.embedding_l2, dot_interaction=list(model_config.dot_interaction),
-        l2_as_decay=as_decay)
+        l2_by_optimizer=by_optimizer)
     task_encoders = {task: FeatureEncoder({name: cardinalities[name] for name in names},
                                           {name: dims[name] for name in names}, [],
-                                          embedding_l2=model_config.task_embedding_l2, l2_as_decay=as_decay,
+                                          embedding_l2=model_config.task_embedding_l2, l2_by_optimizer=by_optimizer,
                                           name=f"{task}_feature_encoder")
                      for task, names in model_config.task_embeddings.items()}
     towers = {}
@@ -130,7 +130,7 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int],
         fusion=model_config.fusion,
         clip_norm=model_config.clip_norm,
         interaction=FactorInteraction({name: cardinalities[name] for name in model_config.factorization},
-                                      model_config.factor_dim, model_config.factor_l2, l2_as_decay=as_decay,
+                                      model_config.factor_dim, model_config.factor_l2, l2_by_optimizer=by_optimizer,
                                       name="factor_interaction")
         if model_config.factorization else None,
         interaction_tasks=model_config.factor_tasks)

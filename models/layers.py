@@ -23,14 +23,14 @@ class FeatureEncoder(tf_keras.layers.Layer):
     ``cardinalities`` maps each categorical feature to its number of ids and ``embedding_dims`` to its
     embedding size; every name in ``numeric`` is taken as one standardised float. The embeddings of the
     features in ``dot_interaction`` (equal sizes) also contribute their pairwise dot products (DotInteraction).
-    ``embedding_l2`` penalises the whole tables every step, or with ``l2_as_decay`` is no loss at all: the id
-    tables' optimizer applies it as a decay of every row (models.row_optimizer).
+    ``embedding_l2`` penalises the whole tables every step, or with ``l2_by_optimizer`` is no loss term: the id
+    tables' optimizer applies it (models.row_optimizer.RowAdam, row by row).
 
     Input: {feature: [batch] ids or floats}. Output: [batch, sum of embedding_dims + len(numeric) + pairs].
     """
 
     def __init__(self, cardinalities: dict[str, int], embedding_dims: dict[str, int], numeric: list[str],
-                 embedding_l2: float = 0.0, dot_interaction: list[str] = (), l2_as_decay: bool = False,
+                 embedding_l2: float = 0.0, dot_interaction: list[str] = (), l2_by_optimizer: bool = False,
                  **kwargs):
         super().__init__(**kwargs)
         self.cardinalities = dict(cardinalities)
@@ -38,9 +38,9 @@ class FeatureEncoder(tf_keras.layers.Layer):
         self.numeric = list(numeric)
         self.embedding_l2 = embedding_l2
         self.dot_interaction = list(dot_interaction)
-        self.l2_as_decay = l2_as_decay
+        self.l2_by_optimizer = l2_by_optimizer
         self.embeddings = {
-            name: id_table(size, self.embedding_dims[name], f"{name}{EMBEDDING_SUFFIX}", embedding_l2, l2_as_decay)
+            name: id_table(size, self.embedding_dims[name], f"{name}{EMBEDDING_SUFFIX}", embedding_l2, l2_by_optimizer)
             for name, size in sorted(self.cardinalities.items())}
         self.interaction = DotInteraction(name="dot_interaction")
 
@@ -55,7 +55,7 @@ class FeatureEncoder(tf_keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "cardinalities": self.cardinalities,
                 "embedding_dims": self.embedding_dims, "numeric": self.numeric, "embedding_l2": self.embedding_l2,
-                "dot_interaction": self.dot_interaction, "l2_as_decay": self.l2_as_decay}
+                "dot_interaction": self.dot_interaction, "l2_by_optimizer": self.l2_by_optimizer}
 
 
 @tf_keras.utils.register_keras_serializable(package="mtl")
@@ -76,17 +76,17 @@ class FactorInteraction(tf_keras.layers.Layer):
     """Factor vectors for two id features and their elementwise product u * v, [batch, dim]: each head reads it
     with weights of its own (generalised matrix factorisation), so every task learns from the user x item
     interaction without an MLP having to approximate a dot product. ``l2`` penalises the whole tables once per
-    step (a Gaussian prior on every row, however often it is seen), or with ``l2_as_decay`` is the decay rate the
-    id tables' optimizer applies to every row.
+    step (a Gaussian prior on every row, however often it is seen), as a loss term or, with ``l2_by_optimizer``,
+    applied by the id tables' optimizer.
 
     Input: {feature: [batch] ids} for the two features. Output: [batch, dim].
     """
 
-    def __init__(self, cardinalities: dict[str, int], dim: int, l2: float = 0.0, l2_as_decay: bool = False,
+    def __init__(self, cardinalities: dict[str, int], dim: int, l2: float = 0.0, l2_by_optimizer: bool = False,
                  **kwargs):
         super().__init__(**kwargs)
-        self.cardinalities, self.dim, self.l2, self.l2_as_decay = dict(cardinalities), dim, l2, l2_as_decay
-        self.factors = [id_table(size, dim, f"{name}{FACTORS_SUFFIX}", l2, l2_as_decay,
+        self.cardinalities, self.dim, self.l2, self.l2_by_optimizer = dict(cardinalities), dim, l2, l2_by_optimizer
+        self.factors = [id_table(size, dim, f"{name}{FACTORS_SUFFIX}", l2, l2_by_optimizer,
                                  initializer=tf_keras.initializers.RandomNormal(stddev=dim ** -0.5))
                         for name, size in self.cardinalities.items()]
 
@@ -96,7 +96,7 @@ class FactorInteraction(tf_keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "cardinalities": self.cardinalities, "dim": self.dim, "l2": self.l2,
-                "l2_as_decay": self.l2_as_decay}
+                "l2_by_optimizer": self.l2_by_optimizer}
 
 
 @tf_keras.utils.register_keras_serializable(package="mtl")
@@ -127,11 +127,11 @@ class MLP(tf_keras.layers.Layer):
                 "batch_norm": self.batch_norm, "l2": self.l2}
 
 
-def id_table(rows: int, dim: int, name: str, l2: float, l2_as_decay: bool,
+def id_table(rows: int, dim: int, name: str, l2: float, l2_by_optimizer: bool,
              initializer="uniform") -> tf_keras.layers.Embedding:
-    """An Embedding of ``rows`` x ``dim`` named ``name`` whose loss has l2 x |table|^2, or with ``l2_as_decay`` no
-    L2 term (a whole-table term would give every row a gradient at every step): its optimizer decays the rows."""
-    regularizer = None if l2_as_decay else _l2(l2)
+    """An Embedding of ``rows`` x ``dim`` named ``name`` whose loss has l2 x |table|^2, or with ``l2_by_optimizer``
+    no L2 term (it would give every row a gradient at every step): RowAdam applies that L2 row by row."""
+    regularizer = None if l2_by_optimizer else _l2(l2)
     return tf_keras.layers.Embedding(rows, dim, name=name, embeddings_initializer=initializer,
                                      embeddings_regularizer=regularizer)
 

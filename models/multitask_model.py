@@ -186,8 +186,8 @@ class MultiTaskModel(tf_keras.Model):
         return [layer.embeddings for layer in self._flatten_layers() if isinstance(layer, tf_keras.layers.Embedding)]
 
     def id_table_l2(self, table: tf.Variable) -> float:
-        """The L2 configured for the layer that holds ``table`` (encoders: embedding_l2; factors: l2): with
-        ``l2_as_decay`` layers, RowAdam's decay rate for its rows."""
+        """The L2 configured for the layer that holds ``table`` (encoders: embedding_l2; factors: l2), which RowAdam
+        applies to the tables of ``l2_by_optimizer`` layers."""
         for layer in (self.encoder, *self.task_encoders.values(), self.interaction):
             if layer is not None and any(table is v for v in layer.trainable_weights):
                 return float(getattr(layer, "embedding_l2", getattr(layer, "l2", 0.0)))
