@@ -127,11 +127,17 @@ class MLP(tf_keras.layers.Layer):
                 "batch_norm": self.batch_norm, "l2": self.l2}
 
 
+# A table of fewer rows is read nearly whole by every batch, and Keras' Adam steps it faster than RowAdam does
+# row by row (a per-table cost of a few small ops): it keeps its L2 as a loss term (MultiTaskModel.id_tables).
+ROW_UPDATES_FROM = 1_000
+
+
 def id_table(rows: int, dim: int, name: str, l2: float, l2_by_optimizer: bool,
              initializer="uniform") -> tf_keras.layers.Embedding:
     """An Embedding of ``rows`` x ``dim`` named ``name`` whose loss has l2 x |table|^2, or with ``l2_by_optimizer``
-    no L2 term (it would give every row a gradient at every step): RowAdam applies that L2 row by row."""
-    regularizer = None if l2_by_optimizer else _l2(l2)
+    (and at least ROW_UPDATES_FROM rows) no L2 term (it would give every row a gradient at every step): RowAdam
+    applies that L2 row by row."""
+    regularizer = None if l2_by_optimizer and rows >= ROW_UPDATES_FROM else _l2(l2)
     return tf_keras.layers.Embedding(rows, dim, name=name, embeddings_initializer=initializer,
                                      embeddings_regularizer=regularizer)
 

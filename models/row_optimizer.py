@@ -55,9 +55,8 @@ class RowAdam(tf_keras.optimizers.Optimizer):
                          for v in var_list]
 
     def update_step(self, gradient, variable):
-        if isinstance(gradient, tf.IndexedSlices):
-            rows, position = tf.unique(gradient.indices)
-            values = tf.math.unsorted_segment_sum(gradient.values, position, tf.shape(rows)[0])
+        if isinstance(gradient, tf.IndexedSlices):  # apply_gradients has summed the duplicate rows' gradients
+            rows, values = gradient.indices, gradient.values
         else:
             rows, values = tf.range(tf.shape(variable)[0], dtype=tf.int64), gradient
         index = self._index_dict[self._var_key(variable)]

@@ -11,8 +11,8 @@ import tf_keras
 from helpers import CONFIG, batch, tiny_model
 
 from config import ConfigError, IdUpdates, ModelConfig
-from models.builder import ID_OPTIMIZERS
-from models.layers import FactorInteraction, FeatureEncoder, id_table
+from models.builder import ID_OPTIMIZERS, build_model
+from models.layers import ROW_UPDATES_FROM, FactorInteraction, FeatureEncoder, id_table
 from models.row_optimizer import RowAdam
 
 
@@ -106,9 +106,11 @@ def test_config_round_trip_and_no_whole_table_weight_decay():
 
 
 def test_a_table_whose_l2_the_optimizer_applies_adds_no_loss():
-    table = id_table(3, 2, "user_embedding", l2=0.5, l2_by_optimizer=True)
+    table = id_table(ROW_UPDATES_FROM, 2, "user_embedding", l2=0.5, l2_by_optimizer=True)
     table(tf.constant([1, 2]))
     assert table.losses == [] and table.embeddings_regularizer is None
+    small = id_table(ROW_UPDATES_FROM - 1, 2, "device_embedding", l2=0.5, l2_by_optimizer=True)
+    assert small.embeddings_regularizer is not None  # stepped by Keras' Adam, its L2 a loss term
     whole = id_table(3, 2, "user_embedding", l2=0.5, l2_by_optimizer=False)
     whole(tf.constant([0]))
     whole.set_weights([np.array([[1.0, 2.0], [3.0, 4.0], [0.0, 1.0]])])
@@ -133,9 +135,10 @@ def test_each_table_gets_the_l2_of_its_layer():
 
 
 def test_a_rows_model_steps_only_the_rows_its_batch_read():
-    model = tiny_model(id_updates="rows", embedding_l2=0.0)
+    config = CONFIG.replace(model=dataclasses.replace(CONFIG.model, id_updates="rows"))
+    model = build_model(config, {"device": ROW_UPDATES_FROM})
     features = batch(16)
-    features["device"] = tf.constant([0, 2] * 8, tf.int64)  # row 1 and the OOV row 3 are not read
+    features["device"] = tf.constant([0, 2] * 8, tf.int64)  # rows 1 and 3 (and all others) are not read
     model.fit(tf.data.Dataset.from_tensors(features), epochs=1, verbose=0)
     before = model.encoder.embeddings["device"].embeddings.numpy()
     model.fit(tf.data.Dataset.from_tensors(features), epochs=1, verbose=0)
@@ -143,8 +146,10 @@ def test_a_rows_model_steps_only_the_rows_its_batch_read():
     np.testing.assert_array_equal(after[[1, 3]], before[[1, 3]])
     assert np.abs(after[[0, 2]] - before[[0, 2]]).min() > 0
     assert isinstance(model.id_optimizer, RowAdam)
-    adam_slots = {v.name for v in model.optimizer.variables}
-    assert not any("embedding" in name for name in adam_slots)  # the dense Adam holds no table slots
+    assert not any("embedding" in v.name for v in model.optimizer.variables)  # Keras' Adam holds no table slots
+    small = build_model(config, {"device": 4})
+    small.fit(tf.data.Dataset.from_tensors(features), epochs=1, verbose=0)
+    assert any("device_embedding" in v.name for v in small.optimizer.variables)  # a small table: Keras' Adam
 
 
 def test_a_whole_table_model_has_no_row_optimizer_and_every_mode_has_one_entry():
