@@ -41,7 +41,7 @@ SINGLE_TASK_MF = "single-task, 0 shared layers + factorisation"
 # What the default config was before the factorisation round; every variant starts from it.
 BASE = {"learning_rate": 0.002, "embedding_l2": 0.0, "factorization": [], "per_head_selection": False,
         "loss_normalization": "per_label", "task_embeddings": {}, "task_embedding_l2": 0.0,
-        "early_stopping_patience": 3, "batch_size": 256}
+        "early_stopping_patience": 3, "batch_size": 256, "id_updates": "whole_table", "head_copies": "whole_model"}
 TWO_SHARED = {**BASE, "architecture": "shared_bottom", "shared_layers": [64, 32]}
 DOT = {**TWO_SHARED, "shared_layers": [], "dot_interaction": ["user_id", "item_id"]}
 MF = {**TWO_SHARED, "shared_layers": [], "factorization": ["user_id", "item_id"], "factor_dim": 16,
@@ -50,7 +50,7 @@ PER_HEAD = {"per_head_selection": True}
 PER_EXAMPLE = {"loss_normalization": "per_example"}
 OWN_INTEREST_EMBEDDING = {**MF, **PER_HEAD, **PER_EXAMPLE, "learning_rate": 0.003, "embedding_l2": 1e-3,
                           "task_embeddings": {"interest": ["user_id"]}, "task_embedding_l2": 1e-4}
-# The default config's model when row updates were measured (benchmarks/results/id-updates.md).
+# The default config's model before row updates (benchmarks/results/id-updates.md).
 WHOLE_TABLE = {**OWN_INTEREST_EMBEDDING, "early_stopping_patience": 5, "batch_size": 512, "learning_rate": 0.004}
 ROWS = {**WHOLE_TABLE, "id_updates": "rows"}
 

@@ -1,0 +1,211 @@
+"""Id tables at production size: what a training step, the Trainer's memory, the export and serving cost as the
+user table grows, for whole-table updates (Keras' Adam, whole-table L2) next to row updates
+(models.row_optimizer.RowAdam, rows caught up with the steps they missed when next read), in one run.
+
+For each number of user_id rows and each ``model.id_updates`` it starts one process that builds the default
+config's model with only the user table resized (items, categories and the rest as in the bundled world), trains
+it on 20 random transformed batches of the config's batch size held in memory (so the step, not the input, is
+timed), and reports the median ms per step over 5 timed runs, the process's peak memory, the SavedModel's size
+and export seconds (the model on transformed inputs, as the Trainer's export holds it; Transform's vocabulary file
+comes on top: about 7 bytes per id), its load seconds and the batch-1 latency of the loaded model over 300 calls.
+
+    .venv/bin/python benchmarks/id_scale.py [--rows 5000 100000 1000000 10000000]
+
+writes benchmarks/results/id-scale.md and .json.
+
+    .venv/bin/python benchmarks/id_scale.py --pipeline [--events 1000000] [--users 1000000]
+
+runs the whole pipeline (`mtl run`, default config, Beam on all cores; user_id and item_id vocabularies keep
+every id) on a span of the bundled world's 5,000 users and on a span of ``--users`` users (items a tenth as many),
+``--events`` each, and writes benchmarks/results/id-scale-pipeline.md: each component's seconds, cost per
+million events and peak memory side by side. The quality of each update rule is zoo_benchmark.py's
+"id tables" variants (benchmarks/results/id-updates.md, id-updates-500users.md).
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from provenance import measured_line  # noqa: E402  (benchmarks/, beside this script)
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MODES = ("whole_table", "rows")
+# The bundled world's other id tables (Transform's vocabulary sizes plus OOV buckets).
+OTHER_SIZES = {"item_id": 2_016, "item_category": 13, "device": 4, "country": 11, "hour": 8}
+NUMERIC = ("user_activity", "item_popularity", "price")
+COMPONENTS = ("ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer",
+              "Evaluator", "Pusher")
+TIMED_RUNS = 5
+SERVING_CALLS = 300
+
+
+def measure(rows: int, mode: str) -> dict:
+    """One (rows, mode) cell, in this process: see the module docstring."""
+    import numpy as np
+    import tensorflow as tf
+    import tf_keras
+
+    from config import DEFAULT_CONFIG, PipelineConfig
+    from models.builder import build_model
+
+    base = PipelineConfig.from_yaml(DEFAULT_CONFIG)  # its model, with ``mode``'s update rule (the same L2s)
+    config = base.replace(model=dataclasses.replace(base.model, id_updates=mode))
+    tf_keras.utils.set_random_seed(0)
+    sizes = {**OTHER_SIZES, "user_id": rows}
+    model = build_model(config, sizes)
+    batch_size, rng = config.model.batch_size, np.random.default_rng(0)
+    columns = {name: rng.integers(0, size, (20, batch_size)) for name, size in sizes.items()}
+    columns.update({name: rng.normal(size=(20, batch_size)).astype(np.float32) for name in NUMERIC})
+    for task in model.tasks:
+        classes = getattr(task, "units", 1) if task.config.type == "multiclass" else 2
+        columns[task.label_feature] = rng.integers(0, classes, (20, batch_size)).astype(
+            np.int64 if task.config.type == "multiclass" else np.float32)
+        columns[task.weight_feature] = np.ones((20, batch_size), np.float32)
+    data = tf.data.Dataset.from_tensor_slices(columns).cache().repeat()
+    steps = 40 if mode == "rows" or rows <= 100_000 else 8
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)  # traces and warms up
+    timings = []
+    for _ in range(TIMED_RUNS):
+        start = time.perf_counter()
+        model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+        timings.append((time.perf_counter() - start) / steps)
+    ms = statistics.median(timings) * 1000
+    peak_training = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+    inputs = {name: tf.TensorSpec([None], tf.int64 if name in sizes else tf.float32, name=name)
+              for name in (*sizes, *NUMERIC)}
+    module = tf.Module()
+    module.model = model
+    module.serve = tf.function(lambda features: module.model(features), input_signature=[inputs])
+    export_dir = tempfile.mkdtemp(prefix="id-scale-")
+    try:
+        start = time.perf_counter()
+        tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serve})
+        export_seconds = time.perf_counter() - start
+        size_mb = sum(f.stat().st_size for f in Path(export_dir).rglob("*") if f.is_file()) / 2 ** 20
+        start = time.perf_counter()
+        served = tf.saved_model.load(export_dir).signatures["serving_default"]
+        load_seconds = time.perf_counter() - start
+        one = {name: tf.constant(values[0, :1]) for name, values in columns.items() if name in inputs}
+        for _ in range(20):
+            served(**one)
+        latencies = []
+        for _ in range(SERVING_CALLS):
+            start = time.perf_counter()
+            served(**one)
+            latencies.append((time.perf_counter() - start) * 1000)
+    finally:
+        shutil.rmtree(export_dir, ignore_errors=True)
+    table_mb = sum(v.shape.num_elements() for v in model.id_tables()) * 4 / 2 ** 20
+    return {"rows": rows, "mode": mode, "ms_per_step": ms, "examples_per_second": batch_size / ms * 1000,
+            "batch_size": batch_size, "peak_training_gib": peak_training, "tables_mb": table_mb,
+            "savedmodel_mb": size_mb, "export_seconds": export_seconds, "load_seconds": load_seconds,
+            "serving_p50_ms": float(np.percentile(latencies, 50)),
+            "serving_p99_ms": float(np.percentile(latencies, 99))}
+
+
+def table(cells: list[dict]) -> str:
+    by = {(c["rows"], c["mode"]): c for c in cells}
+    rows = sorted({c["rows"] for c in cells})
+    smallest = {mode: by[(rows[0], mode)]["ms_per_step"] for mode in MODES if (rows[0], mode) in by}
+    lines = [f"| user_id rows | id updates | ms per step | x the {rows[0]:,}-row step | examples/s | "
+             "Trainer peak memory | id tables | SavedModel | export | load | batch-1 p50 / p99 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for n in rows:
+        for mode in MODES:
+            c = by.get((n, mode))
+            if c is None:
+                continue
+            lines.append(
+                f"| {n:,} | {mode} | {c['ms_per_step']:.1f} | {c['ms_per_step'] / smallest[mode]:.2f}x | "
+                f"{c['examples_per_second']:,.0f} | {c['peak_training_gib']:.2f} GiB | {c['tables_mb']:,.0f} MB | "
+                f"{c['savedmodel_mb']:,.0f} MB | {c['export_seconds']:.1f} s | {c['load_seconds']:.1f} s | "
+                f"{c['serving_p50_ms']:.2f} / {c['serving_p99_ms']:.2f} ms |")
+    return "\n".join(lines)
+
+
+def pipeline_table(runs: list[dict]) -> str:
+    small, large = runs
+    lines = [f"| component | {small['users']:,} users: s | s per 1M events | peak | {large['users']:,} users: s | "
+             "s per 1M events | peak | cost per event, ratio |", "|---|---|---|---|---|---|---|---|"]
+    for name in COMPONENTS:
+        a, b = small["all cores"]["components"].get(name), large["all cores"]["components"].get(name)
+        if not (a and b):
+            continue
+        per_a, per_b = a["seconds"] / small["events"] * 1e6, b["seconds"] / large["events"] * 1e6
+        lines.append(f"| {name} | {a['seconds']:.1f} | {per_a:.1f} | {a['peak_gib']:.2f} GiB | {b['seconds']:.1f} | "
+                     f"{per_b:.1f} | {b['peak_gib']:.2f} GiB | {per_b / per_a:.2f} |")
+    lines.append(f"| whole run | {small['all cores']['wall_seconds']:.0f} | | {small['all cores']['peak_gib']:.2f} GiB "
+                 f"| {large['all cores']['wall_seconds']:.0f} | | {large['all cores']['peak_gib']:.2f} GiB | |")
+    return "\n".join(lines)
+
+
+def run_pipelines(events: int, users: int) -> str:
+    from pipeline_scaling import measure_size
+
+    runs = [measure_size(events, None, users=n, items=max(2_000, n // 10), settings=("all cores",))
+            for n in (5_000, users)]
+    for run in runs:
+        run.pop("trainer_bound", None)
+    (RESULTS / "id-scale-pipeline.json").write_text(json.dumps(runs, indent=1))
+    text = (f"# The whole pipeline with {users:,} users ({platform.machine()}, {os.cpu_count()} cores)\n\n"
+            f"`benchmarks/id_scale.py --pipeline`: `mtl run` with the default config (Beam on all cores; user_id "
+            f"and item_id vocabularies keep every id) on one generated span of {events:,} events, from the bundled "
+            f"world's 5,000 users and from {users:,} users with power-law activity.\n\n"
+            + pipeline_table(runs) + "\n\n" + measured_line() + "\n")
+    (RESULTS / "id-scale-pipeline.md").write_text(text)
+    return text
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[5_000, 100_000, 1_000_000, 10_000_000])
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--output", default=str(RESULTS / "id-scale.md"))
+    parser.add_argument("--pipeline", action="store_true", help="the whole-pipeline comparison instead")
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.pipeline:
+        print(run_pipelines(args.events, args.users))
+        return 0
+    if args.one:
+        print(json.dumps(measure(int(args.one[0]), args.one[1])))
+        return 0
+    cells = []
+    for rows in args.rows:
+        for mode in args.modes:
+            child = subprocess.run([sys.executable, __file__, "--one", str(rows), mode], capture_output=True,
+                                   text=True)
+            if child.returncode:
+                raise RuntimeError(f"{rows} rows, {mode}: failed\n{child.stderr[-3000:]}")
+            cells.append(json.loads(child.stdout.strip().splitlines()[-1]))
+            print(f"{rows:,} rows, {mode}: {cells[-1]['ms_per_step']:.1f} ms/step", file=sys.stderr, flush=True)
+    text = (f"# Id tables at production size ({platform.machine()}, {os.cpu_count()} cores)\n\n"
+            "`benchmarks/id_scale.py`: the default config's model with only the user table resized, trained on "
+            "random transformed batches held in memory; each cell is one process. ms per step: median of "
+            f"{TIMED_RUNS} timed runs. SavedModel: the model on transformed inputs (Transform's vocabulary file "
+            f"adds about 7 bytes per id). Batch-1 latency: {SERVING_CALLS} calls of the loaded model. "
+            "whole_table: Keras' Adam and whole-table L2; rows: RowAdam on the rows a batch read, each row caught up "
+            "with the steps it missed when next read.\n\n" + table(cells) + "\n\n" + measured_line() + "\n")
+    Path(args.output).write_text(text)
+    Path(args.output).with_suffix(".json").write_text(json.dumps(cells, indent=1))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
