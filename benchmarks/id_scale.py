@@ -155,10 +155,8 @@ def pipeline_table(runs: list[dict]) -> str:
 def run_pipelines(events: int, users: int) -> str:
     from pipeline_scaling import measure_size
 
-    runs = [measure_size(events, None, users=n, items=max(2_000, n // 10), settings=("all cores",))
+    runs = [measure_size(events, None, users=n, items=max(2_000, n // 10), settings=("all cores",), bound=False)
             for n in (5_000, users)]
-    for run in runs:
-        run.pop("trainer_bound", None)
     (RESULTS / "id-scale-pipeline.json").write_text(json.dumps(runs, indent=1))
     text = (f"# The whole pipeline with {users:,} users ({platform.machine()}, {os.cpu_count()} cores)\n\n"
             f"`benchmarks/id_scale.py --pipeline`: `mtl run` with the default config (Beam on all cores; user_id "
