@@ -128,8 +128,14 @@ class MLP(tf_keras.layers.Layer):
 
 
 # A table of fewer rows is read nearly whole by every batch, and Keras' Adam steps it faster than RowAdam does
-# row by row (a per-table cost of a few small ops): it keeps its L2 as a loss term (MultiTaskModel.id_tables).
+# row by row (a per-table cost of a few small ops): it keeps its L2 as a loss term.
 ROW_UPDATES_FROM = 1_000
+
+
+def row_updated(rows: int) -> bool:
+    """Whether a table of ``rows`` rows is stepped row by row when the model has an id optimizer: id_table (its L2
+    not a loss term) and MultiTaskModel (which optimizer steps it) both ask this."""
+    return rows >= ROW_UPDATES_FROM
 
 
 def id_table(rows: int, dim: int, name: str, l2: float, l2_by_optimizer: bool,
@@ -137,7 +143,7 @@ def id_table(rows: int, dim: int, name: str, l2: float, l2_by_optimizer: bool,
     """An Embedding of ``rows`` x ``dim`` named ``name`` whose loss has l2 x |table|^2, or with ``l2_by_optimizer``
     (and at least ROW_UPDATES_FROM rows) no L2 term (it would give every row a gradient at every step): RowAdam
     applies that L2 row by row."""
-    regularizer = None if l2_by_optimizer and rows >= ROW_UPDATES_FROM else _l2(l2)
+    regularizer = None if l2_by_optimizer and row_updated(rows) else _l2(l2)
     return tf_keras.layers.Embedding(rows, dim, name=name, embeddings_initializer=initializer,
                                      embeddings_regularizer=regularizer)
 

@@ -7,7 +7,7 @@ import tf_keras
 
 from config import LossNormalization
 from models.balancing import Balancer
-from models.layers import ROW_UPDATES_FROM
+from models.layers import row_updated
 from models.tasks import Task
 
 FUSION_OUTPUT = "fusion_score"
@@ -142,7 +142,7 @@ class MultiTaskModel(tf_keras.Model):
         multiple of its learning rate (a number, not a schedule), which steps that task's tower and head. Adam
         divides each gradient by its own running scale, so scaling the gradient would leave its step unchanged.
         ``id_optimizer`` (e.g. models.row_optimizer.RowAdam), when given, steps the id tables (every Embedding) of
-        at least ``models.layers.ROW_UPDATES_FROM`` rows instead of ``optimizer``."""
+        ``models.layers.row_updated`` size instead of ``optimizer``."""
         super().compile(optimizer=optimizer, **kwargs)
         self.id_optimizer = id_optimizer
         settings = self.optimizer.get_config()
@@ -156,7 +156,7 @@ class MultiTaskModel(tf_keras.Model):
         there is one, all others with ``self.optimizer``."""
         multiplier = {id(v): t.config.lr_multiplier for t in self.tasks
                       for v in self.towers[t.name].trainable_variables + self.heads[t.name].trainable_variables}
-        tables = {id(v) for v in self.id_tables() if v.shape[0] >= ROW_UPDATES_FROM} if self.id_optimizer else set()
+        tables = {id(v) for v in self.id_tables() if row_updated(v.shape[0])} if self.id_optimizer else set()
         groups, table_pairs = {}, []
         for gradient, variable in zip(gradients, variables, strict=True):
             if id(variable) in tables:
