@@ -138,7 +138,8 @@ def table(cells: list[dict]) -> str:
 
 def pipeline_table(runs: list[dict]) -> str:
     small, large = runs
-    lines = [f"| component | {small['users']:,} users: s | s per 1M events | peak | {large['users']:,} users: s | "
+    lines = [f"| component | {small['users']:,} users, {small['events']:,} events: s | s per 1M events | peak | "
+             f"{large['users']:,} users, {large['events']:,} events: s | "
              "s per 1M events | peak | cost per event, ratio |", "|---|---|---|---|---|---|---|---|"]
     for name in COMPONENTS:
         a, b = small["all cores"]["components"].get(name), large["all cores"]["components"].get(name)
@@ -152,16 +153,17 @@ def pipeline_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_pipelines(events: int, users: int) -> str:
+def run_pipelines(events: int, users: int, base_events: int) -> str:
+    """The default world's 5,000 users on ``base_events`` events next to ``users`` users on ``events`` events."""
     from pipeline_scaling import measure_size
 
-    runs = [measure_size(events, None, users=n, items=max(2_000, n // 10), settings=("all cores",), bound=False)
-            for n in (5_000, users)]
+    runs = [measure_size(n_events, None, users=n, items=max(2_000, n // 10), settings=("all cores",), bound=False)
+            for n_events, n in ((base_events, 5_000), (events, users))]
     (RESULTS / "id-scale-pipeline.json").write_text(json.dumps(runs, indent=1))
     text = (f"# The whole pipeline with {users:,} users ({platform.machine()}, {os.cpu_count()} cores)\n\n"
             f"`benchmarks/id_scale.py --pipeline`: `mtl run` with the default config (Beam on all cores; user_id "
-            f"and item_id vocabularies keep every id) on one generated span of {events:,} events, from the bundled "
-            f"world's 5,000 users and from {users:,} users with power-law activity.\n\n"
+            f"and item_id vocabularies keep every id) on one generated span: {base_events:,} events from the bundled "
+            f"world's 5,000 users, and {events:,} events from {users:,} users with power-law activity.\n\n"
             + pipeline_table(runs) + "\n\n" + measured_line() + "\n")
     (RESULTS / "id-scale-pipeline.md").write_text(text)
     return text
@@ -175,10 +177,11 @@ def main(argv=None) -> int:
     parser.add_argument("--pipeline", action="store_true", help="the whole-pipeline comparison instead")
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--base-events", type=int, default=1_000_000, help="events of the 5,000-user run")
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.pipeline:
-        print(run_pipelines(args.events, args.users))
+        print(run_pipelines(args.events, args.users, args.base_events))
         return 0
     if args.one:
         print(json.dumps(measure(int(args.one[0]), args.one[1])))
