@@ -79,11 +79,14 @@ class LogSpec:
 
 @dataclass(frozen=True)
 class Events:
-    """One span of events: feature columns, label columns (missing as in the module docstring), truth."""
+    """One span of events: feature columns, label columns (missing as in the module docstring), truth, and the
+    logged dtype ("bytes" / "int" / "float") of each feature and label column, by which ``data.writer`` writes them.
+    ``data.assistant`` returns its utterances in the same form."""
 
     features: dict[str, np.ndarray]
     labels: dict[str, np.ndarray]
     truth: dict[str, np.ndarray]
+    dtypes: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -280,4 +283,5 @@ def generate_span(spec: LogSpec, span: int) -> Events:
         "item_popularity": world.item_popularity[items].astype(np.float32),
         "price": world.item_price[items].astype(np.float32),
     }
-    return Events(features=features, labels=labels, truth={"event_id": event_id, **truth})
+    return Events(features=features, labels=labels, truth={"event_id": event_id, **truth},
+                  dtypes={**FEATURE_DTYPES, **LABEL_DTYPES})

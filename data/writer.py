@@ -1,10 +1,13 @@
 """Writes spans of synthetic events as gzip TFRecord logs, with their truth side file.
 
 Span N is written as ``<out_dir>/span-<N>/events-00000-of-00001.tfrecord.gz`` (gzip TFRecord of
-``tf.train.Example``, one per event, labels that are NaN left out) plus ``truth.npz`` (see ``data.truth``).
-Examples are serialized by hand exactly as protobuf does with deterministic=True, and the truth file has fixed
-zip timestamps, so the same spec and span always give byte-identical files. ``mtl generate-logs``, the zoo
-benchmark and the end-to-end test call ``generate_logs``.
+``tf.train.Example``, one per event, labels that are absent left out) plus ``truth.npz`` (see ``data.truth``). Both
+worlds go through it: the recommendation world's impressions (``data.world``, columns of numbers, NaN where
+absent) and the assistant's utterances (``data.assistant``, object columns of bytes or tuples of bytes, None where
+absent); each column is written by its dtype in ``Events.dtypes``. Examples are serialized by hand exactly as
+protobuf does with deterministic=True, and the truth file has fixed zip timestamps, so the same spec and span
+always give byte-identical files. ``mtl generate-logs``, the zoo benchmark and the end-to-end test call
+``generate_logs``.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from data.assistant import AssistantSpec, generate_assistant_span
 from data.truth import save_truth
-from data.world import FEATURE_DTYPES, LABEL_DTYPES, Events, LogSpec, generate_span
+from data.world import Events, LogSpec, generate_span
 
 EVENTS_FILE = "events-00000-of-00001.tfrecord.gz"
 _FIELD_1, _FIELD_2 = b"\x0a", b"\x12"  # protobuf keys of length-delimited fields 1 and 2
@@ -56,15 +60,34 @@ def _field(tag: bytes, payload: bytes) -> bytes:
     return tag + _varint(len(payload)) + payload
 
 
-def _map_entries(name: str, dtype: str, values: np.ndarray) -> np.ndarray:
-    """Per event, the serialized ``Features.feature`` map entry for this column (b"" where NaN).
+def _present(values: np.ndarray) -> np.ndarray:
+    """Per event, whether the column has a value: not NaN (numbers), not None (objects)."""
+    if values.dtype.kind == "f":
+        return ~np.isnan(values).reshape(len(values), -1).any(axis=1)
+    if values.dtype.kind == "O":
+        return np.array([value is not None for value in values], bool)
+    return np.ones(len(values), bool)
 
-    ``values`` holds one value per event, or one row of values per event ([events, k]). Each distinct value
-    (row) is turned into a tf.train.Feature only once.
+
+def _distinct(values: np.ndarray) -> tuple[list, np.ndarray]:
+    """The distinct values (rows, or tuples of an object column) of ``values``, and the index of each among them."""
+    if values.dtype.kind == "O":
+        index: dict = {}
+        inverse = np.array([index.setdefault(value, len(index)) for value in values], np.int64)
+        return list(index), inverse
+    distinct, inverse = np.unique(values, return_inverse=True, axis=0 if values.ndim > 1 else None)
+    return list(distinct), inverse.reshape(-1)
+
+
+def _map_entries(name: str, dtype: str, values: np.ndarray) -> np.ndarray:
+    """Per event, the serialized ``Features.feature`` map entry for this column (b"" where absent).
+
+    ``values`` holds one value per event, or one row of values per event ([events, k]), or (an object column)
+    one value or tuple of values per event. Each distinct value (row, tuple) is turned into a tf.train.Feature
+    only once.
     """
-    present = ~np.isnan(values).reshape(len(values), -1).any(axis=1) if values.dtype.kind == "f" else (
-        np.ones(len(values), bool))
-    distinct, inverse = np.unique(values[present], return_inverse=True, axis=0 if values.ndim > 1 else None)
+    present = _present(values)
+    distinct, inverse = _distinct(values[present])
     key = _field(_FIELD_1, name.encode())
     encoded = [
         _field(_FIELD_1, key + _field(_FIELD_2, _feature(dtype, np.atleast_1d(value).tolist()).SerializeToString()))
@@ -78,11 +101,10 @@ def _map_entries(name: str, dtype: str, values: np.ndarray) -> np.ndarray:
 def _serialized_examples(events: Events) -> Iterator[bytes]:
     """tf.train.Examples serialized as protobuf does with deterministic=True (map keys sorted).
 
-    Labels that are NaN are left out of the Example.
+    Labels that are absent are left out of the Example.
     """
     columns = {**events.features, **events.labels}
-    dtypes = {**FEATURE_DTYPES, **LABEL_DTYPES}
-    entries = [_map_entries(name, dtypes[name], columns[name]) for name in sorted(dtypes)]
+    entries = [_map_entries(name, events.dtypes[name], columns[name]) for name in sorted(events.dtypes)]
     for row in np.stack(entries, axis=1):
         yield _field(_FIELD_1, b"".join(row))
 
@@ -98,6 +120,7 @@ def write_span(events: Events, out_dir: str | Path, span: int) -> Path:
     return span_dir
 
 
-def generate_logs(spec: LogSpec, out_dir: str | Path, spans: Sequence[int]) -> list[Path]:
-    """Generate and write every span in ``spans``; return the span directories."""
-    return [write_span(generate_span(spec, span), out_dir, span) for span in spans]
+def generate_logs(spec: LogSpec | AssistantSpec, out_dir: str | Path, spans: Sequence[int]) -> list[Path]:
+    """Generate and write every span in ``spans`` of the spec's world; return the span directories."""
+    generate = generate_assistant_span if isinstance(spec, AssistantSpec) else generate_span
+    return [write_span(generate(spec, span), out_dir, span) for span in spans]

@@ -11,6 +11,7 @@ task's choice (``Task.summary_parts``, passed in each metric's config as ``parts
 classes by module path.
 """
 
+import json
 from typing import Any
 
 import apache_beam as beam
@@ -18,6 +19,7 @@ import numpy as np
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.proto import metrics_for_slice_pb2
 
+from models.evaluation import spans
 from models.evaluation.summary import Part
 
 AUC_THRESHOLDS = 10_000  # TFMA's default for AUC and AUCPrecisionRecall
@@ -41,6 +43,12 @@ class HeadSummary:
         self.plot = np.zeros((3, plot_buckets + 2)) if Part.CALIBRATION in self.parts else None
         self.confusion = None  # [actual, predicted] weights, sized by the first predictions seen (multiclass)
         self.seen = None  # [actual, predicted] examples, weighted or not: TFMA lists every cell it has seen
+        self.unseen = 0.0  # examples whose class label is -1: a class name training never saw
+        # sequence labelling (Part.SPANS): weighted tokens whose argmax tag is the label, and their weight; span
+        # counts per slot type (spans' conlleval rules), grown to the types the prediction width T holds
+        self.token_hits = self.token_weight = 0.0
+        empty = np.zeros(0, np.int64) if Part.SPANS in self.parts else None
+        self.span_correct, self.span_gold, self.span_predicted = empty, empty, empty
 
     def add(self, label, prediction, weight) -> None:
         """Buffers one example's arrays; folds the buffer when it is full."""
@@ -53,6 +61,9 @@ class HeadSummary:
     def fold(self) -> "HeadSummary":
         """Adds the buffered examples to the sums and histograms; returns self."""
         if not self.weights:
+            return self
+        if Part.SPANS in self.parts:
+            self._fold_spans()
             return self
         weights = np.concatenate([np.ravel(w) for w in self.weights]).astype(np.float64)
         predictions = np.stack([np.ravel(p) for p in self.predictions]).astype(np.float64)
@@ -84,10 +95,39 @@ class HeadSummary:
         if self.confusion is None:
             self.confusion = np.zeros((predictions.shape[1], predictions.shape[1]))
             self.seen = np.zeros_like(self.confusion)
+        known = labels >= 0
+        self.unseen += float(np.sum(~known))
+        labels, predictions, weights = labels[known], predictions[known], weights[known]
         self.weight += weights.sum()
         cells = (labels, predictions.argmax(axis=1))
         np.add.at(self.confusion, cells, weights)
         np.add.at(self.seen, cells, 1.0)
+
+    def _fold_spans(self) -> None:
+        """Per example: label [L] tag ids, prediction [L, T] (or its [L * T] flattening) probabilities, weight [L]
+        (or one weight for all its tokens); a token of weight 0 is not part of the sequence. ``weight`` counts the
+        examples with a labelled token."""
+        labels = np.stack([np.ravel(v) for v in self.labels]).astype(np.int64)
+        length = labels.shape[1]
+        predictions = np.stack([np.reshape(p, (length, -1)) for p in self.predictions])
+        weights = np.stack([np.broadcast_to(np.ravel(w), (length,)) for w in self.weights]).astype(np.float64)
+        self.labels, self.predictions, self.weights = [], [], []
+        valid = weights > 0
+        tags = predictions.argmax(axis=2)
+        self.weight += float(valid.any(axis=1).sum())
+        self.token_hits += float(weights[valid] @ (tags[valid] == labels[valid]))
+        self.token_weight += float(weights[valid].sum())
+        self._grow_spans(spans.num_types_seen(labels, predictions, valid))
+        counts = spans.span_counts(labels, tags, valid, len(self.span_gold))
+        self.span_correct, self.span_gold, self.span_predicted = (
+            total + count for total, count in zip((self.span_correct, self.span_gold, self.span_predicted), counts,
+                                                  strict=True))
+
+    def _grow_spans(self, num_types: int) -> None:
+        """Pads the span counts with zeros up to ``num_types`` types."""
+        grow = max(num_types - len(self.span_gold), 0)
+        self.span_correct, self.span_gold, self.span_predicted = (
+            np.pad(counts, (0, grow)) for counts in (self.span_correct, self.span_gold, self.span_predicted))
 
     def _plot_bucket(self, predictions) -> np.ndarray:
         left, right = self.plot_range
@@ -99,7 +139,7 @@ class HeadSummary:
         """Adds another slice part's (folded) summary to this one."""
         self.fold()
         other.fold()
-        for name in ("weight", "weighted_labels", "weighted_predictions", "squared_error", "absolute_error"):
+        for name in ("weight", "weighted_labels", "weighted_predictions", "squared_error", "absolute_error", "unseen"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("positives", "negatives", "plot"):
             if getattr(self, name) is not None:
@@ -109,6 +149,14 @@ class HeadSummary:
         if other.confusion is not None:
             self.confusion += other.confusion
             self.seen += other.seen
+        if other.span_gold is not None:
+            self.token_hits += other.token_hits
+            self.token_weight += other.token_weight
+            self._grow_spans(len(other.span_gold))
+            other._grow_spans(len(self.span_gold))
+            self.span_correct = self.span_correct + other.span_correct
+            self.span_gold = self.span_gold + other.span_gold
+            self.span_predicted = self.span_predicted + other.span_predicted
 
     def confusion_counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(tp, fp, tn, fn) at TFMA's 10,000 AUC thresholds: -epsilon, j / 9,999 for j = 1 .. 9,998, 1 + epsilon."""
@@ -293,6 +341,72 @@ class HeadSparseCategoricalAccuracy(HeadMetric):
 
     def value(self, summary):
         return _ratio(np.trace(summary.confusion), summary.weight) if summary.confusion is not None else float("nan")
+
+
+class HeadTokenAccuracy(_Ratio):
+    """Weighted share of the labelled tokens whose most likely tag is the label (sequence labelling); NaN with no
+    labelled token."""
+
+    metric_name, numerator, denominator = "token_accuracy", "token_hits", "token_weight"
+
+
+class _SpanMetric(HeadMetric):
+    """A metric of the summary's span counts per type (``Part.SPANS``); ``spans`` holds the conventions."""
+
+    def counts(self, summary) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(correct, gold, predicted) spans per type."""
+        if summary.span_gold is None:
+            raise ValueError(f"{type(self).__name__} needs a summary with the '{Part.SPANS}' part")
+        return summary.span_correct, summary.span_gold, summary.span_predicted
+
+
+class HeadSpanPrecision(_SpanMetric):
+    """Correct over predicted spans, all types (micro); 0 with no predicted span."""
+
+    metric_name = "span_precision"
+
+    def value(self, summary):
+        return spans.precision_recall_f1(*self.counts(summary))[0]
+
+
+class HeadSpanRecall(_SpanMetric):
+    """Correct over gold spans, all types (micro); 0 with no gold span."""
+
+    metric_name = "span_recall"
+
+    def value(self, summary):
+        return spans.precision_recall_f1(*self.counts(summary))[1]
+
+
+class HeadSpanF1(_SpanMetric):
+    """Micro F1 of the spans over all types: 2 * correct / (gold + predicted); 0 with neither (conlleval)."""
+
+    metric_name = "span_f1"
+
+    def value(self, summary):
+        return spans.precision_recall_f1(*self.counts(summary))[2]
+
+
+class HeadSpanCountsByType(_SpanMetric):
+    """The span counts of each slot type, as JSON text: {"correct": [...], "gold": [...], "predicted": [...]}, one
+    entry per type id (the report names the types and derives each one's F1 and support). Text, so that TFMA does
+    not subtract it from the baseline's: the two models may know different numbers of types."""
+
+    metric_name = "span_counts_by_type"
+
+    def value(self, summary):
+        correct, gold, predicted = self.counts(summary)
+        return json.dumps({"correct": correct.tolist(), "gold": gold.tolist(), "predicted": predicted.tolist()})
+
+
+class HeadUnseenLabelCount(HeadMetric):
+    """Examples whose label names a class that training never saw (label -1, weight 0): neither trained on nor
+    scored, and counted here."""
+
+    metric_name = "unseen_label_count"
+
+    def value(self, summary):
+        return float(summary.unseen)
 
 
 class HeadCalibrationPlot(HeadMetric):

@@ -11,3 +11,4 @@ class Part(StrEnum):
     CALIBRATION = "calibration"  # weight, label and prediction per bucket of plot_range: the calibration plot
     CLASSES = "classes"  # the label is a class id; weight per (true, most likely) class: accuracy, confusion matrix
     MICRO = "micro"  # the label is a list; every (example, label) pair is one weighted point (micro-averaging)
+    SPANS = "spans"  # the label is a BIO tag id per token: token accuracy and span counts per type

@@ -141,15 +141,33 @@ def _schema_accept(args) -> int:
 
 
 def _generate_logs(args) -> int:
-    """`mtl generate-logs`: writes the synthetic spans and prints their folders; returns the exit code."""
-    from data.world import LogSpec
+    """`mtl generate-logs`: writes the synthetic spans of the chosen world and prints their folders; returns the exit
+    code."""
     from data.writer import generate_logs
 
-    spec = LogSpec(num_events=args.events, num_users=args.users, num_items=args.items, seed=args.seed,
-                   minus_one_fraction=args.minus_one_fraction)
-    for path in generate_logs(spec, args.out, args.spans):
+    out = args.out or ("data/assistant_logs" if args.world == "assistant" else "data/logs")
+    for path in generate_logs(_log_spec(args), out, args.spans):
         print(path)
     return 0
+
+
+def _log_spec(args):
+    """The spec of the world `mtl generate-logs` writes: the flags given, the spec's defaults for the others."""
+    sizes = {"num_events": args.events, "seed": args.seed}
+    recommendation_only = {"--users": args.users, "--items": args.items,
+                           "--minus-one-fraction": args.minus_one_fraction}
+    if args.world == "assistant":
+        from data.assistant import AssistantSpec
+
+        given = [flag for flag, value in recommendation_only.items() if value is not None]
+        if given:
+            raise UserError(f"{', '.join(given)}: only for --world recommendation; the assistant's logs take --events "
+                            "and --seed")
+        return AssistantSpec(**{k: v for k, v in sizes.items() if v is not None})
+    from data.world import LogSpec
+
+    sizes.update(num_users=args.users, num_items=args.items, minus_one_fraction=args.minus_one_fraction)
+    return LogSpec(**{k: v for k, v in sizes.items() if v is not None})
 
 
 def _compile_kubeflow(args) -> int:

@@ -90,18 +90,24 @@ def _predict(commands) -> argparse.ArgumentParser:
 
 def _generate_logs(commands) -> argparse.ArgumentParser:
     generate = commands.add_parser(
-        "generate-logs", help="write synthetic gzip TFRecord impression logs in daily spans",
-        description="Writes <out>/span-N/events-*.tfrecord.gz and the true label probabilities in truth.npz.")
-    generate.add_argument("--out", default="data/logs", help="output folder (default: %(default)s)")
+        "generate-logs", help="write synthetic gzip TFRecord logs in daily spans: impressions or assistant utterances",
+        description="Writes <out>/span-N/events-*.tfrecord.gz and the true label probabilities in truth.npz, of the "
+                    "recommendation world (impressions) or the customer-service assistant's (utterances).")
+    generate.add_argument("--world", choices=("recommendation", "assistant"), default="recommendation",
+                          help="which logs: impressions, or utterances to a shop's assistant (default: %(default)s)")
+    generate.add_argument("--out", help="output folder (default: data/logs; data/assistant_logs for the assistant)")
     generate.add_argument("--spans", type=int, nargs="+", default=[1], help="span numbers (default: 1)")
-    generate.add_argument("--events", type=int, default=20_000, help="events per span (default: %(default)s)")
-    generate.add_argument("--users", type=int, default=5_000,
-                          help="users in the world, drawn with power-law activity (default: %(default)s)")
-    generate.add_argument("--items", type=int, default=2_000,
-                          help="items in the world, drawn with power-law popularity (default: %(default)s)")
+    generate.add_argument("--events", type=int,
+                          help="events per span (default: 20000; 10000 for the assistant)")
+    generate.add_argument("--users", type=int,
+                          help="users in the world, drawn with power-law activity (default: 5000; recommendation only)")
+    generate.add_argument("--items", type=int,
+                          help="items in the world, drawn with power-law popularity (default: 2000; recommendation "
+                               "only)")
     generate.add_argument("--seed", type=int, default=0, help="world and event seed (default: %(default)s)")
-    generate.add_argument("--minus-one-fraction", type=float, default=0.0,
-                          help="share of missing labels written as -1 instead of absent (default: 0)")
+    generate.add_argument("--minus-one-fraction", type=float,
+                          help="share of missing labels written as -1 instead of absent (default: 0; recommendation "
+                               "only)")
     return generate
 
 
