@@ -43,7 +43,7 @@ def anomaly_messages(uri: str, split_names: list[str]) -> list[str]:
 
 def missing_label_messages(statistics_uri: str, split_names: list[str], labels: dict[str, float | None]) -> list[str]:
     """One line per split and label (``labels``: {label column: its task's missing value, or None}) whose statistics
-    show no present value: absent from every event, or equal to the missing value in every event."""
+    show no present value: absent from every event, or (numbers) equal to the missing value in every event."""
     messages = []
     for split in split_names:
         statistics = tfdv.load_stats_binary(os.path.join(statistics_uri, f"Split-{split}", STATISTICS_FILE))
@@ -51,8 +51,11 @@ def missing_label_messages(statistics_uri: str, split_names: list[str], labels: 
         for label, missing_value in sorted(labels.items()):
             feature = by_name.get(label)
             numbers = feature.num_stats if feature is not None and feature.HasField("num_stats") else None
-            absent = numbers is None or numbers.common_stats.num_non_missing == 0
-            if absent or missing_value is not None and numbers.min == numbers.max == missing_value:
+            names = feature.string_stats if feature is not None and feature.HasField("string_stats") else None
+            common = numbers.common_stats if numbers is not None else names.common_stats if names else None
+            absent = common is None or common.num_non_missing == 0
+            only_missing = numbers is not None and numbers.min == numbers.max == missing_value
+            if absent or only_missing:
                 messages.append(f"split '{split}', label '{label}': no event holds a label (every value is absent"
                                 + (f" or the missing value {missing_value:g}" if missing_value is not None else "")
                                 + "); its head could neither train nor be judged: fix the logs, or remove the task")

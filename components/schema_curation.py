@@ -14,7 +14,7 @@ import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx import v1 as tfx
 
-from config import ConfigError, PipelineConfig, from_custom_config
+from config import ConfigError, FeatureKind, PipelineConfig, from_custom_config
 from models.tasks import make_tasks
 
 SCHEMA_FILE = "schema.pbtxt"
@@ -23,8 +23,10 @@ TRAINING, SERVING = "TRAINING", "SERVING"
 
 def curate_schema(schema: schema_pb2.Schema, config: PipelineConfig) -> schema_pb2.Schema:
     """A copy of ``schema`` with, from ``config``: every label present in each split (min_count 1) and absent from
-    the SERVING environment; integer labels inside their task's domain (the missing_value allowed); NaN and ±inf
-    disallowed in float features and labels; and a drift comparator per ``validation.drift`` entry (L-infinity for
+    the SERVING environment; integer labels inside their task's domain (the missing_value allowed); no string
+    domain for a label logged as class names nor for a text feature (new intents and words are expected: Transform
+    counts a class training never saw, and gives a new word an OOV id); NaN and ±inf disallowed in float features
+    and labels; and a drift comparator per ``validation.drift`` entry (L-infinity for
     string features, Jensen-Shannon divergence for numbers)."""
     curated = schema_pb2.Schema()
     curated.CopyFrom(schema)
@@ -42,10 +44,14 @@ def curate_schema(schema: schema_pb2.Schema, config: PipelineConfig) -> schema_p
             label.int_domain.max = high
         if label.type == schema_pb2.FLOAT:
             _disallow_non_finite(label)
+        if task.config.text_labels:
+            _allow_any_string(label)
     for feature_config in config.features:
         feature = _feature(curated, feature_config.name)
         if feature.type == schema_pb2.FLOAT:
             _disallow_non_finite(feature)
+        if feature_config.kind == FeatureKind.TEXT:
+            _allow_any_string(feature)
     for name, threshold in config.validation.drift.items():
         comparator = _feature(curated, name).drift_comparator
         if _feature(curated, name).type == schema_pb2.BYTES:
@@ -61,6 +67,11 @@ def _feature(schema: schema_pb2.Schema, name: str) -> schema_pb2.Feature:
             return feature
     raise ConfigError(f"the schema has no feature '{name}' that the config names; add it to the schema file, or "
                       "check the config's feature and label names")
+
+
+def _allow_any_string(feature: schema_pb2.Feature) -> None:
+    feature.ClearField("domain")
+    feature.ClearField("string_domain")
 
 
 def _disallow_non_finite(feature: schema_pb2.Feature) -> None:

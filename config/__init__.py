@@ -20,7 +20,10 @@ from config.registry import (
     HeadCopies,
     IdUpdates,
     LossNormalization,
+    SequenceEncoder,
     TaskType,
+    TextSharing,
+    Tokenizer,
 )
 from config.schema import (
     DEFAULT_CONFIG,
@@ -38,5 +41,6 @@ from config.schema import (
 
 __all__ = ["Architecture", "Balancing", "BeamConfig", "BlessingConfig", "ConfigError", "DEFAULT_CONFIG", "DataConfig",
            "Distribution", "EvaluationConfig", "FeatureConfig", "FeatureKind", "HeadCopies", "IdUpdates",
-           "LossNormalization", "ModelConfig", "PipelineConfig", "TaskConfig", "TaskType", "UserError",
+           "LossNormalization", "ModelConfig", "PipelineConfig", "SequenceEncoder", "TaskConfig", "TaskType",
+           "TextSharing", "Tokenizer", "UserError",
            "ValidationConfig", "VertexTrainingConfig", "from_custom_config", "to_custom_config"]

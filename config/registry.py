@@ -1,5 +1,6 @@
 """The names of every pluggable concept, each spelled here once: feature kinds, task types, architectures,
-balancers, loss normalisations, id-table updates, per-head copies and distribution strategies.
+balancers, loss normalisations, id-table updates, per-head copies, distribution strategies and the text
+features' tokenizers, sequence encoders and their sharing.
 
 The config validates against these; the model code keys its registries (``models.tasks.TASK_TYPES``,
 ``models.builder``'s architectures and balancers, ``models.features``' transforms) by the same members, and a
@@ -18,6 +19,33 @@ class FeatureKind(StrEnum):
     BUCKETIZED = "bucketized"  # number -> bucket id (boundaries)
     ZSCORE = "zscore"  # number -> standardised float
     LOG = "log"  # number -> log1p, then standardised
+    TEXT = "text"  # utterance -> [max_tokens] token ids (0: padding), encoded by a sequence encoder
+
+
+class Tokenizer(StrEnum):
+    """How a text feature's utterance is cut into tokens (``models.text``), after lowercasing."""
+
+    WHITESPACE = "whitespace"  # runs of whitespace separate tokens
+    WORD_PUNCT = "word_punct"  # whitespace, and every punctuation character is a token of its own
+
+
+class SequenceEncoder(StrEnum):
+    """How a text feature's token embeddings become per-token states and one pooled vector
+    (``models.text_layers.SequenceEncoder``); padding never reaches either."""
+
+    MEAN = "mean"  # bag of embeddings, mean over the tokens
+    MAX = "max"  # bag of embeddings, max over the tokens
+    CNN = "cnn"  # 1-D convolution over the tokens, max-pooled
+    GRU = "gru"  # bidirectional GRU, mean-pooled
+    LSTM = "lstm"  # bidirectional LSTM, mean-pooled
+    TRANSFORMER = "transformer"  # self-attention encoder with learned positions, mean-pooled
+
+
+class TextSharing(StrEnum):
+    """Who reads a text feature's sequence encoder."""
+
+    HARD = "hard"  # one encoder, read by every head
+    SOFT = "soft"  # one encoder per head, over token embeddings every head shares
 
 
 class TaskType(StrEnum):
@@ -27,6 +55,7 @@ class TaskType(StrEnum):
     REGRESSION = "regression"
     MULTICLASS = "multiclass"
     MULTILABEL = "multilabel"
+    SEQUENCE_LABELING = "sequence_labeling"  # one BIO tag per token of a text feature
 
 
 class Architecture(StrEnum):

@@ -28,7 +28,10 @@ from config.registry import (
     HeadCopies,
     IdUpdates,
     LossNormalization,
+    SequenceEncoder,
     TaskType,
+    TextSharing,
+    Tokenizer,
 )
 
 DEFAULT_CONFIG = Path(__file__).parent / "default.yaml"
@@ -41,7 +44,13 @@ SAFE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 class FeatureConfig:
     """One raw log feature and how Transform turns it into a model input. A vocabulary keeps the ``top_k`` most
     frequent tokens seen at least ``frequency_threshold`` times (0: every token); the others share
-    ``oov_buckets`` ids."""
+    ``oov_buckets`` ids.
+
+    A ``text`` feature is an utterance: lowercased (``lowercase``), cut by ``tokenizer``, its first ``max_tokens``
+    tokens mapped to ids by a vocabulary over tokens (``top_k``, ``frequency_threshold``, ``oov_buckets``) or, with
+    ``hash_buckets``, by hashing; the model embeds them (``embedding_dim``) and ``encoder`` (``encoder_units``,
+    ``encoder_layers``) turns them into per-token states and one pooled vector, one encoder for every head
+    (``sharing: hard``) or one per head over shared token embeddings (``soft``)."""
 
     name: str
     kind: FeatureKind
@@ -51,20 +60,37 @@ class FeatureConfig:
     oov_buckets: int = 1
     hash_buckets: int = 0
     boundaries: tuple[float, ...] = ()
+    tokenizer: Tokenizer = Tokenizer.WHITESPACE
+    lowercase: bool = True
+    max_tokens: int = 32
+    encoder: SequenceEncoder = SequenceEncoder.MEAN
+    encoder_units: int = 32
+    encoder_layers: int = 1
+    sharing: TextSharing = TextSharing.HARD
 
     def __post_init__(self):
+        where = f"feature '{self.name}'"
         _require_safe_name(self.name, "feature")
-        _set_member(self, "kind", FeatureKind, f"feature '{self.name}': kind")
-        _require(self.embedding_dim >= 1, f"feature '{self.name}': embedding_dim must be >= 1")
-        _require(self.top_k is None or self.top_k >= 1, f"feature '{self.name}': top_k must be >= 1")
-        _require(self.frequency_threshold >= 0, f"feature '{self.name}': frequency_threshold must be >= 0")
-        if self.kind == FeatureKind.VOCABULARY:
-            _require(self.oov_buckets >= 1, f"feature '{self.name}': oov_buckets must be >= 1")
-        if self.kind == FeatureKind.HASH:
-            _require(self.hash_buckets >= 2, f"feature '{self.name}': hash needs hash_buckets >= 2")
+        _set_member(self, "kind", FeatureKind, f"{where}: kind")
+        _set_member(self, "tokenizer", Tokenizer, f"{where}: tokenizer")
+        _set_member(self, "encoder", SequenceEncoder, f"{where}: encoder")
+        _set_member(self, "sharing", TextSharing, f"{where}: sharing")
+        _require(self.embedding_dim >= 1, f"{where}: embedding_dim must be >= 1")
+        _require(self.top_k is None or self.top_k >= 1, f"{where}: top_k must be >= 1")
+        _require(self.frequency_threshold >= 0, f"{where}: frequency_threshold must be >= 0")
+        if self.kind == FeatureKind.VOCABULARY or self.kind == FeatureKind.TEXT and not self.hash_buckets:
+            _require(self.oov_buckets >= 1, f"{where}: oov_buckets must be >= 1")
+        if self.kind == FeatureKind.HASH or self.kind == FeatureKind.TEXT and self.hash_buckets:
+            _require(self.hash_buckets >= 2, f"{where}: hashing needs hash_buckets >= 2")
         if self.kind == FeatureKind.BUCKETIZED:
             _require(list(self.boundaries) == sorted(self.boundaries) and self.boundaries,
-                     f"feature '{self.name}': bucketized needs sorted, non-empty boundaries")
+                     f"{where}: bucketized needs sorted, non-empty boundaries")
+        _require(1 <= self.max_tokens <= 1024, f"{where}: max_tokens must be in [1, 1024], got {self.max_tokens}")
+        _require(self.encoder_units >= 1 and self.encoder_layers >= 1,
+                 f"{where}: encoder_units and encoder_layers must be >= 1")
+        if self.encoder == SequenceEncoder.TRANSFORMER:
+            _require(self.encoder_units % 2 == 0, f"{where}: the transformer encoder's two attention heads need an "
+                     f"even encoder_units, got {self.encoder_units}")
 
 
 @dataclass(frozen=True)
@@ -81,7 +107,14 @@ class BlessingConfig:
 @dataclass(frozen=True)
 class TaskConfig:
     """One prediction head: its label, loss weight, tower and blessing rule. What its type needs besides (e.g.
-    ``num_classes``) the task type checks (``models.tasks``)."""
+    ``num_classes``) the task type checks (``models.tasks``).
+
+    A class label (multiclass, multilabel, sequence_labeling) is a number in [0, num_classes) by default. A label
+    logged as text names its class: ``label_vocabulary: true`` takes the classes from Transform (a vocabulary of the
+    label over the training split, most frequent first, exported with the model; ``num_classes`` then follows from
+    it), ``classes`` lists them in the config. A multilabel text label lists at most ``max_labels`` names per
+    event. A sequence_labeling head tags each token of the text feature ``text_feature`` with a BIO tag
+    (``O``, ``B-<type>``, ``I-<type>``); its classes are the slot types."""
 
     name: str
     type: TaskType
@@ -93,6 +126,10 @@ class TaskConfig:
     l2: float = 0.0
     lr_multiplier: float = 1.0
     num_classes: int = 0
+    classes: tuple[str, ...] = ()
+    label_vocabulary: bool = False
+    max_labels: int = 16
+    text_feature: str | None = None
     missing_value: float | None = -1
     plot_range: tuple[float, float] = (0.0, 10.0)
     blessing: BlessingConfig = field(default_factory=BlessingConfig)
@@ -108,6 +145,16 @@ class TaskConfig:
         _require(all(units >= 1 for units in self.tower), f"{where}: tower sizes must be >= 1, got {self.tower}")
         _require(0 <= self.dropout < 1, f"{where}: dropout must be in [0, 1), got {self.dropout}")
         _require(self.l2 >= 0 and self.lr_multiplier >= 0, f"{where}: l2 and lr_multiplier must be >= 0")
+        _require(not (self.classes and self.label_vocabulary),
+                 f"{where}: classes and label_vocabulary both name the classes; keep one")
+        _require_unique(f"{where}: class", list(self.classes))
+        _require(all(name.strip() for name in self.classes), f"{where}: classes must not be empty text")
+        _require(self.max_labels >= 1, f"{where}: max_labels must be >= 1, got {self.max_labels}")
+
+    @property
+    def text_labels(self) -> bool:
+        """Whether the label is logged as text (class names), not as class numbers."""
+        return bool(self.classes) or self.label_vocabulary
 
 
 @dataclass(frozen=True)
@@ -304,6 +351,10 @@ class PipelineConfig:
         feature_names = {f.name for f in self.features}
         for task in self.tasks:
             _require(task.label_key not in feature_names, f"task '{task.name}': label '{task.label_key}' is a feature")
+            if task.text_feature is not None:
+                text = next((f for f in self.features if f.name == task.text_feature), None)
+                _require(text is not None and text.kind == FeatureKind.TEXT,
+                         f"task '{task.name}': text_feature '{task.text_feature}' is not a declared text feature")
         task_names = {t.name for t in self.tasks}
         for name in (*self.model.esmm_tasks, *self.model.fusion, *self.model.factor_tasks):
             _require(name in task_names, f"model: '{name}' is not a task")

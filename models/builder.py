@@ -8,13 +8,14 @@ it, so a bad combination fails before any component runs.
 
 import tf_keras
 
-from config import Architecture, Balancing, ConfigError, IdUpdates, ModelConfig, PipelineConfig
+from config import Architecture, Balancing, ConfigError, IdUpdates, ModelConfig, PipelineConfig, TextSharing
 from models import features
 from models.balancing import Balancer, FixedWeights, GradNorm, PCGrad, UncertaintyWeighting
 from models.layers import MLP, FactorInteraction, FeatureEncoder
 from models.multitask_model import MultiTaskModel
 from models.row_optimizer import RowAdam
 from models.tasks import make_tasks
+from models.text_layers import TextFeatureEncoder
 from models.zoo import PLE, MMoE, SharedBottom
 
 ARCHITECTURES = {
@@ -93,9 +94,9 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int],
                 id_layers_from: MultiTaskModel | None = None) -> MultiTaskModel:
     """The compiled, untrained model for ``config``; ``cardinalities`` ({categorical feature: number of ids},
     ``models.features.cardinalities``) sizes the embeddings. With ``id_layers_from`` (a model of the same config)
-    the new model shares that model's layers that hold the id tables (encoder, task encoders, factor interaction)
-    and has architecture, towers and heads of its own: a head copy of models.head_selection. Called by run_fn,
-    the benchmarks and the tests."""
+    the new model shares that model's layers that hold the id tables (encoder, task encoders, factor interaction,
+    text encoders) and has architecture, towers and heads of its own: a head copy of models.head_selection. Called
+    by run_fn, the benchmarks and the tests."""
     check_model_config(config)
     model_config = config.model
     tasks = make_tasks(config.tasks)
@@ -105,7 +106,7 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int],
     encoder = FeatureEncoder(
         {f.name: cardinalities[f.name] for f in categorical},
         dims,
-        [f.name for f in config.features if not features.is_categorical(f)],
+        [f.name for f in config.features if features.is_numeric(f)],
         embedding_l2=model_config.embedding_l2, dot_interaction=list(model_config.dot_interaction),
         l2_by_optimizer=by_optimizer)
     task_encoders = {task: FeatureEncoder({name: cardinalities[name] for name in names},
@@ -113,6 +114,12 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int],
                                           embedding_l2=model_config.task_embedding_l2, l2_by_optimizer=by_optimizer,
                                           name=f"{task}_feature_encoder")
                      for task, names in model_config.task_embeddings.items()}
+    text_encoders = {
+        f.name: TextFeatureEncoder(cardinalities[f.name], f.embedding_dim, f.encoder, units=f.encoder_units,
+                                   num_layers=f.encoder_layers, max_tokens=f.max_tokens,
+                                   readers=[t.name for t in tasks] if f.sharing == TextSharing.SOFT else [],
+                                   name=f"{f.name}_text_encoder")
+        for f in config.features if features.is_text(f)}
     towers = {}
     for task in tasks:
         tower = task.config
@@ -123,6 +130,7 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int],
         architecture=make_architecture(model_config, [t.name for t in tasks]),
         towers=towers,
         task_encoders=task_encoders,
+        text_encoders=text_encoders,
         tasks=tasks,
         balancer=make_balancer(model_config, {t.name: t.config.loss_weight for t in tasks}),
         loss_normalization=model_config.loss_normalization,
@@ -136,7 +144,7 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int],
         interaction_tasks=model_config.factor_tasks)
     if id_layers_from is not None:
         parts["encoder"], parts["task_encoders"] = id_layers_from.encoder, id_layers_from.task_encoders
-        parts["interaction"] = id_layers_from.interaction
+        parts["interaction"], parts["text_encoders"] = id_layers_from.interaction, id_layers_from.text_encoders
     model = MultiTaskModel(**parts)
     model.compile(optimizer=tf_keras.optimizers.Adam(model_config.learning_rate),
                   id_optimizer=ID_OPTIMIZERS[model_config.id_updates](model_config, model),

@@ -9,7 +9,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from config import FeatureConfig, FeatureKind
-from models import tensors
+from models import tensors, text
 
 
 def _vocabulary(feature: FeatureConfig, raw) -> tf.Tensor:
@@ -45,12 +45,14 @@ class Kind:
     text); its ``transform`` (raw column -> model input, in Transform's graph); for a categorical kind its
     ``cardinality`` (the ids it can take after Transform, OOV buckets included; None for a numeric kind); and
     ``vocabulary``: its ids index the Transform vocabulary named after the feature (warm start carries embedding
-    rows by token)."""
+    rows by token); ``sequence``: the input is [batch, max_tokens] token ids (0: padding) that a sequence encoder
+    reads (``models.text``), not one id per example."""
 
     numbers: bool
     transform: Callable[[FeatureConfig, tf.Tensor], tf.Tensor]
     cardinality: Callable[[FeatureConfig, object], int] | None = None
     vocabulary: bool = False
+    sequence: bool = False
 
     @property
     def categorical(self) -> bool:
@@ -65,12 +67,25 @@ KINDS: dict[FeatureKind, Kind] = {
                                  cardinality=lambda feature, _: len(feature.boundaries) + 1),
     FeatureKind.ZSCORE: Kind(numbers=True, transform=_zscore),
     FeatureKind.LOG: Kind(numbers=True, transform=_log),
+    FeatureKind.TEXT: Kind(numbers=False, transform=text.token_ids, cardinality=text.cardinality, sequence=True),
 }
 
 
 def is_categorical(feature: FeatureConfig) -> bool:
-    """True for a feature that becomes an id (embedded by the model), False for a numeric input."""
-    return KINDS[feature.kind].categorical
+    """True for a feature that becomes one id per example (embedded by the model), False for a numeric input or
+    a text feature's token ids."""
+    kind = KINDS[feature.kind]
+    return kind.categorical and not kind.sequence
+
+
+def is_numeric(feature: FeatureConfig) -> bool:
+    """True for a feature that becomes one standardised float per example."""
+    return not KINDS[feature.kind].categorical
+
+
+def is_text(feature: FeatureConfig) -> bool:
+    """True for a text feature: token ids that a sequence encoder reads."""
+    return KINDS[feature.kind].sequence
 
 
 def transform_feature(feature: FeatureConfig, raw) -> tf.Tensor:
@@ -87,5 +102,6 @@ def cardinality(feature: FeatureConfig, tf_transform_output) -> int:
 
 
 def cardinalities(features, tf_transform_output) -> dict[str, int]:
-    """{name: cardinality} of the categorical ones among ``features``; the Trainer sizes the embeddings by it."""
-    return {f.name: cardinality(f, tf_transform_output) for f in features if is_categorical(f)}
+    """{name: cardinality} of the categorical and text ones among ``features``; the Trainer sizes the embeddings
+    by it."""
+    return {f.name: cardinality(f, tf_transform_output) for f in features if KINDS[f.kind].categorical}

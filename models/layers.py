@@ -50,6 +50,8 @@ class FeatureEncoder(tf_keras.layers.Layer):
         parts += [tf.cast(features[name], tf.float32)[:, None] for name in self.numeric]
         if self.dot_interaction:
             parts.append(self.interaction([embedded[name] for name in self.dot_interaction]))
+        if not parts:  # every feature is text (models.text_layers encodes it): an empty vector per example
+            return tf.zeros(tf.stack([tf.shape(next(iter(features.values())))[0], 0]))
         return tf.concat(parts, axis=-1)
 
     def get_config(self):

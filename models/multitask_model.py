@@ -18,8 +18,11 @@ class MultiTaskModel(tf_keras.Model):
     plus ``fusion_score`` when fusion weights are given.
 
     Parts: ``encoder`` (features -> one vector), ``architecture`` (vector -> {task: representation}), ``towers``
-    ({task: layer}), ``task_encoders`` (optional, {task: features -> a vector its tower also reads}), ``tasks``
-    (heads, losses, metrics) and ``balancer`` (losses -> gradients). Options:
+    ({task: layer}), ``task_encoders`` (optional, {task: features -> a vector its tower also reads}),
+    ``text_encoders`` (optional, {text feature: token ids -> {reader: (per-token states, pooled vector)}}, the
+    reader "" for every head, joining the encoder's vector, or a task's own next to its representation; a per-token
+    task's tower reads its text feature's states, each with the task's representation), ``tasks`` (heads,
+    losses, metrics) and ``balancer`` (losses -> gradients). Options:
     ``loss_normalization``, ``esmm_tasks`` ((ctr, cvr): cvr learns through pCTR x pCVR), ``fusion``
     ({task: weight} of scalar heads), ``clip_norm`` (global gradient norm) and ``interaction`` (features -> a
     vector the heads in ``interaction_tasks``, default all, read next to their tower's output, e.g.
@@ -29,6 +32,7 @@ class MultiTaskModel(tf_keras.Model):
     def __init__(self, *, encoder: tf_keras.layers.Layer, architecture: tf_keras.layers.Layer,
                  towers: dict[str, tf_keras.layers.Layer], tasks: list[Task], balancer: Balancer,
                  task_encoders: dict[str, tf_keras.layers.Layer] | None = None,
+                 text_encoders: dict[str, tf_keras.layers.Layer] | None = None,
                  loss_normalization: LossNormalization = LossNormalization.PER_LABEL,
                  esmm_tasks: tuple[str, ...] = (), fusion: dict[str, float] | None = None,
                  clip_norm: float | None = None, interaction: tf_keras.layers.Layer | None = None,
@@ -39,6 +43,7 @@ class MultiTaskModel(tf_keras.Model):
         self.architecture = architecture
         self.towers = dict(towers)
         self.task_encoders = dict(task_encoders or {})
+        self.text_encoders = dict(text_encoders or {})
         self.heads = {t.name: t.make_head() for t in self.tasks}
         self.balancer = balancer
         self.balancer.build(None)
@@ -57,13 +62,22 @@ class MultiTaskModel(tf_keras.Model):
     # then each Keras layer it calls.
     @tf.autograph.experimental.do_not_convert
     def call(self, features, training=False):
-        per_task = self.architecture(self.encoder(features), training=training)
+        texts = {name: encoder(features[name], training=training) for name, encoder in self.text_encoders.items()}
+        shared = [self.encoder(features), *(text[""][1] for text in texts.values() if "" in text)]
+        per_task = self.architecture(tf.concat(shared, axis=-1), training=training)
         interaction = [self.interaction(features)] if self.interaction is not None else []
         outputs = {}
         for task in self.tasks:
             tower_input = per_task[task.name]
-            if task.name in self.task_encoders:
-                tower_input = tf.concat([tower_input, self.task_encoders[task.name](features)], axis=-1)
+            own = [self.task_encoders[task.name](features)] if task.name in self.task_encoders else []
+            own += [text[task.name][1] for text in texts.values() if task.name in text]
+            if own:
+                tower_input = tf.concat([tower_input, *own], axis=-1)
+            if task.per_token:  # each token's state, with the example's representation
+                text = texts[task.config.text_feature]
+                states = text[task.name if task.name in text else ""][0]
+                tower_input = tf.concat(
+                    [states, tf.tile(tower_input[:, None, :], tf.stack([1, tf.shape(states)[1], 1]))], axis=-1)
             tower_output = self.towers[task.name](tower_input, training=training)
             reads = interaction and task.name in self.interaction_tasks
             head_input = tf.concat([tower_output, *interaction], axis=-1) if reads else tower_output
@@ -80,8 +94,8 @@ class MultiTaskModel(tf_keras.Model):
 
     def task_losses(self, features, predictions) -> dict[str, tf.Tensor]:
         """Each task's loss, averaged over the examples whose label is present (ESMM: see _esmm_loss)."""
-        losses = {t.name: t.loss(features[t.label_feature], features[t.weight_feature], predictions[t.name])
-                  for t in self.tasks}
+        losses = {t.name: t.loss(t.targets(features[t.label_feature]), features[t.weight_feature],
+                                 predictions[t.name]) for t in self.tasks}
         if self.esmm_tasks:
             losses[self.esmm_tasks[1]] = self._esmm_loss(features, predictions)
         return losses
@@ -122,7 +136,8 @@ class MultiTaskModel(tf_keras.Model):
             objective = self.objective_losses(features, losses)
             regularization = self._regularization()
         # Listed after the forward pass: on the first call, that is what creates the variables.
-        shared = self.encoder.trainable_variables + self.architecture.trainable_variables
+        shared = self.encoder.trainable_variables + self.architecture.trainable_variables + [
+            v for encoder in self.text_encoders.values() for v in encoder.trainable_variables]
         shared_ids = {id(v) for v in shared}
         others = [v for v in self.trainable_variables if id(v) not in shared_ids]
         gradients = self.balancer.gradients(tape, objective, regularization, shared, others)
@@ -216,7 +231,7 @@ class MultiTaskModel(tf_keras.Model):
                 features[t.weight_feature]))
             self.weight_trackers[t.name].update_state(weights[i])
             for metric in self.task_metrics[t.name]:
-                metric.update_state(features[t.label_feature], predictions[t.name],
+                metric.update_state(t.targets(features[t.label_feature]), predictions[t.name],
                                     sample_weight=t.metric_weights(features[t.weight_feature]))
         return {m.name: m.result() for m in self.metrics}
 

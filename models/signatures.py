@@ -1,16 +1,20 @@
 """The exported SavedModel: ``serving_default`` and ``serving_raw`` for scoring, ``transform_features`` for TFMA.
 
 ``serving_default`` takes serialized tf.Examples, parses only the declared features and returns one named output
-per task. ``serving_raw`` takes the same raw features as named tensors, one value per example each (what TF
-Serving's REST API builds from ``{"instances": [{"user_id": "u_1", "device": "mobile", ...}]}``), and returns the
-same outputs; the Transform graph runs inside the model in both. ``transform_features`` takes serialized
-tf.Examples, parses only the labels and returns ``<task>_label`` and ``<task>_weight`` (0.0 where the label is
-missing), which the EvalConfig names as label and example-weight keys.
+per task (and, for a head whose label is text, ``<task>_classes``: the name of each probability, or for a
+sequence_labeling head ``<task>_tags``: each token's most likely tag). ``serving_raw`` takes the same raw features
+as named tensors, one value per example each (what TF Serving's REST API builds from ``{"instances":
+[{"user_id": "u_1", "device": "mobile", ...}]}``), and returns the same outputs; the Transform graph runs inside
+the model in both. ``transform_features`` takes serialized tf.Examples, parses only the labels (and the text that a
+sequence_labeling head's tags line up with) and returns
+``<task>_label`` (as the loss reads it) and ``<task>_weight`` (0.0 where the label is missing), which the
+EvalConfig names as label and example-weight keys.
 """
 
 import tensorflow as tf
 
 from models.multitask_model import FUSION_OUTPUT, MultiTaskModel
+from models.tasks import class_names
 
 SERVING_SIGNATURE = "serving_default"
 RAW_SIGNATURE = "serving_raw"
@@ -28,10 +32,17 @@ class ServingModule(tf.Module):
         super().__init__()
         self.model = model
         self.head_models = dict(head_models or {})
+        self._names = {}  # {task: [units] names} of the heads whose labels are text
+        for task in model.tasks:
+            names = class_names(task, tf_transform_output)
+            if names is not None:
+                self._names[task.name] = tf.constant(task.served_names(names))
         self.tft_layer = tf_transform_output.transform_features_layer()
         raw_spec = tf_transform_output.raw_feature_spec()
         self._feature_spec = {name: raw_spec[name] for name in feature_names}
         self._label_spec = {t.config.label_key: raw_spec[t.config.label_key] for t in model.tasks}
+        self._label_spec.update({t.config.text_feature: raw_spec[t.config.text_feature] for t in model.tasks
+                                 if t.per_token})  # its tags line up with the feature's tokens
         self._label_outputs = [key for t in model.tasks for key in (t.label_feature, t.weight_feature)]
 
     @tf.function(input_signature=[_EXAMPLES])
@@ -47,6 +58,10 @@ class ServingModule(tf.Module):
             outputs[name] = served[id(model)][name]
         if self.head_models and FUSION_OUTPUT in outputs:  # from the heads as served
             outputs[FUSION_OUTPUT] = self.model.fusion_score(outputs)
+        for task in self.model.tasks:
+            if task.name in self._names:
+                tokens = transformed[task.config.text_feature] if task.per_token else None
+                outputs.update(task.named_outputs(outputs[task.name], self._names[task.name], tokens))
         return outputs
 
     def raw_signature(self):
@@ -69,7 +84,10 @@ class ServingModule(tf.Module):
     @tf.function(input_signature=[_EXAMPLES])
     def transform_features(self, examples):
         transformed = self.tft_layer(tf.io.parse_example(examples, self._label_spec))
-        return {key: transformed[key] for key in self._label_outputs}
+        outputs = {key: transformed[key] for key in self._label_outputs}
+        for task in self.model.tasks:  # the labels as the loss and the metrics read them
+            outputs[task.label_feature] = task.targets(outputs[task.label_feature])
+        return outputs
 
 
 def export(model: MultiTaskModel, tf_transform_output, feature_names: list[str], export_dir: str,

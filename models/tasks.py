@@ -9,18 +9,21 @@ them switch on the type. A new type is one class here and one entry in TASK_TYPE
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from typing import ClassVar
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_transform as tft
 import tf_keras
 
-from config import ConfigError, TaskConfig, TaskType
+from config import ConfigError, TaskConfig, TaskType, UserError
 from models import tensors
 from models.evaluation.blessing import BlessingRule
 from models.evaluation.scores import rmse, roc_auc
+from models.evaluation.spans import span_f1
 from models.evaluation.summary import Part
 
 
@@ -37,6 +40,8 @@ class Task:
     tfma_metrics: ClassVar[tuple[str, ...]]  # TFMA's names of the metrics that judge this head
     tfma_plots: ClassVar[tuple[str, ...]] = ()  # and of the plots that show it
     summary_parts: ClassVar[tuple[Part, ...]] = ()  # what the head summary gathers for those metrics and plots
+    text_labels_allowed: ClassVar[bool] = False  # its label may be logged as class names (TaskConfig.text_labels)
+    per_token: ClassVar[bool] = False  # it predicts for every token of its text feature ([batch, tokens, units])
 
     def __init__(self, config: TaskConfig):
         self.config = config
@@ -44,6 +49,20 @@ class Task:
 
     def check_config(self) -> None:
         """Raises ConfigError for settings this type needs and the config lacks."""
+        if self.config.text_labels and not self.text_labels_allowed:
+            raise ConfigError(f"task '{self.name}': a {self.config.type} label is a number; remove classes and "
+                              "label_vocabulary")
+
+    @property
+    def class_count(self) -> int:
+        """How many classes the config names or counts (``classes``, else ``num_classes``, which the Trainer sets
+        from Transform's vocabulary for ``label_vocabulary``: ``with_class_counts``)."""
+        return len(self.config.classes) or self.config.num_classes
+
+    @property
+    def classes_file(self) -> str:
+        """The name of Transform's vocabulary of this task's text label (``label_vocabulary``)."""
+        return f"{self.name}_classes"
 
     @property
     def name(self) -> str:
@@ -52,7 +71,7 @@ class Task:
     @property
     def key_metric_name(self) -> str:
         """The key metric as TFMA names it in its output (the class name in snake case: AUC -> auc)."""
-        return re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", self.key_metric).lower()
+        return re.sub(r"(?<!^)(?=[A-Z][a-z])|(?<=[a-z])(?=[A-Z])", "_", self.key_metric).lower()
 
     @property
     def keras_metric_name(self) -> str:
@@ -84,9 +103,11 @@ class Task:
         """True when the head gives one score per example (it can enter a fusion score)."""
         return self.units == 1
 
-    def encode_label(self, raw) -> tuple[tf.Tensor, tf.Tensor]:
+    def encode_label(self, raw, tokens: tf.RaggedTensor | None = None,
+                     max_tokens: int | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         """(label, weight): a valid label everywhere (0 where missing) and weight 0.0 where it is missing; a NaN or
-        ±inf label counts as missing."""
+        ±inf label counts as missing. A per-token task also takes the tokens of its text feature
+        (``models.text.tokens``) and how many of them the model reads (``max_tokens``)."""
         values = tensors.column_values(raw, default=0)
         present = tensors.column_present(raw)
         if values.dtype.is_floating:
@@ -108,6 +129,19 @@ class Task:
     def make_head(self) -> tf_keras.layers.Layer:
         """The output layer on top of this task's tower."""
         return tf_keras.layers.Dense(self.units, activation=self.activation, name=f"{self.name}_head")
+
+    def targets(self, labels: tf.Tensor) -> tf.Tensor:
+        """What the loss and the metrics compare the predictions with, from the label as Transform stores it."""
+        return labels
+
+    def served_names(self, class_names: list[str]) -> list[str]:
+        """The name of each output unit, from the task's class names (``class_names``)."""
+        return list(class_names)
+
+    def named_outputs(self, prediction: tf.Tensor, names: tf.Tensor, tokens: tf.Tensor | None) -> dict:
+        """The served outputs that name what ``prediction`` scores (``names``: [units] strings, ``served_names``);
+        ``tokens``: the task's text feature's ids, for a per-token task."""
+        return {f"{self.name}_classes": tf.tile(names[None, :], [tf.shape(prediction)[0], 1])}
 
     def predictions(self, head_output: tf.Tensor) -> tf.Tensor:
         """The served prediction: [batch] for scalar heads, [batch, units] otherwise."""
@@ -196,27 +230,42 @@ class RegressionTask(Task):
 
 
 class MulticlassTask(Task):
+    """One class per example. A text label (class names) that training never saw is -1 with weight 0: counted by
+    the Evaluator, neither trained on nor scored."""
+
     activation = "softmax"
     label_dtype = tf.int64
     key_metric = "SparseCategoricalAccuracy"
     keras_metric = "accuracy"
-    tfma_metrics = ("ExampleCount", "WeightedExampleCount", "SparseCategoricalAccuracy")
+    tfma_metrics = ("ExampleCount", "WeightedExampleCount", "SparseCategoricalAccuracy", "UnseenLabelCount")
     tfma_plots = ("MultiClassConfusionMatrixPlot",)  # of the most likely class
     summary_parts = (Part.CLASSES,)
+    text_labels_allowed = True
 
     def __init__(self, config):
         super().__init__(config)
-        self.units = config.num_classes
+        self.units = self.class_count
 
     def check_config(self):
+        super().check_config()
         _require_classes(self.config)
 
     @property
     def label_domain(self):
-        return (0, self.units - 1)
+        return None if self.config.text_labels else (0, self.units - 1)
+
+    def encode_label(self, raw, tokens=None, max_tokens=None):
+        if not self.config.text_labels:
+            return super().encode_label(raw)
+        values = tensors.column_values(raw, default="")
+        present = tensors.column_present(raw) & tf.not_equal(values, "")
+        ids = class_ids(self, values, tf.boolean_mask(values, present))
+        known = present & (ids >= 0)
+        label = tf.where(known, ids, tf.where(present, tf.constant(-1, tf.int64), tf.constant(0, tf.int64)))
+        return label, tf.cast(known, tf.float32)
 
     def per_example_loss(self, labels, predictions):
-        return tf_keras.losses.sparse_categorical_crossentropy(labels, predictions)
+        return tf_keras.losses.sparse_categorical_crossentropy(tf.maximum(labels, 0), predictions)
 
     def make_metrics(self):
         return [tf_keras.metrics.SparseCategoricalAccuracy(name=self.keras_metric_name)]
@@ -235,19 +284,28 @@ class MultilabelTask(Task):
     activation = "sigmoid"
     key_metric = "AUC"
     keras_metric = "auc"
-    label_domain = (0, 1)
     tfma_metrics = ("ExampleCount", "WeightedExampleCount", "AUC", "AUCPrecisionRecall")
     summary_parts = (Part.RANKING, Part.MICRO)
+    text_labels_allowed = True
 
     def __init__(self, config):
         super().__init__(config)
-        self.units = config.num_classes
+        self.units = self.class_count
 
     def check_config(self):
+        super().check_config()
         _require_classes(self.config)
 
-    def encode_label(self, raw):
-        """([batch, k] multi-hot, weight): a row is missing when absent or when any value is the missing value."""
+    @property
+    def label_domain(self):
+        return None if self.config.text_labels else (0, 1)
+
+    def encode_label(self, raw, tokens=None, max_tokens=None):
+        """([batch, k] multi-hot, weight): a row is missing when absent or when any value is the missing value.
+        A text label (a list of class names) is stored as [batch, max_labels] class ids, -1 where a row has fewer
+        or a name training never saw (``targets`` makes it multi-hot)."""
+        if self.config.text_labels:
+            return self._encode_names(raw)
         present = tensors.row_count(raw) > 0
         if self.config.missing_value is not None:
             missing = tf.cast(self.config.missing_value, raw.dtype)
@@ -255,6 +313,21 @@ class MultilabelTask(Task):
         values = tf.cast(tensors.row_values(raw, self.units, default=0), tf.float32)
         label = tf.where(present[:, None], values, tf.zeros_like(values))
         return label, tf.cast(present, tf.float32)
+
+    def _encode_names(self, raw):
+        names = raw if isinstance(raw, tf.SparseTensor) else tf.sparse.from_dense(raw)
+        ids = class_ids(self, names.values, names.values)
+        keep = (names.indices[:, 1] < self.config.max_labels) & (ids >= 0)
+        width = tf.constant(self.config.max_labels, tf.int64)
+        kept = tf.SparseTensor(tf.boolean_mask(names.indices, keep), tf.boolean_mask(ids, keep),
+                               tf.stack([names.dense_shape[0], width]))
+        label = tf.sparse.to_dense(kept, default_value=-1)
+        return label, tf.cast(tensors.row_count(raw) > 0, tf.float32)
+
+    def targets(self, labels):
+        if not self.config.text_labels:
+            return labels
+        return tf.reduce_max(tf.one_hot(labels, self.units), axis=1)  # one_hot(-1) is all zeros
 
     def per_example_loss(self, labels, predictions):
         return tf_keras.losses.binary_crossentropy(labels, predictions)  # mean over the k labels
@@ -270,9 +343,95 @@ class MultilabelTask(Task):
         return roc_auc(labels[present].ravel(), predictions[present].ravel())
 
 
+class SequenceLabelingTask(Task):
+    """One BIO tag per token of the text feature ``text_feature`` (its tokenizer, its first ``max_tokens``
+    tokens): the label is the list of tags (``O``, ``B-<type>``, ``I-<type>``), one per token. Tags are stored as
+    ids that need no names: 0 is O, 2k + 1 is B- and 2k + 2 is I- of slot type k (the config's ``classes``, or
+    Transform's vocabulary of the types), so the head has 2 x types + 1 units per token. A token's weight is 0 where
+    the event has no tags, where its tag list and its tokens differ in length (preflight refuses such logs), for a
+    tag of a type training never saw and at padding: those positions reach neither the loss nor a metric."""
+
+    activation = "softmax"
+    label_dtype = tf.int64
+    key_metric = "SpanF1"
+    keras_metric = "token_accuracy"
+    tfma_metrics = ("ExampleCount", "TokenAccuracy", "SpanPrecision", "SpanRecall", "SpanF1", "SpanCountsByType")
+    summary_parts = (Part.SPANS,)
+    text_labels_allowed = True
+    per_token = True
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.units = 2 * self.class_count + 1
+
+    def check_config(self):
+        if not self.config.text_feature:
+            raise ConfigError(f"task '{self.name}': sequence_labeling needs text_feature: the text feature whose "
+                              "tokens it tags")
+        if not self.config.text_labels:
+            raise ConfigError(f"task '{self.name}': sequence_labeling tags are text; list the slot types in "
+                              "classes, or set label_vocabulary: true")
+
+    def encode_label(self, raw, tokens=None, max_tokens=None):
+        tags = raw if isinstance(raw, tf.SparseTensor) else tf.sparse.from_dense(raw)
+        values = tags.values
+        begins, inside = tf.strings.regex_full_match(values, "B-.+"), tf.strings.regex_full_match(values, "I-.+")
+        types = tf.strings.regex_replace(values, "^[BI]-", "")
+        type_ids = class_ids(self, types, tf.boolean_mask(types, begins | inside))
+        ids = tf.where(tf.equal(values, "O"), tf.constant(0, tf.int64),
+                       tf.where(begins & (type_ids >= 0), 2 * type_ids + 1,
+                                tf.where(inside & (type_ids >= 0), 2 * type_ids + 2, tf.constant(-1, tf.int64))))
+        tag_counts = tf.cast(tensors.row_count(raw), tf.int64)
+        aligned = tf.equal(tag_counts, tokens.row_lengths()) & (tag_counts > 0)
+        rows, positions = tags.indices[:, 0], tags.indices[:, 1]
+        keep = positions < max_tokens
+        shape = tf.stack([tags.dense_shape[0], tf.constant(max_tokens, tf.int64)])
+        kept = tf.boolean_mask(tags.indices, keep)
+        scored = tf.boolean_mask((ids >= 0) & tf.gather(aligned, rows), keep)
+        label = tf.sparse.to_dense(tf.SparseTensor(kept, tf.maximum(tf.boolean_mask(ids, keep), 0), shape))
+        weight = tf.sparse.to_dense(tf.SparseTensor(kept, tf.cast(scored, tf.float32), shape))
+        return label, weight
+
+    def per_example_loss(self, labels, predictions):
+        """[batch, tokens]: each token's cross-entropy (the base loss averages it over the weighted tokens)."""
+        return tf_keras.losses.sparse_categorical_crossentropy(labels, predictions)
+
+    def make_metrics(self):
+        return [tf_keras.metrics.SparseCategoricalAccuracy(name=self.keras_metric_name)]
+
+    def served_names(self, class_names):
+        """O, then B- and I- of each slot type, in the order of the tag ids."""
+        return ["O", *(f"{prefix}-{name}" for name in class_names for prefix in ("B", "I"))]
+
+    def named_outputs(self, prediction, names, tokens):
+        """``<task>_tags``: [batch, tokens] the most likely tag of each token, "" at padding."""
+        tags = tf.gather(names, tf.argmax(prediction, axis=-1))
+        return {f"{self.name}_tags": tf.where(tokens[:, :tf.shape(tags)[1]] > 0, tags, "")}
+
+    def score(self, labels, weights, predictions):
+        """Span micro-F1 by the CoNLL rules over the weighted tokens (``models.evaluation.spans``)."""
+        return span_f1(labels, predictions.argmax(axis=-1), weights > 0)
+
+
 def _require_classes(config: TaskConfig) -> None:
-    if config.num_classes < 2:
-        raise ConfigError(f"task '{config.name}': {config.type} needs num_classes >= 2, got {config.num_classes}")
+    if config.label_vocabulary:  # counted from Transform's vocabulary by the Trainer
+        return
+    count = len(config.classes) or config.num_classes
+    if count < 2:
+        raise ConfigError(f"task '{config.name}': {config.type} needs num_classes >= 2 (or classes, or "
+                          f"label_vocabulary: true for names logged as text), got {count}")
+
+
+def class_ids(task: Task, names: tf.Tensor, vocabulary_input: tf.Tensor) -> tf.Tensor:
+    """The int64 class id of each of ``names`` (strings, any shape): its place in the config's ``classes``, or in
+    Transform's vocabulary of ``vocabulary_input`` (the present labels of the analysed split, most frequent first);
+    -1 for a name that is in neither."""
+    if task.config.classes:
+        matches = tf.equal(names[..., None], tf.constant(list(task.config.classes)))
+        return tf.where(tf.reduce_any(matches, axis=-1), tf.argmax(tf.cast(matches, tf.int32), axis=-1),
+                        tf.constant(-1, tf.int64))
+    vocabulary = tft.vocabulary(vocabulary_input, vocab_filename=task.classes_file)
+    return tft.apply_vocabulary(names, vocabulary, default_value=-1)
 
 
 TASK_TYPES: dict[TaskType, type[Task]] = {
@@ -280,7 +439,36 @@ TASK_TYPES: dict[TaskType, type[Task]] = {
     TaskType.REGRESSION: RegressionTask,
     TaskType.MULTICLASS: MulticlassTask,
     TaskType.MULTILABEL: MultilabelTask,
+    TaskType.SEQUENCE_LABELING: SequenceLabelingTask,
 }
+
+
+def class_names(task: Task, tf_transform_output) -> list[str] | None:
+    """The names of a text label's classes (the config's ``classes``, or Transform's vocabulary of them, most
+    frequent first); None for a label logged as numbers."""
+    if task.config.classes:
+        return list(task.config.classes)
+    if task.config.label_vocabulary:
+        return [name.decode("utf-8", "replace") for name in tf_transform_output.vocabulary_by_name(task.classes_file)]
+    return None
+
+
+def with_class_counts(config, tf_transform_output):
+    """``config`` (a PipelineConfig) with each ``label_vocabulary`` task's ``num_classes`` set from its vocabulary in
+    ``tf_transform_output``; the Trainer builds the model from it. Raises UserError for a vocabulary too small for
+    its head."""
+    tasks = []
+    for task_config in config.tasks:
+        if task_config.label_vocabulary:
+            task = make_task(task_config)
+            count = tf_transform_output.vocabulary_size_by_name(task.classes_file)
+            least = 1 if task.per_token else 2
+            if count < least:
+                raise UserError(f"task '{task.name}': the training split names {count} class(es) in label "
+                                f"'{task_config.label_key}'; {task_config.type} needs at least {least}")
+            task_config = dataclasses.replace(task_config, num_classes=count)
+        tasks.append(task_config)
+    return config.replace(tasks=tuple(tasks))
 
 
 def make_task(config: TaskConfig) -> Task:

@@ -17,6 +17,7 @@ from models.builder import build_model
 from models.distribution import is_chief, make_strategy
 from models.head_selection import BestEpochPerHead, head_models
 from models.multitask_model import MultiTaskModel
+from models.tasks import with_class_counts
 from models.warm_start import warm_start
 
 
@@ -165,6 +166,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     strategy = make_strategy(config.model.distribution)  # first: a multi-worker strategy sets up TensorFlow itself
     tf_keras.utils.set_random_seed(config.model.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    config = with_class_counts(config, tf_transform_output)  # heads sized by the classes the labels name
     with strategy.scope():
         sizes = features.cardinalities(config.features, tf_transform_output)
         model = build_model(config, sizes)

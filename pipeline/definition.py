@@ -60,7 +60,8 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"],
                                statistics=statistics_gen.outputs["statistics"],
                                schema=curate_schema.outputs["curated_schema"],
-                               labels=json.dumps({t.label_key: t.missing_value for t in config.tasks}),
+                               labels=json.dumps({t.label_key: None if t.text_labels else t.missing_value
+                                                  for t in config.tasks}),
                                baseline_statistics=previous_statistics.outputs["statistics"])
     schema = curate_schema.outputs["curated_schema"]
 

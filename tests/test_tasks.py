@@ -7,7 +7,15 @@ import pytest
 import tensorflow as tf
 
 from config import BlessingConfig, ConfigError, TaskConfig, TaskType
-from models.tasks import BinaryTask, MulticlassTask, MultilabelTask, RegressionTask, make_task
+from models.tasks import (
+    BinaryTask,
+    MulticlassTask,
+    MultilabelTask,
+    RegressionTask,
+    SequenceLabelingTask,
+    class_ids,
+    make_task,
+)
 
 
 def _task(cls, type_, **kwargs):
@@ -136,8 +144,9 @@ def test_multilabel_metric_ignores_missing_rows():
 def test_key_metric_names_are_the_names_in_tfma_output():
     tasks = [_task(BinaryTask, "binary"), _task(RegressionTask, "regression"),
              _task(MulticlassTask, "multiclass", num_classes=3), _task(MultilabelTask, "multilabel", num_classes=2)]
+    tasks.append(_task(SequenceLabelingTask, "sequence_labeling", text_feature="x", classes=("a",)))
     assert [t.key_metric_name for t in tasks] == ["auc", "root_mean_squared_error", "sparse_categorical_accuracy",
-                                                  "auc"]
+                                                  "auc", "span_f1"]
 
 
 def test_present_rows_exclude_nan_and_the_missing_value_in_any_column():
@@ -162,10 +171,87 @@ def test_the_blessing_rule_follows_the_key_metric_direction():
 
 @pytest.mark.parametrize("cls, type_", [(MulticlassTask, "multiclass"), (MultilabelTask, "multilabel")])
 def test_a_class_type_needs_num_classes(cls, type_):
-    with pytest.raises(ConfigError, match=f"task 't': {type_} needs num_classes >= 2, got 0"):
+    with pytest.raises(ConfigError, match=rf"task 't': {type_} needs num_classes >= 2 \(or classes.*got 0"):
         _task(cls, type_)
 
 
 def test_each_task_type_names_its_keras_metric():
-    names = [make_task(TaskConfig(name="t", type=t, label_key="y", num_classes=3)).keras_metric_name for t in TaskType]
-    assert names == ["t_auc", "t_rmse", "t_accuracy", "t_auc"]
+    tagging = {TaskType.SEQUENCE_LABELING: {"text_feature": "x", "classes": ("a",)}}
+    names = [make_task(TaskConfig(name="t", type=t, label_key="y", num_classes=3, **tagging.get(t, {}))
+                       ).keras_metric_name for t in TaskType]
+    assert names == ["t_auc", "t_rmse", "t_accuracy", "t_auc", "t_token_accuracy"]
+
+
+# --- text labels and per-token tasks ------------------------------------------------------------------------------
+
+def _tagger(**kwargs):
+    return _task(SequenceLabelingTask, "sequence_labeling", text_feature="text", classes=("date", "city"), **kwargs)
+
+
+def test_per_token_loss_is_the_cross_entropy_mean_over_the_weighted_tokens():
+    task = _tagger()  # 5 tags: O, B-date, I-date, B-city, I-city
+    assert task.units == 5
+    probs = np.full((2, 3, 5), 0.1)
+    probs[0, 0] = [0.6, 0.1, 0.1, 0.1, 0.1]  # O at 0.6
+    probs[0, 1] = [0.1, 0.6, 0.1, 0.1, 0.1]
+    probs[0, 2, 2] = 0.6  # padding: weight 0
+    probs[1, 0, 3] = 0.6
+    labels = np.array([[0, 2, 4], [3, 0, 0]], np.int64)
+    weights = [[1, 1, 0], [1, 0, 0]]
+    expected = (-math.log(0.6) - math.log(0.1) - math.log(0.6)) / 3
+    assert _loss(task, labels, weights, probs.astype(np.float32)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_class_training_never_saw_weighs_nothing_and_gives_no_nan():
+    task = _task(MulticlassTask, "multiclass", classes=("a", "b", "c"))
+    loss = _loss(task, np.array([-1, 1], np.int64), [0, 1], [[0.2, 0.3, 0.5], [0.1, 0.6, 0.3]])
+    assert loss == pytest.approx(-math.log(0.6), rel=1e-5)
+
+
+def test_config_classes_give_ids_and_minus_one_for_other_names():
+    task = _task(MulticlassTask, "multiclass", classes=("cancel", "track"))
+    ids = class_ids(task, tf.constant(["track", "cancel", "refund", ""]), tf.constant([], tf.string))
+    assert ids.numpy().tolist() == [1, 0, -1, -1]
+
+
+def test_multilabel_names_stored_as_ids_become_multi_hot_targets():
+    task = _task(MultilabelTask, "multilabel", classes=("billing", "delivery", "account"))
+    targets = task.targets(tf.constant([[0, 2], [-1, -1], [1, -1]], tf.int64))
+    assert targets.numpy().tolist() == [[1, 0, 1], [0, 0, 0], [0, 1, 0]]
+
+
+def test_served_names_of_a_tagger_are_o_then_b_and_i_per_type():
+    assert _tagger().served_names(["date", "city"]) == ["O", "B-date", "I-date", "B-city", "I-city"]
+
+
+def test_a_tagger_serves_the_most_likely_tag_per_token_and_nothing_at_padding():
+    task = _tagger()
+    names = tf.constant(task.served_names(["date", "city"]))
+    probs = tf.one_hot([[1, 2, 0, 4]], 5)
+    tags = task.named_outputs(probs, names, tf.constant([[7, 3, 9, 0]], tf.int64))["t_tags"]
+    assert tags.numpy().tolist() == [[b"B-date", b"I-date", b"O", b""]]
+
+
+def test_a_class_head_serves_its_class_names_beside_the_probabilities():
+    task = _task(MulticlassTask, "multiclass", classes=("a", "b"))
+    named = task.named_outputs(tf.constant([[0.3, 0.7], [0.9, 0.1]]), tf.constant(["a", "b"]), None)
+    assert named["t_classes"].numpy().tolist() == [[b"a", b"b"], [b"a", b"b"]]
+
+
+def test_a_tagger_needs_its_text_feature_and_text_tags():
+    with pytest.raises(ConfigError, match="needs text_feature"):
+        _task(SequenceLabelingTask, "sequence_labeling", classes=("a",))
+    with pytest.raises(ConfigError, match="tags are text"):
+        _task(SequenceLabelingTask, "sequence_labeling", text_feature="text")
+
+
+def test_a_number_label_type_refuses_class_names():
+    with pytest.raises(ConfigError, match="a binary label is a number"):
+        _task(BinaryTask, "binary", classes=("yes", "no"))
+
+
+def test_the_tagger_score_is_the_exact_span_f1():
+    task = _tagger()
+    labels = np.array([[1, 2, 0, 3]])
+    predictions = np.eye(5)[[[1, 2, 0, 1]]]  # date span right, city span mistyped
+    assert task.score(labels, np.ones((1, 4)), predictions) == pytest.approx(2 * 1 / (2 + 2))

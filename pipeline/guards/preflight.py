@@ -5,9 +5,10 @@ and exits with code 2.
 What is checked: the log folder and the span to ingest exist and hold files; every file is a complete gzip
 TFRecord with at least one event; in each file's first events (10,000 in all, at least 1,000 a file), every
 declared feature, label and slice is present with the type its kind needs, numbers are finite, labels are in
-their task type's domain and not all the missing value; the serving folder is writable. Remote logs (gs://...)
-are checked for their files only: the data components read them where they are. Before the logs, the rules of the
-task types and feature kinds (``check_model_config``).
+their task type's domain and not all the missing value, a label logged as class names is text, and a
+sequence_labeling head's tags are BIO tags, one per token of its text feature; the serving folder is writable.
+Remote logs (gs://...) are checked for their files only: the data components read them where they are. Before the
+logs, the rules of the task types and feature kinds (``check_model_config``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from config import PipelineConfig, UserError
+from config import FeatureConfig, FeatureKind, PipelineConfig, UserError
+from models import text
 from models.builder import check_model_config
 from models.features import KINDS
 from models.tasks import Task, make_tasks
@@ -134,15 +136,54 @@ def _check_sample(path: str, config: PipelineConfig, limit: int) -> None:
             _require_numbers(values, f"feature '{feature.name}' (kind {feature.kind})", where)
     for name in config.evaluation.slices:
         _column(columns, name, f"slice feature '{name}'", where)
+    for feature in config.features:
+        if feature.kind == FeatureKind.TEXT:
+            _require_text(columns[feature.name], f"text feature '{feature.name}'", where, "")
     for task in make_tasks(config.tasks):
         label_key = task.config.label_key
         what = f"label '{label_key}' of task '{task.name}' ({task.config.type})"
         values = _column(columns, label_key, what, where)
+        if task.config.text_labels:
+            _require_text(values, what, where, "; or drop classes / label_vocabulary from the task for class numbers")
+            if task.per_token:
+                _check_tags(path, limit, task, next(f for f in config.features if f.name == task.config.text_feature))
+            continue
         _require_numbers(values, what, where)
         _check_label_domain(np.asarray(values, np.float64), task, what, where)
         if task.config.missing_value is not None and all(v == task.config.missing_value for v in values):
             raise PreflightError(f"{where}: {what} is the missing value {task.config.missing_value:g} in every event; "
                                  "its head could neither train nor be judged: fix the logs, or remove the task")
+
+
+def _require_text(values: list, what: str, where: str, otherwise: str) -> None:
+    if values and not isinstance(values[0], bytes):
+        raise PreflightError(f"{where}: {what} is logged as numbers (e.g. {values[0]!r}) but must be text{otherwise}")
+
+
+_TAG = re.compile(rb"O|[BI]-.+")
+
+
+def _check_tags(path: str, limit: int, task: Task, feature: FeatureConfig) -> None:
+    """Each event's tags are O, B-<type> or I-<type>, one per token of the task's text feature under its tokenizer;
+    the first event that breaks this is named, with both lengths."""
+    texts, tags, ids = [], [], []
+    for record in tf.data.TFRecordDataset(path, compression_type="GZIP").take(limit):
+        example = tf.train.Example.FromString(record.numpy()).features.feature
+        texts.append(example[feature.name].bytes_list.value[:1] if feature.name in example else [])
+        tags.append(list(example[task.config.label_key].bytes_list.value) if task.config.label_key in example else [])
+        ids.append(example["event_id"].bytes_list.value[0] if "event_id" in example else None)
+    counts = text.tokens(tf.ragged.constant(texts, dtype=tf.string, ragged_rank=1), feature).row_lengths().numpy()
+    for event, (event_tags, count) in enumerate(zip(tags, counts, strict=True)):
+        name = f"event {event + 1}" + (f" (event_id {ids[event].decode(errors='replace')})" if ids[event] else "")
+        bad = next((tag for tag in event_tags if not _TAG.fullmatch(tag)), None)
+        if bad is not None:
+            raise PreflightError(f"{path}: {name}: task '{task.name}' has the tag {bad[:40]!r}; tags are O, B-<type> "
+                                 "or I-<type> (BIO)")
+        if event_tags and len(event_tags) != count:
+            raise PreflightError(
+                f"{path}: {name}: task '{task.name}' has {len(event_tags)} tags for the {count} tokens of "
+                f"'{feature.name}' (tokenizer {feature.tokenizer}); log one tag per token, or set the feature's "
+                "tokenizer to the one the tags were made with")
 
 
 def _sample_columns(path: str, limit: int) -> dict:

@@ -1,0 +1,240 @@
+"""The assistant's model: each sequence encoder, hard and soft sharing, and one single-task model per head, on the
+bundled assistant logs, next to the truth's best achievable score on the same eval split.
+
+Runs the real pipeline once (``config/assistant.yaml`` on span 1, pipeline.runners.run_local): its Transform output
+is what every variant trains on, with the Trainer's own code (models.builder.build_model, models.training.fit,
+per-head selection as the config sets it) for each seed. Each head is scored by its task's ``Task.score`` on the
+eval split as Transform gives it (intent and sentiment accuracy, keywords micro ROC AUC, slots span micro-F1 by the
+CoNLL rules). The best achievable scores are the generator's truth scored the same way on the same eval events
+(``pipeline.reports.assistant_limits``). Per variant also: training examples/s (median epoch), the exported
+SavedModel's size, and the batch-1 latency of its ``serving_raw`` signature, loaded in this process, for a
+30-token utterance (median and p99 of SERVING_CALLS calls; the single-task row calls its models one after the
+other, as serving every head would).
+
+    .venv/bin/python benchmarks/assistant.py [--seeds 0 1 2] [--work /tmp/mtl-assistant-bench] [--variants ...]
+
+Writes benchmarks/results/assistant.md and assistant.json and prints the table.
+"""
+
+import argparse
+import dataclasses
+import functools
+import glob
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from provenance import measured_line  # noqa: E402  (benchmarks/, beside this script)
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from config import PipelineConfig  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+CONFIG = ROOT / "config" / "assistant.yaml"
+SPAN = 1
+SERVING_CALLS = 300
+UTTERANCE = ("hi um i ordered the blue running shoes last friday and they still have not arrived , can you check "
+             "order 48213 and send them to new york please ?")  # 30 whitespace tokens
+DEFAULT = "multi-task, gru, hard sharing (default)"
+SINGLE_TASK = "single-task, gru (one model per head)"
+VARIANTS = {  # changes to the text feature's settings
+    DEFAULT: {},
+    "multi-task, mean": {"encoder": "mean"},
+    "multi-task, max": {"encoder": "max"},
+    "multi-task, cnn": {"encoder": "cnn"},
+    "multi-task, lstm": {"encoder": "lstm"},
+    "multi-task, transformer": {"encoder": "transformer"},
+    "multi-task, gru, soft sharing": {"sharing": "soft"},
+    SINGLE_TASK: {},
+}
+HEADS = {"intent": "accuracy", "keywords": "micro AUC", "sentiment": "accuracy", "slots": "span F1"}
+LIMIT_KEYS = {"intent": "intent_accuracy", "keywords": "keyword_auc", "sentiment": "sentiment_accuracy",
+              "slots": "slot_f1"}
+
+
+def prepare(work: str) -> dict:
+    """One run of the real pipeline on the bundled span, and the truth's best on its eval split; cached."""
+    import tensorflow as tf
+
+    from pipeline.reports.assistant_limits import best_achievable
+    from pipeline.reports.run_report import load_run_report
+    from pipeline.runners import run_local
+
+    paths_file = os.path.join(work, "paths.json")
+    if os.path.exists(paths_file):
+        return json.load(open(paths_file))
+    base = PipelineConfig.from_yaml(CONFIG)
+    config = base.replace(data=dataclasses.replace(base.data, log_root=str(ROOT / base.data.log_root), span=SPAN))
+    started = time.perf_counter()
+    report = load_run_report(*run_local(config, output_dir=work, serving_dir=os.path.join(work, "serving")))
+    root = os.path.join(work, "pipeline_root")
+    raw_eval = glob.glob(f"{report.examples_uri}/Split-eval/*")
+    eval_ids = {tf.train.Example.FromString(r.numpy()).features.feature["event_id"].bytes_list.value[0]
+                for r in tf.data.TFRecordDataset(raw_eval, compression_type="GZIP")}
+    paths = {
+        "transform_graph": glob.glob(f"{root}/Transform/transform_graph/*")[0],
+        "train": glob.glob(f"{root}/Transform/transformed_examples/*/Split-train/*"),
+        "eval": glob.glob(f"{root}/Transform/transformed_examples/*/Split-eval/*"),
+        "limits": best_achievable(ROOT / base.data.log_root / f"span-{SPAN}", eval_ids),
+        "pipeline": {"blessed": report.blessed, "seconds": report.seconds,
+                     "wall_seconds": time.perf_counter() - started,
+                     "metrics": {head: values for (slice_name, head), values in report.metrics.items()
+                                 if slice_name == "Overall"}},
+    }
+    json.dump(paths, open(paths_file, "w"), default=str)
+    return paths
+
+
+def variant_configs(name: str) -> list[PipelineConfig]:
+    """The configs one variant trains: one, or one per head for the single-task row."""
+    base = PipelineConfig.from_yaml(CONFIG)
+    text = dataclasses.replace(base.features[0], **VARIANTS[name])
+    config = base.replace(features=(text, *base.features[1:]))
+    if name == SINGLE_TASK:
+        return [config.replace(tasks=(task,)) for task in config.tasks]
+    return [config]
+
+
+def _transformed(files, spec, batch_size: int, shuffle: bool):
+    import tensorflow as tf
+
+    data = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size)
+    data = data.map(lambda s: tf.io.parse_example(s, spec)).cache()
+    return (data.shuffle(256, seed=0, reshuffle_each_iteration=True) if shuffle else data).prefetch(4)
+
+
+def _latency(export_dirs: list[str]) -> tuple[float, float]:
+    """Median and p99 ms of one batch-1 ``serving_raw`` call of every model in ``export_dirs``, one after another."""
+    import tensorflow as tf
+
+    signatures = [tf.saved_model.load(path).signatures["serving_raw"] for path in export_dirs]
+    request = {"text": tf.constant([UTTERANCE]), "channel": tf.constant(["app"])}
+    for signature in signatures:
+        for _ in range(20):
+            signature(**request)
+    times = []
+    for _ in range(SERVING_CALLS):
+        started = time.perf_counter()
+        for signature in signatures:
+            signature(**request)
+        times.append((time.perf_counter() - started) * 1e3)
+    return float(np.median(times)), float(np.percentile(times, 99))
+
+
+def run_variant(name: str, seeds: list[int], paths: dict) -> dict:
+    """Trains the variant for every seed: per-seed head scores, examples/s, SavedModel size and latency."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+    import tf_keras
+
+    from models import signatures
+    from models.builder import build_model
+    from models.features import cardinalities
+    from models.head_selection import head_models
+    from models.tasks import make_tasks, with_class_counts
+    from models.training import fit
+
+    tft_output = tft.TFTransformOutput(paths["transform_graph"])
+    spec = tft_output.transformed_feature_spec()
+    batches = [{k: v.numpy() for k, v in batch.items()} for batch in _transformed(paths["eval"], spec, 4096, False)]
+    eval_features = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+    runs = []
+    for seed in seeds:
+        scores, speeds, exports = {}, [], []
+        work = tempfile.mkdtemp(prefix="assistant-export-")
+        for config in variant_configs(name):
+            config = with_class_counts(config.replace(model=dataclasses.replace(config.model, seed=seed)), tft_output)
+            tf_keras.utils.set_random_seed(seed)
+            sizes = cardinalities(config.features, tft_output)
+            model = build_model(config, sizes)
+            batch_size = config.model.batch_size
+            history, selection = fit(model, config.model, _transformed(paths["train"], spec, batch_size, True),
+                                     _transformed(paths["eval"], spec, batch_size, False), train_steps=None,
+                                     eval_steps=None, verbose=0)
+            speeds.append(float(np.median(history.history["examples_per_second"][1:])))
+            by_head = head_models(functools.partial(build_model, config, sizes),
+                                  selection.head_weights if selection else {},
+                                  {key: values[:1] for key, values in eval_features.items()})
+            predictions = model.predict(eval_features, batch_size=1024, verbose=0)
+            for head, copy in by_head.items():  # served from its own best epoch, as in the exported model
+                predictions[head] = copy.predict(eval_features, batch_size=1024, verbose=0)[head]
+            for task in make_tasks(config.tasks):
+                labels = task.targets(tf.constant(eval_features[task.label_feature])).numpy()
+                scores[task.name] = task.score(labels, eval_features[task.weight_feature],
+                                               np.asarray(predictions[task.name]))
+            exports.append(os.path.join(work, config.tasks[0].name if name == SINGLE_TASK else "model"))
+            signatures.export(model, tft_output, [f.name for f in config.features], exports[-1], head_models=by_head)
+            tf_keras.backend.clear_session()
+        p50, p99 = _latency(exports)
+        size = sum(f.stat().st_size for path in exports for f in Path(path).rglob("*") if f.is_file())
+        shutil.rmtree(work, ignore_errors=True)
+        runs.append({"seed": seed, "scores": scores, "examples_per_second": float(np.mean(speeds)),
+                     "serving_p50_ms": p50, "serving_p99_ms": p99, "savedmodel_mb": size / 2 ** 20})
+        print(f"{name}, seed {seed}: {json.dumps(runs[-1])}", flush=True)
+    return {"runs": runs}
+
+
+def _cell(values: list[float], digits: int = 4) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
+
+
+def table(results: dict, limits: dict, seeds: list[int]) -> str:
+    lines = ["| variant | " + " | ".join(f"{head} {metric}" for head, metric in HEADS.items())
+             + " | train examples/s | batch-1 p50 / p99, 30 tokens | SavedModel |",
+             "|---|" + "---|" * (len(HEADS) + 3),
+             "| truth's best achievable (same eval split) | "
+             + " | ".join(f"{limits[LIMIT_KEYS[h]]:.4f}" for h in HEADS) + " | | | |"]
+    for name, result in results.items():
+        runs = result["runs"]
+        cells = [_cell([r["scores"][head] for r in runs]) for head in HEADS]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {np.mean([r['examples_per_second'] for r in runs]):,.0f}"
+                     f" | {np.median([r['serving_p50_ms'] for r in runs]):.2f} / "
+                     f"{np.median([r['serving_p99_ms'] for r in runs]):.2f} ms"
+                     f" | {np.mean([r['savedmodel_mb'] for r in runs]):.1f} MB |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--work", default="/tmp/mtl-assistant-bench")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    args = parser.parse_args(argv)
+    os.makedirs(args.work, exist_ok=True)
+    paths = prepare(args.work)
+    cache = os.path.join(args.work, "results.json")
+    results = json.load(open(cache)) if os.path.exists(cache) else {}
+    for name in args.variants:
+        if name not in results or len(results[name]["runs"]) != len(args.seeds):
+            results[name] = run_variant(name, args.seeds, paths)
+            json.dump(results, open(cache, "w"))
+    results = {name: results[name] for name in args.variants}
+    pipeline = paths["pipeline"]
+    text = (f"# The assistant's model: encoders, sharing and single-task models ({platform.machine()}, "
+            f"{os.cpu_count()} cores)\n\n`benchmarks/assistant.py`: `config/assistant.yaml` on span {SPAN} of the "
+            f"bundled assistant logs (8,000 training and 2,000 eval events, hash split), seeds {args.seeds} (mean ± "
+            "std); each head scored on the eval split by its task's exact metric, the single-task row by one model "
+            f"per head. Latency: the exported model's serving_raw, batch 1, {SERVING_CALLS} calls.\n\n"
+            + table(results, paths["limits"], args.seeds)
+            + f"\n\nThe pipeline run it trains on (`mtl run --config config/assistant.yaml --span {SPAN}`): "
+            f"{'BLESSED' if pipeline['blessed'] else 'NOT BLESSED'} in {pipeline['wall_seconds']:.0f} s; "
+            + ", ".join(f"{component} {seconds:.1f} s" for component, seconds in pipeline["seconds"].items())
+            + ".\n\n" + measured_line() + "\n")
+    (RESULTS / "assistant.md").write_text(text)
+    (RESULTS / "assistant.json").write_text(json.dumps({"paths": paths, "results": results}, indent=1, default=str))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""Keras layers for text features: a sequence encoder that turns token vectors into per-token states and one pooled
+vector, and the masked poolings it reads. Padding (mask False) reaches neither the states nor the pooled vector."""
+
+import tensorflow as tf
+import tf_keras
+
+from config import SequenceEncoder as Kind
+
+
+def zero_padding(values, mask):
+    """``values`` [batch, L, d] with the positions where ``mask`` [batch, L] is False set to exactly 0.0 (selected,
+    not multiplied: an inf or NaN at a padded position gives 0.0 too). Output: [batch, L, d]."""
+    return tf.where(mask[:, :, None], values, tf.zeros_like(values))
+
+
+def masked_mean(values, mask):
+    """The mean of ``values`` [batch, L, d] over the positions where ``mask`` [batch, L] is True; zeros for a row
+    with no True position. Output: [batch, d]."""
+    count = tf.reduce_sum(tf.cast(mask, values.dtype), axis=1, keepdims=True)
+    return tf.reduce_sum(zero_padding(values, mask), axis=1) / tf.maximum(count, 1.0)
+
+
+def masked_max(values, mask):
+    """The elementwise max of ``values`` [batch, L, d] over the positions where ``mask`` [batch, L] is True (padded
+    positions are -inf, so they never win); zeros for a row with no True position. Output: [batch, d]."""
+    lowest = tf.fill(tf.shape(values), tf.constant(float("-inf"), values.dtype))
+    largest = tf.reduce_max(tf.where(mask[:, :, None], values, lowest), axis=1)
+    return tf.where(tf.reduce_any(mask, axis=1)[:, None], largest, tf.zeros_like(largest))
+
+
+# How each kind pools its states into one vector.
+POOLING = {Kind.MEAN: masked_mean, Kind.MAX: masked_max, Kind.CNN: masked_max, Kind.GRU: masked_mean,
+           Kind.LSTM: masked_mean, Kind.TRANSFORMER: masked_mean}
+
+
+@tf_keras.utils.register_keras_serializable(package="mtl")
+class SequenceEncoder(tf_keras.layers.Layer):
+    """Per-token states and one pooled vector of a sequence of token vectors, padding masked everywhere.
+
+    ``kind`` (a ``config.SequenceEncoder`` member or its string) chooses the encoder; the input's padded positions
+    are zeroed first, and every kind's states are exactly 0.0 at padded positions:
+
+    - ``mean`` / ``max``: the states are the token vectors; pooled is their masked mean / masked max.
+    - ``cnn``: ``num_layers`` Conv1D(``units``, ``kernel_size``, padding "same", relu), each followed by Dropout
+      and reading padded positions as zeros (like a zero-padded sequence); pooled is the masked max.
+    - ``gru`` / ``lstm``: ``num_layers`` Bidirectional(GRU / LSTM(``units``, return_sequences, input ``dropout``))
+      given the mask, so padded steps leave the state as it is and the backward direction starts at each row's
+      last real token; the states have 2 x ``units``; pooled is the masked mean. Plain Keras recurrent layers, no
+      custom ops.
+    - ``transformer``: a Dense projection to ``units`` plus learned position embeddings (``max_tokens`` x
+      ``units``, by absolute position, so a row's padding goes at its end), then ``num_layers`` blocks of
+      MultiHeadAttention(``heads`` heads of ``units // heads``, attention ``dropout``) in which real tokens attend to
+      real tokens only, Dropout, residual and LayerNormalization, then a feed-forward Dense(2 x ``units``, relu)
+      -> Dense(``units``), Dropout, residual and LayerNormalization; pooled is the masked mean.
+
+    Arguments: ``kind``; ``units`` = 32 (cnn filters, gru / lstm units per direction, transformer width);
+    ``kernel_size`` = 3 (cnn); ``num_layers`` = 1 (cnn, gru, lstm, transformer); ``heads`` = 2 (transformer, must
+    divide ``units``); ``max_tokens`` = 64 (transformer: the longest sequence); ``dropout`` = 0.0 (cnn, gru, lstm,
+    transformer; only when training).
+
+    Input: ``token_vectors`` [batch, L, d] float32 (L <= ``max_tokens``, may be unknown until run) and ``mask``
+    [batch, L] bool (True: a real token). Output: (states [batch, L, out], pooled [batch, out]) with out =
+    ``output_dim(d)``; a row with no real token pools to zeros.
+    """
+
+    def __init__(self, kind: str, units: int = 32, kernel_size: int = 3, num_layers: int = 1, heads: int = 2,
+                 max_tokens: int = 64, dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.kind = Kind(kind)
+        self.units, self.kernel_size, self.num_layers = units, kernel_size, num_layers
+        self.heads, self.max_tokens, self.dropout = heads, max_tokens, dropout
+        if self.kind == Kind.CNN:
+            self.convs = [tf_keras.layers.Conv1D(units, kernel_size, padding="same", activation="relu")
+                          for _ in range(num_layers)]
+            self.drop = tf_keras.layers.Dropout(dropout)
+        elif self.kind in (Kind.GRU, Kind.LSTM):
+            cell = tf_keras.layers.GRU if self.kind == Kind.GRU else tf_keras.layers.LSTM
+            self.rnns = [tf_keras.layers.Bidirectional(cell(units, return_sequences=True, dropout=dropout))
+                         for _ in range(num_layers)]
+        elif self.kind == Kind.TRANSFORMER:
+            if units % heads:
+                raise ValueError(f"the transformer encoder's {heads} heads must divide units, got {units}")
+            self.projection = tf_keras.layers.Dense(units)
+            self.positions = tf_keras.layers.Embedding(max_tokens, units, name="positions")
+            self.drop = tf_keras.layers.Dropout(dropout)
+            self.blocks = [[tf_keras.layers.MultiHeadAttention(num_heads=heads, key_dim=units // heads,
+                                                               dropout=dropout),
+                            tf_keras.layers.LayerNormalization(),
+                            tf_keras.layers.Dense(2 * units, activation="relu"),
+                            tf_keras.layers.Dense(units),
+                            tf_keras.layers.LayerNormalization()]
+                           for _ in range(num_layers)]
+
+    def output_dim(self, input_dim: int) -> int:
+        """The size of each state and of the pooled vector for token vectors of size ``input_dim``."""
+        if self.kind in (Kind.MEAN, Kind.MAX):
+            return input_dim
+        return 2 * self.units if self.kind in (Kind.GRU, Kind.LSTM) else self.units
+
+    def call(self, token_vectors, mask, training=False):
+        x = zero_padding(token_vectors, mask)
+        if self.kind == Kind.CNN:
+            for conv in self.convs:
+                x = zero_padding(self.drop(conv(x), training=training), mask)
+        elif self.kind in (Kind.GRU, Kind.LSTM):
+            for rnn in self.rnns:
+                x = rnn(x, mask=mask, training=training)
+        elif self.kind == Kind.TRANSFORMER:
+            x = self.projection(x) + self.positions(tf.range(tf.shape(x)[1]))
+            real_to_real = tf.logical_and(mask[:, :, None], mask[:, None, :])
+            for attention, attention_norm, hidden, output, output_norm in self.blocks:
+                attended = attention(x, x, attention_mask=real_to_real, training=training)
+                x = attention_norm(x + self.drop(attended, training=training))
+                x = output_norm(x + self.drop(output(hidden(x)), training=training))
+        states = zero_padding(x, mask)
+        return states, POOLING[self.kind](states, mask)
+
+    def get_config(self):
+        return {**super().get_config(), "kind": self.kind.value, "units": self.units,
+                "kernel_size": self.kernel_size, "num_layers": self.num_layers, "heads": self.heads,
+                "max_tokens": self.max_tokens, "dropout": self.dropout}
+
+
+@tf_keras.utils.register_keras_serializable(package="mtl")
+class TextFeatureEncoder(tf_keras.layers.Layer):
+    """One text feature's token embeddings and its sequence encoder(s): the token table (``cardinality`` ids,
+    ``embedding_dim``; row 0, padding, is masked out) is read by one SequenceEncoder when ``readers`` is empty
+    (hard sharing, the reader ""), or by one SequenceEncoder per reader (soft sharing: a task each, over the same
+    token embeddings).
+
+    Arguments: ``cardinality`` and ``embedding_dim`` (the token table); ``kind``, ``units`` = 32, ``num_layers`` = 1
+    and ``max_tokens`` = 64 (each SequenceEncoder's); ``readers`` = () (hard sharing).
+
+    Input: [batch, L] int64 token ids, 0 for padding (``models.text.token_ids``). Output: {reader: (states
+    [batch, L, out], pooled [batch, out])}.
+    """
+
+    def __init__(self, cardinality: int, embedding_dim: int, kind: str, units: int = 32, num_layers: int = 1,
+                 max_tokens: int = 64, readers: list[str] = (), **kwargs):
+        super().__init__(**kwargs)
+        self.cardinality, self.embedding_dim, self.kind = cardinality, embedding_dim, Kind(kind).value
+        self.units, self.num_layers, self.max_tokens, self.readers = units, num_layers, max_tokens, list(readers)
+        self.tokens = tf_keras.layers.Embedding(cardinality, embedding_dim, name=f"{self.name}_tokens")
+        self.encoders = {reader: SequenceEncoder(self.kind, units=units, num_layers=num_layers, max_tokens=max_tokens,
+                                                 name=f"{reader or 'shared'}_sequence_encoder")
+                         for reader in self.readers or [""]}
+
+    def call(self, ids, training=False):
+        mask = tf.not_equal(ids, 0)
+        vectors = self.tokens(ids)
+        return {reader: encoder(vectors, mask, training=training) for reader, encoder in self.encoders.items()}
+
+    def get_config(self):
+        return {**super().get_config(), "cardinality": self.cardinality, "embedding_dim": self.embedding_dim,
+                "kind": self.kind, "units": self.units, "num_layers": self.num_layers, "max_tokens": self.max_tokens,
+                "readers": self.readers}

@@ -1,0 +1,123 @@
+"""The sequence encoder and its masked poolings: padding never reaches the states or the pooled vector."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from config import SequenceEncoder as Kind
+from models.text_layers import SequenceEncoder, masked_max, masked_mean
+
+HUGE = 1e30
+# Four rows of five tokens: full, padded at the end, a hole in the middle, all padding.
+MASK = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 1, 1, 0], [0, 0, 0, 0, 0]], dtype=bool)
+SMALL = {"units": 4, "num_layers": 2, "heads": 2, "max_tokens": 8}
+
+
+def _tokens(shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+def _encoder(kind, **kwargs):
+    return SequenceEncoder(kind, **{**SMALL, **kwargs})
+
+
+def test_masked_mean_and_max_ignore_huge_padding_and_pool_an_empty_row_to_zeros():
+    values = tf.constant([[[-1.0, 2.0], [-3.0, -4.0], [HUGE, -HUGE], [HUGE, HUGE]],
+                          [[HUGE, HUGE], [-HUGE, -HUGE], [1.0, 1.0], [0.0, 0.0]]])
+    mask = tf.constant([[True, True, False, False], [False, False, False, False]])
+    np.testing.assert_array_equal(masked_mean(values, mask).numpy(), [[-2.0, -1.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(masked_max(values, mask).numpy(), [[-1.0, 2.0], [0.0, 0.0]])
+    for kind, pool in ((Kind.MEAN, masked_mean), (Kind.MAX, masked_max)):
+        states, pooled = SequenceEncoder(kind)(values, mask)
+        np.testing.assert_array_equal(pooled.numpy(), pool(values, mask).numpy())
+        np.testing.assert_array_equal(states.numpy(), [[[-1.0, 2.0], [-3.0, -4.0], [0.0, 0.0], [0.0, 0.0]],
+                                                       [[0.0, 0.0]] * 4])
+
+
+def test_masked_poolings_have_finite_gradients_on_an_empty_row():
+    values = tf.constant(_tokens([2, 3, 2]))
+    mask = tf.constant([[True, False, False], [False, False, False]])
+    with tf.GradientTape() as tape:
+        tape.watch(values)
+        total = tf.reduce_sum(masked_mean(values, mask)) + tf.reduce_sum(masked_max(values, mask))
+    gradient = tape.gradient(total, values).numpy()
+    np.testing.assert_array_equal(gradient, [[[2.0, 2.0], [0.0, 0.0], [0.0, 0.0]], [[0.0, 0.0]] * 3])
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+def test_padded_values_change_nothing_and_padded_states_are_zero(kind):
+    encoder = _encoder(kind)
+    tokens = _tokens([4, 5, 3])
+    garbage = np.where(MASK[:, :, None], tokens, HUGE * np.sign(_tokens([4, 5, 3], seed=1))).astype(np.float32)
+    states, pooled = encoder(tokens, tf.constant(MASK))
+    garbage_states, garbage_pooled = encoder(garbage, tf.constant(MASK))
+    out = encoder.output_dim(3)
+    assert out == {Kind.MEAN: 3, Kind.MAX: 3, Kind.CNN: 4, Kind.GRU: 8, Kind.LSTM: 8, Kind.TRANSFORMER: 4}[kind]
+    assert states.shape == (4, 5, out) and pooled.shape == (4, out)
+    np.testing.assert_array_equal(garbage_states.numpy(), states.numpy())
+    np.testing.assert_array_equal(garbage_pooled.numpy(), pooled.numpy())
+    assert np.all(states.numpy()[~MASK] == 0.0)
+    np.testing.assert_array_equal(pooled.numpy()[3], np.zeros(out))
+    assert np.all(np.isfinite(pooled.numpy()))
+
+
+def test_cnn_reads_padding_as_zeros():
+    encoder = SequenceEncoder(Kind.CNN, units=1, kernel_size=3)
+    tokens = tf.constant([[[1.0], [2.0], [3.0], [1000.0]], [[-1.0], [1.0], [1000.0], [1000.0]]])
+    mask = tf.constant([[True, True, True, False], [True, True, False, False]])
+    encoder(tokens, mask)
+    # out[t] = 1 x[t-1] + 10 x[t] + 100 x[t+1] - 5, then relu; the "same" padding and the masked tokens are zeros.
+    encoder.set_weights([np.array([1.0, 10.0, 100.0], np.float32).reshape(3, 1, 1), np.array([-5.0], np.float32)])
+    states, pooled = encoder(tokens, mask)
+    np.testing.assert_array_equal(states.numpy()[:, :, 0], [[205.0, 316.0, 27.0, 0.0], [85.0, 4.0, 0.0, 0.0]])
+    np.testing.assert_array_equal(pooled.numpy(), [[316.0], [85.0]])
+
+
+@pytest.mark.parametrize("kind", [Kind.GRU, Kind.LSTM, Kind.TRANSFORMER])
+def test_a_padded_row_encodes_as_the_row_alone(kind):
+    encoder = _encoder(kind)
+    lengths = [5, 2, 4]
+    tokens = _tokens([3, 5, 3])
+    mask = np.arange(5)[None, :] < np.array(lengths)[:, None]
+    states, pooled = encoder(tokens, tf.constant(mask))
+    for row, n in enumerate(lengths):
+        alone_states, alone_pooled = encoder(tokens[row:row + 1, :n], tf.ones([1, n], tf.bool))
+        np.testing.assert_allclose(pooled.numpy()[row], alone_pooled.numpy()[0], atol=1e-5)
+        np.testing.assert_allclose(states.numpy()[row, :n], alone_states.numpy()[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+def test_get_config_round_trip_gives_the_same_outputs(kind):
+    encoder = _encoder(kind, kernel_size=2, dropout=0.1, name="encoder")
+    config = encoder.get_config()
+    assert type(config["kind"]) is str and config["kind"] == kind.value
+    clone = SequenceEncoder.from_config(config)
+    revived = tf_keras.layers.deserialize(tf_keras.layers.serialize(encoder))
+    assert clone.get_config() == config and revived.get_config() == config
+    tokens, mask = _tokens([4, 5, 3]), tf.constant(MASK)
+    expected = encoder(tokens, mask)
+    clone(tokens, mask)
+    clone.set_weights(encoder.get_weights())
+    for got, want in zip(clone(tokens, mask), expected, strict=True):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+# lstm runs the same Bidirectional path as gru; tracing a recurrent layer takes seconds, so one of the two is traced.
+@pytest.mark.parametrize("kind", [Kind.MEAN, Kind.MAX, Kind.CNN, Kind.GRU, Kind.TRANSFORMER])
+def test_runs_in_a_tf_function_of_unknown_length(kind):
+    encoder = _encoder(kind, num_layers=1)
+    encode = tf.function(lambda tokens, mask: encoder(tokens, mask),
+                         input_signature=[tf.TensorSpec([None, None, 3], tf.float32),
+                                          tf.TensorSpec([None, None], tf.bool)])
+    for length in (5, 3):
+        tokens, mask = _tokens([4, length, 3]), tf.constant(MASK[:, :length])
+        for got, want in zip(encode(tokens, mask), encoder(tokens, mask), strict=True):
+            np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-6)
+
+
+def test_unknown_kind_and_indivisible_heads_are_refused():
+    with pytest.raises(ValueError):
+        SequenceEncoder("bag")
+    with pytest.raises(ValueError, match="heads must divide units"):
+        SequenceEncoder(Kind.TRANSFORMER, units=5, heads=2)

@@ -1,0 +1,107 @@
+"""Text features and text labels through preprocessing_fn, run by tf.Transform on Beam over a tiny dataset (analysed
+on the first rows, applied to those and to rows with values the analysis never saw), with exact expected ids."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+from config import PipelineConfig, to_custom_config
+from models import features, text
+from models.preprocessing import preprocessing_fn
+
+CONFIG = PipelineConfig.from_dict({
+    "name": "tiny-assistant",
+    "features": [{"name": "text", "kind": "text", "tokenizer": "word_punct", "max_tokens": 5, "top_k": 9}],
+    "tasks": [
+        {"name": "intent", "type": "multiclass", "label_key": "intent", "label_vocabulary": True},
+        {"name": "keywords", "type": "multilabel", "label_key": "keywords", "max_labels": 2,
+         "classes": ["billing", "delivery", "account"]},
+        {"name": "slots", "type": "sequence_labeling", "label_key": "slots", "text_feature": "text",
+         "label_vocabulary": True},
+    ],
+})
+FEATURE_SPEC = {name: tf.io.VarLenFeature(tf.string) for name in ("text", "intent", "keywords", "slots")}
+TRAIN = [  # text, intent, keywords, slots
+    (["Cancel my order"], ["cancel"], ["delivery"], ["O", "O", "B-object"]),
+    (["cancel the ORDER now! please"], ["cancel"], ["billing", "delivery", "account"],
+     ["O", "O", "B-object", "B-time", "O", "O"]),
+    (["hi"], ["greet"], [], ["O"]),
+    ([""], [], ["unknown"], []),
+    ([], [""], [], []),
+    (["where is my order ?"], ["track"], ["account"], ["O", "O", "B-object", "I-object"]),  # 4 tags, 5 tokens
+]
+UNSEEN = [(["refund my order"], ["refund"], ["billing"], ["O", "O", "B-place"])]
+
+
+def _rows(rows):
+    return [dict(zip(("text", "intent", "keywords", "slots"), row, strict=True)) for row in rows]
+
+
+@pytest.fixture(scope="module")
+def transformed(tmp_path_factory):
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(FEATURE_SPEC))
+    out = tmp_path_factory.mktemp("tft")
+    with tft_beam.Context(temp_dir=str(out / "tmp"), force_tf_compat_v1=False):
+        (rows, _), transform_fn = (_rows(TRAIN), metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda inputs: preprocessing_fn(inputs, to_custom_config(CONFIG)))
+        unseen, _ = ((_rows(UNSEEN), metadata), transform_fn) | tft_beam.TransformDataset()
+        _ = transform_fn | tft_beam.WriteTransformFn(str(out / "transform"))
+    columns = {key: np.array([row[key] for row in rows]) for key in rows[0]}
+    return columns, {key: np.array([row[key] for row in unseen]) for key in unseen[0]}, str(out / "transform")
+
+
+def test_token_ids_lowercased_split_at_punctuation_truncated_and_padded(transformed):
+    # vocabulary by frequency, ties in reverse byte order: order my cancel where the please now is hi; ? and ! are
+    # beyond top_k (the OOV id 10); ids are 1 + the row, 0 is padding; "please" is the 6th token of row 1: cut
+    np.testing.assert_array_equal(transformed[0]["text"], [[3, 2, 1, 0, 0], [3, 5, 1, 7, 10], [9, 0, 0, 0, 0],
+                                                           [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [4, 8, 2, 1, 10]])
+
+
+def test_a_word_training_never_saw_takes_the_oov_id(transformed):
+    np.testing.assert_array_equal(transformed[1]["text"], [[10, 2, 1, 0, 0]])
+
+
+def test_text_cardinality_counts_vocabulary_oov_and_padding(transformed):
+    output = tft.TFTransformOutput(transformed[2])
+    assert features.cardinality(CONFIG.features[0], output) == 9 + 1 + 1
+
+
+def test_intent_names_become_ids_by_frequency_and_missing_or_empty_weigh_nothing(transformed):
+    columns = transformed[0]
+    np.testing.assert_array_equal(columns["intent_label"], [0, 0, 2, 0, 0, 1])  # cancel, track, greet
+    np.testing.assert_array_equal(columns["intent_weight"], [1, 1, 1, 0, 0, 1])
+    assert tft.TFTransformOutput(transformed[2]).vocabulary_by_name("intent_classes") == [b"cancel", b"track",
+                                                                                            b"greet"]
+
+
+def test_an_intent_training_never_saw_is_minus_one_with_weight_zero(transformed):
+    assert transformed[1]["intent_label"].tolist() == [-1] and transformed[1]["intent_weight"].tolist() == [0]
+
+
+def test_keyword_names_become_config_class_ids_padded_with_minus_one(transformed):
+    columns = transformed[0]
+    np.testing.assert_array_equal(columns["keywords_label"], [[1, -1], [0, 1], [-1, -1], [-1, -1], [-1, -1],
+                                                              [2, -1]])
+    np.testing.assert_array_equal(columns["keywords_weight"], [1, 1, 0, 1, 0, 1])
+
+
+def test_bio_tags_become_structured_ids_masked_where_absent_misaligned_or_padding(transformed):
+    columns = transformed[0]  # types by frequency: object (0), time (1): O 0, B-object 1, I-object 2, B-time 3
+    np.testing.assert_array_equal(columns["slots_label"], [[0, 0, 1, 0, 0], [0, 0, 1, 3, 0], [0] * 5, [0] * 5,
+                                                           [0] * 5, [0, 0, 1, 2, 0]])
+    np.testing.assert_array_equal(columns["slots_weight"], [[1, 1, 1, 0, 0], [1] * 5, [1, 0, 0, 0, 0], [0] * 5,
+                                                            [0] * 5, [0] * 5])  # the last: 4 tags for 5 tokens
+
+
+def test_a_tag_of_a_type_training_never_saw_weighs_nothing(transformed):
+    np.testing.assert_array_equal(transformed[1]["slots_label"], [[0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(transformed[1]["slots_weight"], [[1, 1, 0, 0, 0]])
+
+
+def test_tokens_outside_transform_match_its_cut():
+    feature = CONFIG.features[0]
+    cut = text.tokens(tf.constant(["Où est ma commande?", "  two   spaces ", ""]), feature)
+    assert cut.to_list() == [[b"o\xc3\xb9", b"est", b"ma", b"commande", b"?"], [b"two", b"spaces"], []]
