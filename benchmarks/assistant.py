@@ -52,6 +52,7 @@ VARIANTS = {  # changes to the text feature's settings
     "multi-task, cnn": {"encoder": "cnn"},
     "multi-task, lstm": {"encoder": "lstm"},
     "multi-task, transformer": {"encoder": "transformer"},
+    "multi-task, gru, 2 layers of 64": {"encoder_units": 64, "encoder_layers": 2},
     "multi-task, gru, soft sharing": {"sharing": "soft"},
     SINGLE_TASK: {},
 }

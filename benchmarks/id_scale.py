@@ -150,6 +150,9 @@ def pipeline_table(runs: list[dict]) -> str:
                      f"{per_b:.1f} | {b['peak_gib']:.2f} GiB | {per_b / per_a:.2f} |")
     lines.append(f"| whole run | {small['all cores']['wall_seconds']:.0f} | | {small['all cores']['peak_gib']:.2f} GiB "
                  f"| {large['all cores']['wall_seconds']:.0f} | | {large['all cores']['peak_gib']:.2f} GiB | |")
+    lines.append("| verdict | " + " | | | ".join(
+        ("BLESSED" if run["all cores"].get("blessed") else "NOT BLESSED") + (", pushed" if run["all cores"].get(
+            "pushed") else ", nothing pushed") for run in runs) + " | | | |")
     return "\n".join(lines)
 
 

@@ -61,7 +61,10 @@ def run_pipeline(log_root: str, workers: int, work: str, top_k: int | None = Non
             result["epochs"].append(float(match.group(2).replace(",", "")))
         elif match := _PEAK.match(line):
             result["peak_gib"] = float(match.group(1))
-    result["eval_events"] = _overall_count(Path(f"{work}/out/report.md").read_text(), "click")
+    report = Path(f"{work}/out/report.md").read_text()
+    result["eval_events"] = _overall_count(report, "click")
+    result["blessed"] = "Blessing: BLESSED" in report
+    result["pushed"] = "Pushed model: nothing pushed" not in report
     result["trainer_examples_per_second"] = statistics.median(result["epochs"][1:] or result["epochs"])
     return result
 
