@@ -23,7 +23,7 @@ TRUTH_FILE = "truth.npz"
 # The truth column behind each label column the generator writes: a probability, a mean, or one per class or label.
 TRUTH_OF_LABEL = {"click": "p_click", "conversion": "p_conversion", "watch_time": "watch_time_mean",
                   "interest": "interest_probs", "reactions": "reaction_probs"}
-# The assistant's labels and their truth columns (the report does not score these heads yet).
+# The assistant's labels and their truth columns (pipeline.reports.assistant_limits scores them).
 ASSISTANT_TRUTH_OF_LABEL = {"intent": "intent_probs", "sentiment": "sentiment_probs", "keywords": "keyword_probs",
                             "slots": "slots_clean"}
 # The name table of a truth column's classes (slots_clean: the slot types of its B-/I- tags); one row per class,

@@ -237,10 +237,15 @@ class MulticlassTask(Task):
     label_dtype = tf.int64
     key_metric = "SparseCategoricalAccuracy"
     keras_metric = "accuracy"
-    tfma_metrics = ("ExampleCount", "WeightedExampleCount", "SparseCategoricalAccuracy", "UnseenLabelCount")
     tfma_plots = ("MultiClassConfusionMatrixPlot",)  # of the most likely class
     summary_parts = (Part.CLASSES,)
     text_labels_allowed = True
+
+    @property
+    def tfma_metrics(self):
+        """Accuracy, and for class names the count of names training never saw."""
+        counted = ("UnseenLabelCount",) if self.config.text_labels else ()
+        return ("ExampleCount", "WeightedExampleCount", "SparseCategoricalAccuracy", *counted)
 
     def __init__(self, config):
         super().__init__(config)

@@ -19,6 +19,10 @@ from data.writer import EVENTS_FILE
 from models.evaluation.scores import roc_auc
 from models.evaluation.spans import span_f1
 
+# The score of best_achievable that each assistant label's head is judged by.
+SCORE_OF_LABEL = {"intent": "intent_accuracy", "sentiment": "sentiment_accuracy", "keywords": "keyword_auc",
+                  "slots": "slot_f1"}
+
 
 def _labelled(examples: list, label: str) -> tuple[np.ndarray, list[list[bytes]]]:
     """The rows of the examples that carry ``label``, and its values there."""

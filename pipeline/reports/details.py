@@ -1,6 +1,6 @@
 """What the HTML report shows beside TFMA's metrics, read from a run's artifacts with the libraries' own readers:
-the data (TFDV statistics per split, ExampleValidator's anomalies) and the training (the Trainer's TensorBoard
-logs, per epoch)."""
+the data (TFDV statistics per split, ExampleValidator's anomalies), the training (the Trainer's TensorBoard
+logs, per epoch) and the names of the classes of labels logged as text (Transform's vocabularies)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
+import tensorflow_transform as tft
 
 from components.anomaly_gate import STATISTICS_FILE, anomaly_messages
+from config import PipelineConfig
+from models.tasks import class_names, make_tasks
 
 
 @dataclass
@@ -107,3 +110,14 @@ def training_history(model_run_uri: str | None) -> TrainingHistory:
             curves[phase] = {name: [steps[s] for s in sorted(steps)] for name, steps in by_step.items()}
     return TrainingHistory(curves)
 
+
+
+def head_class_names(config: PipelineConfig, transform_graph_uri: str | None) -> dict[str, list[str]]:
+    """{head: its class names (a sequence_labeling head's: its slot types)} of the heads whose labels are text,
+    from the config or the run's Transform vocabularies; TFMA's class ids index them."""
+    output = tft.TFTransformOutput(transform_graph_uri) if transform_graph_uri else None
+    names = {}
+    for task in make_tasks(config.tasks):
+        if task.config.classes or (task.config.label_vocabulary and output is not None):
+            names[task.name] = class_names(task, output)
+    return names

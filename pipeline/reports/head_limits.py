@@ -11,9 +11,10 @@ import numpy as np
 import tensorflow as tf
 
 from config import PipelineConfig
-from data.truth import TRUTH_FILE, TRUTH_OF_LABEL, load_truth
+from data.truth import ASSISTANT_TRUTH_OF_LABEL, TRUTH_FILE, TRUTH_OF_LABEL, load_truth
 from data.world import LABEL_DTYPES
 from models.tasks import make_tasks
+from pipeline.reports.assistant_limits import SCORE_OF_LABEL, best_achievable
 from pipeline.reports.run_report import RunReport
 
 _DTYPES = {"int": tf.int64, "float": tf.float32}
@@ -26,8 +27,12 @@ def head_limits(report: RunReport, config: PipelineConfig) -> dict[str, dict[str
     if report.examples_uri is None:
         return {}
     span_dir = os.path.join(report.input_base, f"span-{report.span}")
+    if not tf.io.gfile.exists(os.path.join(span_dir, TRUTH_FILE)):
+        return {}
+    if set(ASSISTANT_TRUTH_OF_LABEL.values()) <= set(load_truth(span_dir)):
+        return _assistant_limits(report, config, span_dir)
     tasks = [t for t in make_tasks(config.tasks) if t.config.label_key in TRUTH_OF_LABEL]
-    if not tasks or not tf.io.gfile.exists(os.path.join(span_dir, TRUTH_FILE)):
+    if not tasks:
         return {}
     event_ids, labels = _eval_labels(report.examples_uri, [t.config.label_key for t in tasks])
     truth = load_truth(span_dir, event_ids.tolist())
@@ -38,6 +43,14 @@ def head_limits(report: RunReport, config: PipelineConfig) -> dict[str, dict[str
         truth_of_label = truth[TRUTH_OF_LABEL[task.config.label_key]]
         limits[task.name] = {task.key_metric_name: task.score(label, present.astype(float), truth_of_label)}
     return limits
+
+
+def _assistant_limits(report: RunReport, config: PipelineConfig, span_dir: str) -> dict[str, dict[str, float]]:
+    """The assistant's heads: the truth scored on the eval split's events (``assistant_limits``)."""
+    event_ids, _ = _eval_labels(report.examples_uri, [])
+    scores = best_achievable(span_dir, set(event_ids.tolist()))
+    return {t.name: {t.key_metric_name: scores[SCORE_OF_LABEL[t.config.label_key]]}
+            for t in make_tasks(config.tasks) if t.config.label_key in SCORE_OF_LABEL}
 
 
 def _eval_labels(examples_uri: str, label_keys: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import html
+import json
 from dataclasses import dataclass
 
 from config import PipelineConfig
@@ -45,15 +46,16 @@ class PastRun:
 
 def render(config: PipelineConfig, report: RunReport, *, limits: dict[str, dict[str, float]],
            data: list[SplitSummary], anomalies: list[str], training: TrainingHistory,
-           history: list[PastRun]) -> str:
-    """The page as a string; ``history`` holds the earlier runs, oldest first."""
+           history: list[PastRun], class_names: dict[str, list[str]] | None = None) -> str:
+    """The page as a string; ``history`` holds the earlier runs, oldest first; ``class_names`` the names of the
+    classes of the heads whose labels are text (``details.head_class_names``)."""
     tasks = make_tasks(config.tasks)
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(config.name)}: run "
              f"{_e(report.run_id)}</title><style>{_CSS}</style></head><body>",
              f"<h1>{_e(config.name)}</h1><p class='muted'>run {_e(report.run_id)}, {format_time(report.started)}</p>",
              _verdict(tasks, report, history)]
     for task in tasks:
-        parts.append(_head_section(task, report, limits.get(task.name, {})))
+        parts.append(_head_section(task, report, limits.get(task.name, {}), (class_names or {}).get(task.name)))
     parts += [_data_section(report, data, anomalies),
               _training_section(tasks, training, config.model.per_head_selection),
               _components_section(report), "</body></html>"]
@@ -86,7 +88,7 @@ def _verdict(tasks: list[Task], report: RunReport, history: list[PastRun]) -> st
             + "".join(rows) + "</table>" + (f"<ul>{failures}</ul>" if failures else "") + "</section>")
 
 
-def _head_section(task: Task, report: RunReport, limit: dict[str, float]) -> str:
+def _head_section(task: Task, report: RunReport, limit: dict[str, float], class_names: list[str] | None) -> str:
     rows = sorted(((s, values) for (s, h), values in report.metrics.items() if h == task.name),
                   key=lambda row: (row[0] != OVERALL, row[0]))
     if not rows:
@@ -109,8 +111,16 @@ def _head_section(task: Task, report: RunReport, limit: dict[str, float]) -> str
                                "TFMA calibration plot (overall): mean label against mean prediction per bucket of "
                                "the prediction; the diagonal is perfect calibration"))
     if "multiClassConfusionMatrixAtThresholds" in plot:
-        figures.append(_figure(_confusion_matrix(plot["multiClassConfusionMatrixAtThresholds"]),
-                               "TFMA confusion matrix (overall): rows are the true class, columns the predicted"))
+        many = class_names and len(class_names) > CONFUSION_CLASSES
+        shown = f"the {CONFUSION_CLASSES} most frequent true classes" if many else "every class"
+        figures.append(_figure(_confusion_matrix(plot["multiClassConfusionMatrixAtThresholds"], class_names),
+                               f"TFMA confusion matrix (overall, {shown}): rows are the true class, columns the "
+                               "predicted"))
+    counts = report.texts.get((OVERALL, task.name), {}).get("span_counts_by_type")
+    if counts:
+        figures.append(_figure(_span_types(json.loads(counts), class_names or []),
+                               "spans per slot type (overall): a predicted span is correct when its type and both "
+                               "ends match an annotated one (CoNLL)"))
     return (f"<section id='head-{_e(task.name)}' class='head'><h2>{_e(task.name)} "
             f"<span class='muted'>({_e(task.config.type)})</span></h2>{''.join(table)}"
             f"<div class='plots'>{''.join(figures)}</div></section>")
@@ -208,24 +218,50 @@ def _calibration_chart(buckets: list[dict]) -> str:
                        y_label="mean label")
 
 
-def _confusion_matrix(data: dict) -> str:
+CONFUSION_CLASSES = 10  # a head with more classes shows the most frequent true ones
+
+
+def _confusion_matrix(data: dict, names: list[str] | None = None) -> str:
     matrices = data.get("matrices", [])
     if not matrices:
         return "<p>no matrix</p>"
     entries = matrices[0].get("entries", [])
-    classes = sorted({e.get("actualClassId", 0) for e in entries} | {e.get("predictedClassId", 0) for e in entries})
     counts = {(e.get("actualClassId", 0), e.get("predictedClassId", 0)): e.get("numWeightedExamples", 0.0)
               for e in entries}
+    support = {}
+    for (actual, _), count in counts.items():
+        support[actual] = support.get(actual, 0.0) + count
+    classes = sorted(sorted(support, key=lambda c: -support[c])[:CONFUSION_CLASSES]) if names else sorted(
+        {e.get("actualClassId", 0) for e in entries} | {e.get("predictedClassId", 0) for e in entries})
+
+    def label(c):
+        return _e(names[c]) if names and 0 <= c < len(names) else str(c)
+
     top = max(counts.values(), default=1.0) or 1.0
     rows = ["<table class='confusion'><tr><th>true \\ predicted</th>"
-            + "".join(f"<th>{c}</th>" for c in classes) + "</tr>"]
+            + "".join(f"<th>{label(c)}</th>" for c in classes) + "</tr>"]
     for actual in classes:
         cells = []
         for predicted in classes:
             count = counts.get((actual, predicted), 0.0)
             shade = int(255 - 160 * count / top)
             cells.append(f"<td style='background:rgb({shade},{shade},255)'>{count:,.0f}</td>")
-        rows.append(f"<tr><th>{actual}</th>{''.join(cells)}</tr>")
+        rows.append(f"<tr><th>{label(actual)}</th>{''.join(cells)}</tr>")
+    return "".join(rows) + "</table>"
+
+
+def _span_types(counts: dict, names: list[str]) -> str:
+    """Per slot type: annotated and predicted spans, correct ones, precision, recall and F1."""
+    rows = ["<table><tr><th>slot type</th><th>annotated</th><th>predicted</th><th>correct</th><th>precision</th>"
+            "<th>recall</th><th>F1</th></tr>"]
+    for k, (correct, gold, predicted) in enumerate(zip(counts["correct"], counts["gold"], counts["predicted"],
+                                                       strict=True)):
+        precision = correct / predicted if predicted else None
+        recall = correct / gold if gold else None
+        f1 = 2 * correct / (gold + predicted) if gold + predicted else None
+        name = _e(names[k]) if k < len(names) else f"type {k}"
+        rows.append(f"<tr><td>{name}</td><td>{gold:,}</td><td>{predicted:,}</td><td>{correct:,}</td>"
+                    + "".join(f"<td>{format_number(v)}</td>" for v in (precision, recall, f1)) + "</tr>")
     return "".join(rows) + "</table>"
 
 

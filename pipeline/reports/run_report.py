@@ -4,6 +4,7 @@ the HTML report reads further (statistics, anomalies, training logs)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ class RunReport:
     run_id: str = ""
     started: float = 0.0  # unix seconds
     metrics: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # (slice, head) -> values
+    texts: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # (slice, head) -> text metrics
     baseline: dict[str, dict[str, float]] = field(default_factory=dict)  # head -> the baseline model's, overall
     plots: dict[tuple[str, str], dict] = field(default_factory=dict)  # (slice, head) -> TFMA plot data
     evaluation_uri: str | None = None
@@ -38,6 +40,7 @@ class RunReport:
     statistics_uri: str | None = None
     anomalies_uri: str | None = None
     model_run_uri: str | None = None  # the Trainer's TensorBoard logs
+    transform_graph_uri: str | None = None  # Transform's graph and vocabularies (the classes of text labels)
 
     @property
     def ingested(self) -> str:
@@ -70,11 +73,13 @@ def load_run_report(metadata_path: str, run_id: str | None = None) -> RunReport:
     report.statistics_uri = _uri(produced, "StatisticsGen", "ExampleStatistics")
     report.anomalies_uri = _uri(produced, "ExampleValidator", "ExampleAnomalies")
     report.model_run_uri = _uri(produced, "Trainer", "ModelRun")
+    report.transform_graph_uri = _uri(produced, "Transform", "TransformGraph")
     report.evaluation_uri = _uri(produced, "Evaluator", "ModelEvaluation")
     if report.evaluation_uri:
         candidate, baseline = _model_names(report.evaluation_uri)
         result = tfma.load_eval_result(report.evaluation_uri, model_name=candidate)
         report.metrics = _slice_metrics(result)
+        report.texts = _slice_texts(result)
         report.plots = _slice_plots(result)
         if baseline is not None:
             report.baseline = _overall(_slice_metrics(tfma.load_eval_result(report.evaluation_uri,
@@ -111,6 +116,18 @@ def _slice_metrics(result) -> dict[tuple[str, str], dict[str, float]]:
             # float(): the JSON form writes NaN (e.g. AUC on a slice with one class) as the string "NaN".
             table[(_slice_name(slice_key), head)] = {metric: float(value["doubleValue"])
                                                      for metric, value in values.items() if "doubleValue" in value}
+    return table
+
+
+def _slice_texts(result) -> dict[tuple[str, str], dict[str, str]]:
+    """{(slice, head): {metric: text}} of the metrics whose value is text (e.g. span counts per slot type)."""
+    table = {}
+    for slice_key, by_output in result.slicing_metrics:
+        for head, by_sub_key in by_output.items():
+            values = {metric: base64.b64decode(value["bytesValue"]).decode()
+                      for metric, value in by_sub_key.get("", {}).items() if "bytesValue" in value}
+            if values:
+                table[(_slice_name(slice_key), head)] = values
     return table
 
 

@@ -40,6 +40,7 @@ def write_reports(metadata_path: str, config: PipelineConfig, output_dir: str, r
     page = html_page.render(config, report, limits=limits, data=details.data_summary(report.statistics_uri),
                               anomalies=details.anomalies(report.anomalies_uri),
                               training=details.training_history(report.model_run_uri),
+                              class_names=details.head_class_names(config, report.transform_graph_uri),
                               history=_history(metadata_path, config, report.run_id))
     html_path = os.path.join(os.path.abspath(output_dir), "report.html")
     with open(html_path, "w") as f:
