@@ -146,9 +146,17 @@ class TextFeatureEncoder(tf_keras.layers.Layer):
                          for reader in self.readers or [""]}
 
     def call(self, ids, training=False):
+        # The encoders read up to the batch's last real token (a recurrent encoder steps once per position); their
+        # states are padded back to the input's width, so a per-token head sees every position.
+        width = tf.shape(ids)[1]
         mask = tf.not_equal(ids, 0)
-        vectors = self.tokens(ids)
-        return {reader: encoder(vectors, mask, training=training) for reader, encoder in self.encoders.items()}
+        used = tf.maximum(tf.reduce_max(tf.where(mask, tf.range(1, width + 1)[None, :], 0)), 1)
+        vectors, mask = self.tokens(ids[:, :used]), mask[:, :used]
+        outputs = {}
+        for reader, encoder in self.encoders.items():
+            states, pooled = encoder(vectors, mask, training=training)
+            outputs[reader] = (tf.pad(states, [[0, 0], [0, width - used], [0, 0]]), pooled)
+        return outputs
 
     def get_config(self):
         return {**super().get_config(), "cardinality": self.cardinality, "embedding_dim": self.embedding_dim,

@@ -6,7 +6,7 @@ import tensorflow as tf
 import tf_keras
 
 from config import SequenceEncoder as Kind
-from models.text_layers import SequenceEncoder, masked_max, masked_mean
+from models.text_layers import SequenceEncoder, TextFeatureEncoder, masked_max, masked_mean
 
 HUGE = 1e30
 # Four rows of five tokens: full, padded at the end, a hole in the middle, all padding.
@@ -121,3 +121,23 @@ def test_unknown_kind_and_indivisible_heads_are_refused():
         SequenceEncoder("bag")
     with pytest.raises(ValueError, match="heads must divide units"):
         SequenceEncoder(Kind.TRANSFORMER, units=5, heads=2)
+
+
+@pytest.mark.parametrize("kind", ["gru", "transformer"])
+def test_the_text_feature_encoder_reads_up_to_the_last_token_and_gives_every_position(kind):
+    encoder = TextFeatureEncoder(20, 4, kind, units=4, max_tokens=6, readers=["a", "b"])
+    ids = tf.constant([[3, 5, 0, 0, 0, 0], [7, 0, 0, 0, 0, 0]], tf.int64)
+    out = encoder(ids)
+    assert set(out) == {"a", "b"}
+    vectors = encoder.tokens(ids)
+    for reader, (states, pooled) in out.items():
+        full_states, full_pooled = encoder.encoders[reader](vectors, tf.not_equal(ids, 0))
+        assert states.shape == (2, 6, encoder.encoders[reader].output_dim(4))
+        np.testing.assert_allclose(states.numpy(), full_states.numpy(), atol=1e-5)
+        np.testing.assert_allclose(pooled.numpy(), full_pooled.numpy(), atol=1e-5)
+
+
+def test_the_text_feature_encoder_round_trips_its_config():
+    encoder = TextFeatureEncoder(20, 4, "cnn", units=8, num_layers=2, max_tokens=6, name="text_text_encoder")
+    again = TextFeatureEncoder.from_config(encoder.get_config())
+    assert again.get_config() == encoder.get_config() and list(again.encoders) == [""]
