@@ -172,7 +172,7 @@ def run_variant(name: str, seeds: list[int], paths: dict) -> dict:
                 scores[task.name] = task.score(labels, eval_features[task.weight_feature],
                                                np.asarray(predictions[task.name]))
             exports.append(os.path.join(work, config.tasks[0].name if name == SINGLE_TASK else "model"))
-            signatures.export(model, tft_output, [f.name for f in config.features], exports[-1], head_models=by_head)
+            signatures.export(model, tft_output, list(config.features), exports[-1], head_models=by_head)
             tf_keras.backend.clear_session()
         p50, p99 = _latency(exports)
         size = sum(f.stat().st_size for path in exports for f in Path(path).rglob("*") if f.is_file())

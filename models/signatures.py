@@ -2,17 +2,19 @@
 
 ``serving_default`` takes serialized tf.Examples, parses only the declared features and returns one named output
 per task (and, for a head whose label is text, ``<task>_classes``: the name of each probability, or for a
-sequence_labeling head ``<task>_tags``: each token's most likely tag). ``serving_raw`` takes the same raw features
-as named tensors, one value per example each (what TF Serving's REST API builds from ``{"instances":
-[{"user_id": "u_1", "device": "mobile", ...}]}``), and returns the same outputs; the Transform graph runs inside
-the model in both. ``transform_features`` takes serialized tf.Examples, parses only the labels (and the text that a
-sequence_labeling head's tags line up with) and returns
-``<task>_label`` (as the loss reads it) and ``<task>_weight`` (0.0 where the label is missing), which the
-EvalConfig names as label and example-weight keys.
+sequence_labeling head ``<task>_tags``: each token's most likely tag, and ``<task>_tokens``: the tokens they tag).
+``serving_raw`` takes the same raw features as named tensors, one value per example each (what TF Serving's REST
+API builds from ``{"instances": [{"user_id": "u_1", "device": "mobile", ...}]}``), and returns the same outputs;
+the Transform graph runs inside the model in both. ``transform_features`` takes serialized tf.Examples, parses only
+the labels (and the text that a sequence_labeling head's tags line up with) and returns ``<task>_label`` (as the
+loss reads it) and ``<task>_weight`` (0.0 where the label is missing), which the EvalConfig names as label and
+example-weight keys.
 """
 
 import tensorflow as tf
 
+from config import FeatureConfig
+from models import text
 from models.multitask_model import FUSION_OUTPUT, MultiTaskModel
 from models.tasks import class_names
 
@@ -27,7 +29,7 @@ class ServingModule(tf.Module):
     ``head_models`` is served by that model instead (its own best epoch: models.head_selection); warm start reads
     ``model`` alone."""
 
-    def __init__(self, model: MultiTaskModel, tf_transform_output, feature_names: list[str],
+    def __init__(self, model: MultiTaskModel, tf_transform_output, features: list[FeatureConfig],
                  head_models: dict[str, MultiTaskModel] | None = None):
         super().__init__()
         self.model = model
@@ -39,7 +41,9 @@ class ServingModule(tf.Module):
                 self._names[task.name] = tf.constant(task.served_names(names))
         self.tft_layer = tf_transform_output.transform_features_layer()
         raw_spec = tf_transform_output.raw_feature_spec()
-        self._feature_spec = {name: raw_spec[name] for name in feature_names}
+        self._feature_spec = {f.name: raw_spec[f.name] for f in features}
+        by_name = {f.name: f for f in features}
+        self._tagged = {t.name: by_name[t.config.text_feature] for t in model.tasks if t.per_token}
         self._label_spec = {t.config.label_key: raw_spec[t.config.label_key] for t in model.tasks}
         self._label_spec.update({t.config.text_feature: raw_spec[t.config.text_feature] for t in model.tasks
                                  if t.per_token})  # its tags line up with the feature's tokens
@@ -47,9 +51,10 @@ class ServingModule(tf.Module):
 
     @tf.function(input_signature=[_EXAMPLES])
     def serve(self, examples):
-        return self._predict(self.tft_layer(tf.io.parse_example(examples, self._feature_spec)))
+        parsed = tf.io.parse_example(examples, self._feature_spec)
+        return self._predict(self.tft_layer(parsed), parsed)
 
-    def _predict(self, transformed):
+    def _predict(self, transformed, raw):
         outputs = self.model(transformed)
         served = {}  # one pass per distinct model
         for name, model in self.head_models.items():
@@ -62,6 +67,9 @@ class ServingModule(tf.Module):
             if task.name in self._names:
                 tokens = transformed[task.config.text_feature] if task.per_token else None
                 outputs.update(task.named_outputs(outputs[task.name], self._names[task.name], tokens))
+        for name, feature in self._tagged.items():  # the tokens a tagging head's tags belong to
+            cut = text.tokens(raw[feature.name], feature)[:, :feature.max_tokens]
+            outputs[f"{name}_tokens"] = cut.to_tensor("", shape=[None, feature.max_tokens])
         return outputs
 
     def raw_signature(self):
@@ -79,7 +87,7 @@ class ServingModule(tf.Module):
                 rows = tf.range(tf.size(values, out_type=tf.int64))
                 parsed[name] = tf.SparseTensor(tf.stack([rows, tf.zeros_like(rows)], axis=1), values,
                                                tf.stack([tf.size(values, out_type=tf.int64), 1]))
-        return self._predict(self.tft_layer(parsed))
+        return self._predict(self.tft_layer(parsed), parsed)
 
     @tf.function(input_signature=[_EXAMPLES])
     def transform_features(self, examples):
@@ -90,11 +98,12 @@ class ServingModule(tf.Module):
         return outputs
 
 
-def export(model: MultiTaskModel, tf_transform_output, feature_names: list[str], export_dir: str,
+def export(model: MultiTaskModel, tf_transform_output, features: list[FeatureConfig], export_dir: str,
            head_models: dict[str, MultiTaskModel] | None = None) -> None:
     """Writes the SavedModel with both signatures to ``export_dir``; run_fn calls it after training.
-    ``feature_names`` are the raw features ``serving_default`` parses; ``head_models`` serve the heads they name."""
-    module = ServingModule(model, tf_transform_output, feature_names, head_models)
+    ``features`` are the raw features ``serving_default`` parses (the config's); ``head_models`` serve the heads
+    they name."""
+    module = ServingModule(model, tf_transform_output, features, head_models)
     tf.saved_model.save(module, export_dir, signatures={SERVING_SIGNATURE: module.serve,
                                                         RAW_SIGNATURE: module.raw_signature(),
                                                         TRANSFORM_SIGNATURE: module.transform_features})

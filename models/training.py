@@ -184,7 +184,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         by_head = head_models(lambda: build_model(config, sizes, id_layers_from=_sharing(config.model, model)),
                               selection.head_weights if selection else {}, _placeholder_batch(tf_transform_output))
     export_dir = fn_args.serving_model_dir if chief else tempfile.mkdtemp(prefix="non-chief-export-")
-    signatures.export(model, tf_transform_output, [f.name for f in config.features], export_dir,  # every worker
+    signatures.export(model, tf_transform_output, list(config.features), export_dir,  # every worker
                       head_models=by_head)
     if not chief:  # saves (the save's collective ops); only the chief's is kept
         tf.io.gfile.rmtree(export_dir)

@@ -107,3 +107,16 @@ def test_vertex_training_with_several_workers_needs_the_multi_worker_strategy(tm
     assert main(["compile-kubeflow", "--config", str(tmp_path / "vertex.yaml"),
                  "--output", str(tmp_path / "pipeline.json")]) == 2
     assert "set model.distribution: multi_worker" in capsys.readouterr().err
+
+
+def test_the_assistant_config_compiles_with_its_text_feature_and_heads(tmp_path):
+    output = tmp_path / "assistant.json"
+    assert main(["compile-kubeflow", "--config", str(DEFAULT_CONFIG.parent / "assistant.yaml"), "--output",
+                 str(output), "--image", "registry.example/mtl:1", "--pipeline-root", "gs://bucket/root",
+                 "--serving-dir", "gs://bucket/serving", "--log-root", "gs://bucket/assistant"]) == 0
+    job = json.loads(output.read_text())
+    spec = json_format.ParseDict(job["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
+    assert spec.pipeline_info.name == "assistant-multitask"
+    assert all(any(task.startswith(name) for task in spec.root.dag.tasks) for name in COMPONENTS)
+    text = output.read_text()
+    assert "HeadSpanF1" in text and "sequence_labeling" in text and "label_vocabulary" in text

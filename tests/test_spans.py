@@ -307,3 +307,14 @@ def test_span_metrics_through_tfma(tmp_path):
     counts = next(json.loads(kv.value.bytes_value) for kv in overall.metric_keys_and_values
                   if kv.key.name == "span_counts_by_type")
     assert counts["gold"] == spans.span_counts(labels, probabilities, weights)[1].tolist()
+
+
+def test_mtl_predict_reads_tagged_spans_off_the_served_tags():
+    from pipeline.cli.predict import tagged_spans
+
+    tokens = ["cancel", "order", "48213", "to", "new", "york", "now"]
+    tags = ["O", "O", "B-order_id", "O", "B-city", "I-city", "I-date"]  # the last: I- without B- starts a span
+    assert tagged_spans(tokens, tags) == [{"type": "order_id", "text": "48213", "start": 2, "end": 2},
+                                          {"type": "city", "text": "new york", "start": 4, "end": 5},
+                                          {"type": "date", "text": "now", "start": 6, "end": 6}]
+    assert tagged_spans([], []) == []

@@ -1,6 +1,7 @@
 """`mtl predict`: scores events with a pushed SavedModel, as a client of TF Serving would: JSON objects of raw
 features through ``serving_raw`` (the REST API's "instances"), or tf.Examples through ``serving_default``.
-Returns one {head: score} per event."""
+Returns one {output: value} per event: each head's scores, the class names of heads whose labels are text, and a
+tagging head's tags, tokens and spans."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from config import UserError
+from models.evaluation import spans
 
 
 def load_model(model_dir: str):
@@ -128,7 +130,34 @@ def _check_example(record: bytes, needed: dict[str, tf.DType], where: str) -> No
 
 
 def _rows(outputs: dict[str, tf.Tensor]) -> list[dict]:
-    """{head: [batch] or [batch, k] tensor} -> one {head: float or [floats]} per example."""
+    """{output: [batch] or [batch, k] tensor} -> one {output: value} per example: scores rounded to 6 digits, names
+    as text; a tagging head's tags and tokens without their padding, and its spans (``tagged_spans``)."""
     arrays = {name: np.asarray(value) for name, value in sorted(outputs.items())}
     count = len(next(iter(arrays.values())))
-    return [{name: np.round(values[i], 6).tolist() for name, values in arrays.items()} for i in range(count)]
+    rows = []
+    for i in range(count):
+        row = {}
+        for name, values in arrays.items():
+            value = values[i]
+            row[name] = _texts(value) if value.dtype.kind in "SO" else np.round(value, 6).tolist()
+        for name in [n.removesuffix("_tags") for n in row if n.endswith("_tags") and f"{n[:-5]}_tokens" in row]:
+            tokens = [token for token in row[f"{name}_tokens"] if token]
+            row[f"{name}_tags"], row[f"{name}_tokens"] = row[f"{name}_tags"][:len(tokens)], tokens
+            row[f"{name}_spans"] = tagged_spans(tokens, row[f"{name}_tags"])
+        rows.append(row)
+    return rows
+
+
+def _texts(value: np.ndarray):
+    return value.item().decode("utf-8", "replace") if value.ndim == 0 else [_texts(v) for v in value]
+
+
+def tagged_spans(tokens: list[str], tags: list[str]) -> list[dict]:
+    """The spans of BIO ``tags`` over ``tokens`` by the CoNLL rules (``models.evaluation.spans``): one
+    {"type", "text", "start", "end"} (token positions, end inclusive) per span."""
+    types = sorted({tag[2:] for tag in tags if tag[:2] in ("B-", "I-")})
+    ids = [0 if tag[:2] not in ("B-", "I-") else 2 * types.index(tag[2:]) + (1 if tag[0] == "B" else 2)
+           for tag in tags]
+    found = spans.span_starts_ends(np.array([ids], np.int64).reshape(1, -1))
+    return [{"type": types[kind], "text": " ".join(tokens[start:end + 1]), "start": int(start), "end": int(end)}
+            for _, start, end, kind in found]

@@ -1,0 +1,117 @@
+"""The assistant (config/assistant.yaml) through the real pipeline, every component, under LocalDagRunner on small
+generated assistant logs: blessed and pushed; the served model names its classes and tags its tokens; `mtl predict`
+prints the tagged spans; the report shows intents by name and each slot type's F1; bad tags stop the run in
+preflight with one line."""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from config import PipelineConfig
+from data.assistant import AssistantSpec
+from data.writer import EVENTS_FILE, generate_logs
+from pipeline.cli.main import main
+from pipeline.reports.run_report import OVERALL, load_run_report
+from pipeline.reports.write import write_reports
+from pipeline.runners import run_local
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "config", "assistant.yaml")
+
+
+def _config(log_root) -> PipelineConfig:
+    """The assistant config on small logs, a few epochs."""
+    config = PipelineConfig.from_yaml(CONFIG)
+    return config.replace(data=dataclasses.replace(config.data, log_root=str(log_root)),
+                          model=dataclasses.replace(config.model, epochs=4, early_stopping_patience=2,
+                                                    warm_start=False))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("assistant")
+    generate_logs(AssistantSpec(num_events=3_000), root / "logs", [1])
+    config = _config(root / "logs")
+    metadata_path, run_id = run_local(config, output_dir=str(root / "out"), serving_dir=str(root / "serving"))
+    reports = write_reports(metadata_path, config, str(root / "out"), run_id)
+    return root, config, load_run_report(metadata_path, run_id), reports
+
+
+def _pushed(root, config):
+    (version,) = os.listdir(root / "serving" / config.name)
+    return str(root / "serving" / config.name / version)
+
+
+def test_the_assistant_run_is_blessed_and_pushed_with_every_head_learned(run):
+    root, config, report, _ = run
+    assert report.blessed and report.pushed_model
+    overall = {head: values for (slice_name, head), values in report.metrics.items() if slice_name == OVERALL}
+    assert overall["intent"]["sparse_categorical_accuracy"] > 0.6
+    assert overall["slots"]["span_f1"] > 0.5 and overall["slots"]["token_accuracy"] > 0.9
+    assert overall["keywords"]["auc"] > 0.6
+    assert overall["intent"]["unseen_label_count"] >= 0
+
+
+def test_the_served_model_names_its_classes_and_tags_its_tokens(run):
+    root, config, report, _ = run
+    model = tf.saved_model.load(_pushed(root, config))
+    out = model.signatures["serving_raw"](text=tf.constant(["Cancel order 12345 please", ""]),
+                                          channel=tf.constant(["app", "web"]))
+    output = tft.TFTransformOutput(report.transform_graph_uri)
+    intents = [name.decode() for name in output.vocabulary_by_name("intent_classes")]
+    assert [n.decode() for n in out["intent_classes"].numpy()[0]] == intents
+    np.testing.assert_allclose(out["intent"].numpy().sum(axis=1), 1.0, rtol=1e-5)
+    assert [n.decode() for n in out["sentiment_classes"].numpy()[0]] == ["negative", "neutral", "positive"]
+    tokens = [t.decode() for t in out["slots_tokens"].numpy()[0] if t]
+    tags = [t.decode() for t in out["slots_tags"].numpy()[0]]
+    assert tokens == ["cancel", "order", "12345", "please"]
+    assert all(tag for tag in tags[:4]) and not any(tags[4:])  # a tag per token, none at padding
+    assert not any(out["slots_tags"].numpy()[1])  # an empty utterance has nothing to tag
+    assert out["slots"].shape[1:] == (64, 2 * len(output.vocabulary_by_name("slots_classes")) + 1)
+
+
+def test_mtl_predict_prints_the_tagged_spans(run, tmp_path, capsys):
+    root, config, _, _ = run
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text(json.dumps({"text": "where is my order 48213", "channel": "web"}) + "\n")
+    assert main(["predict", "--model", _pushed(root, config), "--jsonl", str(requests)]) == 0
+    (line,) = capsys.readouterr().out.strip().splitlines()
+    row = json.loads(line)
+    assert row["slots_tokens"] == ["where", "is", "my", "order", "48213"] and len(row["slots_tags"]) == 5
+    assert all({"type", "text", "start", "end"} == set(span) for span in row["slots_spans"])
+    assert row["intent_classes"][int(np.argmax(row["intent"]))] in {
+        "track_order", "cancel_order", "refund_request", "change_order", "return_item"}
+
+
+def test_the_report_names_intents_and_shows_each_slot_types_f1(run):
+    _, _, _, reports = run
+    page = open(reports.html_path).read()
+    assert "spans per slot type" in page and "<td>product</td>" in page
+    assert "<th>track_order</th>" in page  # the confusion matrix by name
+    assert "Bayes limit" in reports.markdown  # the truth's best, next to each head
+
+
+def test_tags_that_disagree_with_the_tokens_stop_the_run_with_one_line(run, tmp_path, capsys):
+    root, config, _, _ = run
+    path = root / "logs" / "span-1" / EVENTS_FILE
+    examples = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path), "GZIP")]
+    broken = next(e for e in examples if "slots" in e.features.feature)
+    broken.features.feature["slots"].bytes_list.value.append(b"O")
+    span = tmp_path / "logs" / "span-1"
+    span.mkdir(parents=True)
+    with tf.io.TFRecordWriter(str(span / EVENTS_FILE), "GZIP") as writer:
+        for example in examples:
+            writer.write(example.SerializeToString())
+    code = main(["run", "--config", CONFIG, "--log-root", str(tmp_path / "logs"), "--output-dir",
+                 str(tmp_path / "out"), "--serving-dir", str(tmp_path / "serving")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    event_id = broken.features.feature["event_id"].bytes_list.value[0].decode()
+    assert code == 2 and len(lines) == 1
+    assert f"(event_id {event_id})" in lines[0] and "task 'slots' has" in lines[0] and "tokens of 'text'" in lines[0]
+    assert not (tmp_path / "serving").exists()
