@@ -115,7 +115,7 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int],
                                           name=f"{task}_feature_encoder")
                      for task, names in model_config.task_embeddings.items()}
     text_encoders = {
-        f.name: TextFeatureEncoder(cardinalities[f.name], f.embedding_dim, f.encoder, units=f.encoder_units,
+        f.name: TextFeatureEncoder(f.name, cardinalities[f.name], f.embedding_dim, f.encoder, units=f.encoder_units,
                                    num_layers=f.encoder_layers, max_tokens=f.max_tokens,
                                    readers=[t.name for t in tasks] if f.sharing == TextSharing.SOFT else [],
                                    name=f"{f.name}_text_encoder")

@@ -44,9 +44,9 @@ class Kind:
     ``cardinality``) or numeric (a standardised float32); ``numbers`` (the log must hold numbers: preflight refuses
     text); its ``transform`` (raw column -> model input, in Transform's graph); for a categorical kind its
     ``cardinality`` (the ids it can take after Transform, OOV buckets included; None for a numeric kind); and
-    ``vocabulary``: its ids index the Transform vocabulary named after the feature (warm start carries embedding
-    rows by token); ``sequence``: the input is [batch, max_tokens] token ids (0: padding) that a sequence encoder
-    reads (``models.text``), not one id per example."""
+    ``vocabulary``: its ids index the Transform vocabulary named after the feature, if it has one (warm start
+    carries embedding rows by token); ``sequence``: the input is [batch, max_tokens] token ids (0: padding) that a
+    sequence encoder reads (``models.text``), not one id per example."""
 
     numbers: bool
     transform: Callable[[FeatureConfig, tf.Tensor], tf.Tensor]
@@ -67,7 +67,8 @@ KINDS: dict[FeatureKind, Kind] = {
                                  cardinality=lambda feature, _: len(feature.boundaries) + 1),
     FeatureKind.ZSCORE: Kind(numbers=True, transform=_zscore),
     FeatureKind.LOG: Kind(numbers=True, transform=_log),
-    FeatureKind.TEXT: Kind(numbers=False, transform=text.token_ids, cardinality=text.cardinality, sequence=True),
+    FeatureKind.TEXT: Kind(numbers=False, transform=text.token_ids, cardinality=text.cardinality, vocabulary=True,
+                           sequence=True),
 }
 
 

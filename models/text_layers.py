@@ -5,6 +5,7 @@ import tensorflow as tf
 import tf_keras
 
 from config import SequenceEncoder as Kind
+from models.layers import EMBEDDING_SUFFIX
 
 
 def zero_padding(values, mask):
@@ -123,24 +124,27 @@ class SequenceEncoder(tf_keras.layers.Layer):
 
 @tf_keras.utils.register_keras_serializable(package="mtl")
 class TextFeatureEncoder(tf_keras.layers.Layer):
-    """One text feature's token embeddings and its sequence encoder(s): the token table (``cardinality`` ids,
+    """One text feature's token embeddings and its sequence encoder(s): the token table of ``feature`` (named
+    ``<feature>_embedding``; ``cardinality`` ids,
     ``embedding_dim``; row 0, padding, is masked out) is read by one SequenceEncoder when ``readers`` is empty
     (hard sharing, the reader ""), or by one SequenceEncoder per reader (soft sharing: a task each, over the same
     token embeddings).
 
-    Arguments: ``cardinality`` and ``embedding_dim`` (the token table); ``kind``, ``units`` = 32, ``num_layers`` = 1
-    and ``max_tokens`` = 64 (each SequenceEncoder's); ``readers`` = () (hard sharing).
+    Arguments: ``feature``, ``cardinality`` and ``embedding_dim`` (the token table); ``kind``, ``units`` = 32,
+    ``num_layers`` = 1 and ``max_tokens`` = 64 (each SequenceEncoder's); ``readers`` = () (hard sharing).
 
     Input: [batch, L] int64 token ids, 0 for padding (``models.text.token_ids``). Output: {reader: (states
     [batch, L, out], pooled [batch, out])}.
     """
 
-    def __init__(self, cardinality: int, embedding_dim: int, kind: str, units: int = 32, num_layers: int = 1,
-                 max_tokens: int = 64, readers: list[str] = (), **kwargs):
+    def __init__(self, feature: str, cardinality: int, embedding_dim: int, kind: str, units: int = 32,
+                 num_layers: int = 1, max_tokens: int = 64, readers: list[str] = (), **kwargs):
         super().__init__(**kwargs)
-        self.cardinality, self.embedding_dim, self.kind = cardinality, embedding_dim, Kind(kind).value
+        self.feature, self.cardinality, self.embedding_dim, self.kind = feature, cardinality, embedding_dim, \
+            Kind(kind).value
         self.units, self.num_layers, self.max_tokens, self.readers = units, num_layers, max_tokens, list(readers)
-        self.tokens = tf_keras.layers.Embedding(cardinality, embedding_dim, name=f"{self.name}_tokens")
+        # Named as every id table is (models.layers.EMBEDDING_SUFFIX): warm start carries its rows by token.
+        self.tokens = tf_keras.layers.Embedding(cardinality, embedding_dim, name=f"{feature}{EMBEDDING_SUFFIX}")
         self.encoders = {reader: SequenceEncoder(self.kind, units=units, num_layers=num_layers, max_tokens=max_tokens,
                                                  name=f"{reader or 'shared'}_sequence_encoder")
                          for reader in self.readers or [""]}
@@ -159,6 +163,6 @@ class TextFeatureEncoder(tf_keras.layers.Layer):
         return outputs
 
     def get_config(self):
-        return {**super().get_config(), "cardinality": self.cardinality, "embedding_dim": self.embedding_dim,
-                "kind": self.kind, "units": self.units, "num_layers": self.num_layers, "max_tokens": self.max_tokens,
-                "readers": self.readers}
+        return {**super().get_config(), "feature": self.feature, "cardinality": self.cardinality,
+                "embedding_dim": self.embedding_dim, "kind": self.kind, "units": self.units,
+                "num_layers": self.num_layers, "max_tokens": self.max_tokens, "readers": self.readers}

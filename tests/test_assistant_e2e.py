@@ -26,17 +26,17 @@ CONFIG = os.path.join(os.path.dirname(__file__), "..", "config", "assistant.yaml
 
 
 def _config(log_root) -> PipelineConfig:
-    """The assistant config on small logs, a few epochs."""
+    """The assistant config on small logs: a few epochs at a higher learning rate."""
     config = PipelineConfig.from_yaml(CONFIG)
     return config.replace(data=dataclasses.replace(config.data, log_root=str(log_root)),
-                          model=dataclasses.replace(config.model, epochs=4, early_stopping_patience=2,
-                                                    warm_start=False))
+                          model=dataclasses.replace(config.model, epochs=8, early_stopping_patience=2,
+                                                    learning_rate=0.008, warm_start=False))
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("assistant")
-    generate_logs(AssistantSpec(num_events=3_000), root / "logs", [1])
+    generate_logs(AssistantSpec(num_events=4_000), root / "logs", [1])
     config = _config(root / "logs")
     metadata_path, run_id = run_local(config, output_dir=str(root / "out"), serving_dir=str(root / "serving"))
     reports = write_reports(metadata_path, config, str(root / "out"), run_id)

@@ -125,7 +125,7 @@ def test_unknown_kind_and_indivisible_heads_are_refused():
 
 @pytest.mark.parametrize("kind", ["gru", "transformer"])
 def test_the_text_feature_encoder_reads_up_to_the_last_token_and_gives_every_position(kind):
-    encoder = TextFeatureEncoder(20, 4, kind, units=4, max_tokens=6, readers=["a", "b"])
+    encoder = TextFeatureEncoder("text", 20, 4, kind, units=4, max_tokens=6, readers=["a", "b"])
     ids = tf.constant([[3, 5, 0, 0, 0, 0], [7, 0, 0, 0, 0, 0]], tf.int64)
     out = encoder(ids)
     assert set(out) == {"a", "b"}
@@ -138,6 +138,6 @@ def test_the_text_feature_encoder_reads_up_to_the_last_token_and_gives_every_pos
 
 
 def test_the_text_feature_encoder_round_trips_its_config():
-    encoder = TextFeatureEncoder(20, 4, "cnn", units=8, num_layers=2, max_tokens=6, name="text_text_encoder")
+    encoder = TextFeatureEncoder("text", 20, 4, "cnn", units=8, num_layers=2, max_tokens=6, name="text_text_encoder")
     again = TextFeatureEncoder.from_config(encoder.get_config())
     assert again.get_config() == encoder.get_config() and list(again.encoders) == [""]

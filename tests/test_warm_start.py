@@ -21,6 +21,14 @@ def test_a_token_that_moves_from_row_3_to_row_7_keeps_its_embedding():
     assert kept == 7
 
 
+def test_a_text_features_padding_row_stays_and_its_token_rows_move_by_token():
+    old = np.array([[0.5], [1.0], [2.0], [9.0]])  # padding, tokens a, b, one OOV bucket
+    new = np.array([[-0.5], [0.0], [0.0], [0.0]])  # padding, tokens b, a, the OOV bucket
+    carried, kept = carry_rows(old, [b"a", b"b"], new, [b"b", b"a"], oov_buckets=1, first_row=1)
+    np.testing.assert_array_equal(carried, [[-0.5], [2.0], [1.0], [9.0]])
+    assert kept == 2
+
+
 def test_a_larger_vocabulary_carries_its_old_tokens_and_its_oov_buckets():
     old = np.array([[1.0], [2.0], [9.0]])  # tokens a, b; one OOV bucket
     carried, kept = carry_rows(old, [b"a", b"b"], np.zeros((4, 1)), [b"c", b"b", b"a"], oov_buckets=1)
