@@ -138,8 +138,7 @@ def _rows(outputs: dict[str, tf.Tensor]) -> list[dict]:
     for i in range(count):
         row = {}
         for name, values in arrays.items():
-            value = values[i]
-            row[name] = _texts(value) if value.dtype.kind in "SO" else np.round(value, 6).tolist()
+            row[name] = _texts(values[i]) if values.dtype.kind in "SO" else np.round(values[i], 6).tolist()
         for name in [n.removesuffix("_tags") for n in row if n.endswith("_tags") and f"{n[:-5]}_tokens" in row]:
             tokens = [token for token in row[f"{name}_tokens"] if token]
             row[f"{name}_tags"], row[f"{name}_tokens"] = row[f"{name}_tags"][:len(tokens)], tokens
@@ -148,8 +147,9 @@ def _rows(outputs: dict[str, tf.Tensor]) -> list[dict]:
     return rows
 
 
-def _texts(value: np.ndarray):
-    return value.item().decode("utf-8", "replace") if value.ndim == 0 else [_texts(v) for v in value]
+def _texts(value):
+    """A served string (bytes) or array of them as text."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else [_texts(v) for v in value]
 
 
 def tagged_spans(tokens: list[str], tags: list[str]) -> list[dict]:
