@@ -45,7 +45,7 @@ UTTERANCE = ("hi um i ordered the blue running shoes last friday and they still 
              "order 48213 and send them to new york please ?")  # 30 whitespace tokens
 DEFAULT = "multi-task, gru, hard sharing (default)"
 SINGLE_TASK = "single-task, gru (one model per head)"
-VARIANTS = {  # changes to the text feature's settings
+VARIANTS = {  # changes to the text feature's settings (and under "model", to the model's)
     DEFAULT: {},
     "multi-task, mean": {"encoder": "mean"},
     "multi-task, max": {"encoder": "max"},
@@ -54,6 +54,7 @@ VARIANTS = {  # changes to the text feature's settings
     "multi-task, transformer": {"encoder": "transformer"},
     "multi-task, gru, 2 layers of 64": {"encoder_units": 64, "encoder_layers": 2},
     "multi-task, gru, soft sharing": {"sharing": "soft"},
+    "multi-task, gru, every head from one epoch": {"model": {"per_head_selection": False}},
     SINGLE_TASK: {},
 }
 HEADS = {"intent": "accuracy", "keywords": "micro AUC", "sentiment": "accuracy", "slots": "span F1"}
@@ -97,8 +98,9 @@ def prepare(work: str) -> dict:
 def variant_configs(name: str) -> list[PipelineConfig]:
     """The configs one variant trains: one, or one per head for the single-task row."""
     base = PipelineConfig.from_yaml(CONFIG)
-    text = dataclasses.replace(base.features[0], **VARIANTS[name])
-    config = base.replace(features=(text, *base.features[1:]))
+    changes = dict(VARIANTS[name])
+    model = dataclasses.replace(base.model, **changes.pop("model", {}))
+    config = base.replace(features=(dataclasses.replace(base.features[0], **changes), *base.features[1:]), model=model)
     if name == SINGLE_TASK:
         return [config.replace(tasks=(task,)) for task in config.tasks]
     return [config]
