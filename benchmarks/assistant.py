@@ -132,6 +132,43 @@ def _latency(export_dirs: list[str]) -> tuple[float, float]:
     return float(np.median(times)), float(np.percentile(times, 99))
 
 
+def latency_table(paths: dict) -> str:
+    """Batch-1 serving_raw latency of each encoder with one forward pass and with three more head copies (what
+    per-head selection serves when four heads pick four epochs), untrained weights (latency does not depend on
+    them), measured alone: run with nothing else on the machine."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from models import signatures
+    from models.builder import build_model
+    from models.features import cardinalities
+    from models.tasks import with_class_counts
+
+    tft_output = tft.TFTransformOutput(paths["transform_graph"])
+    placeholder = {name: tf.zeros([1, *spec.shape], spec.dtype)
+                   for name, spec in tft_output.transformed_feature_spec().items()}
+    lines = ["| encoder | one pass: p50 / p99 | with 3 head copies: p50 / p99 |", "|---|---|---|"]
+    for kind in ("mean", "max", "cnn", "gru", "lstm", "transformer"):
+        base = PipelineConfig.from_yaml(CONFIG)
+        config = with_class_counts(base.replace(features=(dataclasses.replace(base.features[0], encoder=kind),
+                                                          *base.features[1:])), tft_output)
+        sizes = cardinalities(config.features, tft_output)
+        cells = []
+        for copies in (0, 3):
+            models = [build_model(config, sizes) for _ in range(copies + 1)]
+            for model in models:
+                model(placeholder)
+            work = tempfile.mkdtemp(prefix="assistant-latency-")
+            heads = {task.name: copy for task, copy in zip(config.tasks, models[1:], strict=False)}
+            signatures.export(models[0], tft_output, list(config.features), work, head_models=heads)
+            p50, p99 = _latency([work])
+            shutil.rmtree(work, ignore_errors=True)
+            cells.append(f"{p50:.2f} / {p99:.2f} ms")
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
 def run_variant(name: str, seeds: list[int], paths: dict) -> dict:
     """Trains the variant for every seed: per-seed head scores, examples/s, SavedModel size and latency."""
     import tensorflow as tf
@@ -212,9 +249,20 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--work", default="/tmp/mtl-assistant-bench")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--latency", action="store_true",
+                        help="only the latency of each encoder, alone on the machine (assistant-latency.md)")
     args = parser.parse_args(argv)
     os.makedirs(args.work, exist_ok=True)
     paths = prepare(args.work)
+    if args.latency:
+        text = (f"# The assistant's batch-1 latency per encoder ({platform.machine()}, {os.cpu_count()} cores)\n\n"
+                "`benchmarks/assistant.py --latency`: the exported model's serving_raw, one 30-token utterance, "
+                f"median and p99 of {SERVING_CALLS} calls after 20, nothing else running; untrained weights, "
+                "config/assistant.yaml with the encoder changed.\n\n" + latency_table(paths) + "\n\n"
+                + measured_line() + "\n")
+        (RESULTS / "assistant-latency.md").write_text(text)
+        print(text)
+        return 0
     cache = os.path.join(args.work, "results.json")
     results = json.load(open(cache)) if os.path.exists(cache) else {}
     for name in args.variants:
