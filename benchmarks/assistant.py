@@ -43,18 +43,17 @@ SPAN = 1
 SERVING_CALLS = 300
 UTTERANCE = ("hi um i ordered the blue running shoes last friday and they still have not arrived , can you check "
              "order 48213 and send them to new york please ?")  # 30 whitespace tokens
-DEFAULT = "multi-task, gru, hard sharing (default)"
-SINGLE_TASK = "single-task, gru (one model per head)"
+DEFAULT = "multi-task, cnn, hard sharing (default)"
+SINGLE_TASK = "single-task, cnn (one model per head)"
 VARIANTS = {  # changes to the text feature's settings (and under "model", to the model's)
     DEFAULT: {},
     "multi-task, mean": {"encoder": "mean"},
     "multi-task, max": {"encoder": "max"},
-    "multi-task, cnn": {"encoder": "cnn"},
+    "multi-task, gru": {"encoder": "gru"},
     "multi-task, lstm": {"encoder": "lstm"},
     "multi-task, transformer": {"encoder": "transformer"},
-    "multi-task, gru, 2 layers of 64": {"encoder_units": 64, "encoder_layers": 2},
-    "multi-task, gru, soft sharing": {"sharing": "soft"},
-    "multi-task, gru, every head from one epoch": {"model": {"per_head_selection": False}},
+    "multi-task, gru, every head from one epoch": {"encoder": "gru", "model": {"per_head_selection": False}},
+    "multi-task, cnn, soft sharing": {"sharing": "soft"},
     SINGLE_TASK: {},
 }
 HEADS = {"intent": "accuracy", "keywords": "micro AUC", "sentiment": "accuracy", "slots": "span F1"}
