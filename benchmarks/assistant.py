@@ -66,7 +66,7 @@ def prepare(work: str) -> dict:
     import tensorflow as tf
 
     from pipeline.reports.assistant_limits import best_achievable
-    from pipeline.reports.run_report import load_run_report
+    from pipeline.reports.run_report import OVERALL, load_run_report
     from pipeline.runners import run_local
 
     paths_file = os.path.join(work, "paths.json")
@@ -88,7 +88,7 @@ def prepare(work: str) -> dict:
         "pipeline": {"blessed": report.blessed, "seconds": report.seconds,
                      "wall_seconds": time.perf_counter() - started,
                      "metrics": {head: values for (slice_name, head), values in report.metrics.items()
-                                 if slice_name == "Overall"}},
+                                 if slice_name == OVERALL}},
     }
     json.dump(paths, open(paths_file, "w"), default=str)
     return paths
