@@ -229,23 +229,12 @@ class RegressionTask(Task):
         return rmse(labels[present], predictions[present])
 
 
-class MulticlassTask(Task):
-    """One class per example. A text label (class names) that training never saw is -1 with weight 0: counted by
-    the Evaluator, neither trained on nor scored."""
+class _ClassesTask(Task):
+    """A head with a unit per class: the config counts (``num_classes``) or names (``classes``) them, or Transform
+    names them (``label_vocabulary``); a label logged as numbers lies in ``number_domain``."""
 
-    activation = "softmax"
-    label_dtype = tf.int64
-    key_metric = "SparseCategoricalAccuracy"
-    keras_metric = "accuracy"
-    tfma_plots = ("MultiClassConfusionMatrixPlot",)  # of the most likely class
-    summary_parts = (Part.CLASSES,)
     text_labels_allowed = True
-
-    @property
-    def tfma_metrics(self):
-        """Accuracy, and for class names the count of names training never saw."""
-        counted = ("UnseenLabelCount",) if self.config.text_labels else ()
-        return ("ExampleCount", "WeightedExampleCount", "SparseCategoricalAccuracy", *counted)
+    number_domain: ClassVar[tuple[int, int]]
 
     def __init__(self, config):
         super().__init__(config)
@@ -257,7 +246,29 @@ class MulticlassTask(Task):
 
     @property
     def label_domain(self):
-        return None if self.config.text_labels else (0, self.units - 1)
+        return None if self.config.text_labels else self.number_domain
+
+
+class MulticlassTask(_ClassesTask):
+    """One class per example. A text label (class names) that training never saw is -1 with weight 0: counted by
+    the Evaluator, neither trained on nor scored."""
+
+    activation = "softmax"
+    label_dtype = tf.int64
+    key_metric = "SparseCategoricalAccuracy"
+    keras_metric = "accuracy"
+    tfma_plots = ("MultiClassConfusionMatrixPlot",)  # of the most likely class
+    summary_parts = (Part.CLASSES,)
+
+    @property
+    def tfma_metrics(self):
+        """Accuracy, and for class names the count of names training never saw."""
+        counted = ("UnseenLabelCount",) if self.config.text_labels else ()
+        return ("ExampleCount", "WeightedExampleCount", "SparseCategoricalAccuracy", *counted)
+
+    @property
+    def number_domain(self):
+        return (0, self.units - 1)
 
     def encode_label(self, raw, tokens=None, max_tokens=None):
         if not self.config.text_labels:
@@ -280,7 +291,7 @@ class MulticlassTask(Task):
         return float(np.mean(predictions[present].argmax(axis=1) == labels[present]))
 
 
-class MultilabelTask(Task):
+class MultilabelTask(_ClassesTask):
     """Several independent yes/no labels per example, logged as a multi-hot list of ``num_classes`` ints.
 
     Its AUCs are micro-averaged: every (example, label) pair is one point, as TFMA scores a multi-hot label.
@@ -291,19 +302,8 @@ class MultilabelTask(Task):
     keras_metric = "auc"
     tfma_metrics = ("ExampleCount", "WeightedExampleCount", "AUC", "AUCPrecisionRecall")
     summary_parts = (Part.RANKING, Part.MICRO)
-    text_labels_allowed = True
 
-    def __init__(self, config):
-        super().__init__(config)
-        self.units = self.class_count
-
-    def check_config(self):
-        super().check_config()
-        _require_classes(self.config)
-
-    @property
-    def label_domain(self):
-        return None if self.config.text_labels else (0, 1)
+    number_domain = (0, 1)  # a multi-hot row
 
     def encode_label(self, raw, tokens=None, max_tokens=None):
         """([batch, k] multi-hot, weight): a row is missing when absent or when any value is the missing value.
