@@ -54,8 +54,3 @@ def cardinality(feature: FeatureConfig, tf_transform_output) -> int:
     if feature.hash_buckets:
         return feature.hash_buckets + 1
     return tf_transform_output.vocabulary_size_by_name(feature.name) + feature.oov_buckets + 1
-
-
-def token_mask(ids: tf.Tensor) -> tf.Tensor:
-    """[batch, max_tokens] bool: True at the positions that hold a token."""
-    return tf.not_equal(ids, PADDING_ID)

@@ -128,7 +128,8 @@ def _count_events(path: str) -> int:
 def _check_sample(path: str, config: PipelineConfig, limit: int) -> None:
     """Every declared feature, label and slice present in the first ``limit`` events of ``path``, with the value
     type its kind needs, finite numbers and labels inside their task's domain."""
-    columns = _sample_columns(path, limit)
+    events = _sample_events(path, limit)
+    columns = _sample_columns(events)
     where = f"{path} (first {columns.pop(''):,} events)"
     for feature in config.features:
         values = _column(columns, feature.name, f"feature '{feature.name}'", where)
@@ -146,7 +147,7 @@ def _check_sample(path: str, config: PipelineConfig, limit: int) -> None:
         if task.config.text_labels:
             _require_text(values, what, where, "; or drop classes / label_vocabulary from the task for class numbers")
             if task.per_token:
-                _check_tags(path, limit, task, next(f for f in config.features if f.name == task.config.text_feature))
+                _check_tags(path, events, task, next(f for f in config.features if f.name == task.config.text_feature))
             continue
         _require_numbers(values, what, where)
         _check_label_domain(np.asarray(values, np.float64), task, what, where)
@@ -163,12 +164,11 @@ def _require_text(values: list, what: str, where: str, otherwise: str) -> None:
 _TAG = re.compile(rb"O|[BI]-.+")
 
 
-def _check_tags(path: str, limit: int, task: Task, feature: FeatureConfig) -> None:
-    """Each event's tags are O, B-<type> or I-<type>, one per token of the task's text feature under its tokenizer;
-    the first event that breaks this is named, with both lengths."""
+def _check_tags(path: str, events: list, task: Task, feature: FeatureConfig) -> None:
+    """Each of the sampled ``events``' tags are O, B-<type> or I-<type>, one per token of the task's text feature
+    under its tokenizer; the first event that breaks this is named, with both lengths."""
     texts, tags, ids = [], [], []
-    for record in tf.data.TFRecordDataset(path, compression_type="GZIP").take(limit):
-        example = tf.train.Example.FromString(record.numpy()).features.feature
+    for example in events:
         texts.append(example[feature.name].bytes_list.value[:1] if feature.name in example else [])
         tags.append(list(example[task.config.label_key].bytes_list.value) if task.config.label_key in example else [])
         ids.append(example["event_id"].bytes_list.value[0] if "event_id" in example else None)
@@ -186,19 +186,22 @@ def _check_tags(path: str, limit: int, task: Task, feature: FeatureConfig) -> No
                 "tokenizer to the one the tags were made with")
 
 
-def _sample_columns(path: str, limit: int) -> dict:
-    """{feature name: list of its values, as bytes or numbers} over the first ``limit`` events; key '' holds the
-    number of events read."""
+def _sample_events(path: str, limit: int) -> list:
+    """The feature maps of the first ``limit`` events of ``path``."""
+    return [tf.train.Example.FromString(record.numpy()).features.feature
+            for record in tf.data.TFRecordDataset(path, compression_type="GZIP").take(limit)]
+
+
+def _sample_columns(events: list) -> dict:
+    """{feature name: list of its values, as bytes or numbers} over the sampled ``events``; key '' holds their
+    number."""
     columns: dict = {}
-    read = 0
-    for record in tf.data.TFRecordDataset(path, compression_type="GZIP").take(limit):
-        example = tf.train.Example.FromString(record.numpy())
-        read += 1
-        for name, feature in example.features.feature.items():
+    for example in events:
+        for name, feature in example.items():
             kind = feature.WhichOneof("kind")
             values = list(getattr(feature, kind).value) if kind else []
             columns.setdefault(name, []).extend(values)
-    columns[""] = read
+    columns[""] = len(events)
     return columns
 
 
