@@ -34,6 +34,7 @@ from config.schema import (
     FeatureConfig,
     ModelConfig,
     PipelineConfig,
+    ServingConfig,
     TaskConfig,
     ValidationConfig,
     VertexTrainingConfig,
@@ -41,6 +42,6 @@ from config.schema import (
 
 __all__ = ["Architecture", "Balancing", "BeamConfig", "BlessingConfig", "ConfigError", "DEFAULT_CONFIG", "DataConfig",
            "Distribution", "EvaluationConfig", "FeatureConfig", "FeatureKind", "HeadCopies", "IdUpdates",
-           "LossNormalization", "ModelConfig", "PipelineConfig", "SequenceEncoder", "TaskConfig", "TaskType",
-           "TextSharing", "Tokenizer", "UserError",
+           "LossNormalization", "ModelConfig", "PipelineConfig", "SequenceEncoder", "ServingConfig", "TaskConfig",
+           "TaskType", "TextSharing", "Tokenizer", "UserError",
            "ValidationConfig", "VertexTrainingConfig", "from_custom_config", "to_custom_config"]

@@ -308,6 +308,36 @@ class EvaluationConfig:
 
 
 @dataclass(frozen=True)
+class ServingConfig:
+    """The serving check between blessing and push (``components.serving_check``) and what a push carries.
+
+    The check loads the candidate in a fresh process and sends it ``check_events`` eval events through both
+    signatures, then ``latency_requests`` batch-1 requests through each: it passes when every request answers
+    within ``timeout_s``, every score is finite, the two signatures and the checking process's own copy agree
+    within ``tolerance`` (max absolute score difference), and each signature's batch-1 p99 is at most
+    ``latency_slo_ms`` (default 50 ms). ``tflite``: the Trainer converts the model to TFLite too, and a file ships
+    only if its key metric per head is within ``tflite_tolerance`` (float32) or ``quantized_tolerance``
+    (dynamic-range int8) of the SavedModel's on the same events. ``canary``: a push takes the ``canary`` label
+    and ``stable`` stays where it is (``mtl serving promote`` moves it)."""
+
+    latency_slo_ms: float = 50.0
+    tolerance: float = 1e-4
+    check_events: int = 1000
+    latency_requests: int = 200
+    timeout_s: float = 600.0
+    tflite: bool = True
+    tflite_tolerance: float = 0.001
+    quantized_tolerance: float = 0.005
+    canary: bool = False
+
+    def __post_init__(self):
+        for name in ("latency_slo_ms", "tolerance", "timeout_s", "tflite_tolerance", "quantized_tolerance"):
+            _require(getattr(self, name) > 0, f"serving.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("check_events", "latency_requests"):
+            _require(getattr(self, name) >= 1, f"serving.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
 class VertexTrainingConfig:
     """Runs the Trainer as a Vertex AI custom job (TFX's google_cloud_ai_platform Trainer) from a pipeline
     compiled for Kubeflow: ``workers`` machines of ``machine_type`` running ``image`` (this project's image), the
@@ -340,6 +370,7 @@ class PipelineConfig:
     beam: BeamConfig = field(default_factory=BeamConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
     vertex_training: VertexTrainingConfig | None = None
 
     def __post_init__(self):

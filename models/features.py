@@ -4,6 +4,8 @@ model builder, preflight and warm start read it."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Protocol
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -30,8 +32,38 @@ def _zscore(feature: FeatureConfig, raw) -> tf.Tensor:
     return tft.scale_to_z_score(tensors.finite_numbers(raw))
 
 
+def _log1p_of_positive(raw) -> tf.Tensor:
+    return tf.math.log1p(tf.maximum(tensors.finite_numbers(raw), 0.0))
+
+
 def _log(feature: FeatureConfig, raw) -> tf.Tensor:
-    return tft.scale_to_z_score(tf.math.log1p(tf.maximum(tensors.finite_numbers(raw), 0.0)))
+    return tft.scale_to_z_score(_log1p_of_positive(raw))
+
+
+class DeviceConstants(Protocol):
+    """What the on-device graph (``models.lite``) reads from Transform's output instead of its asset files."""
+
+    def lookup(self, feature: FeatureConfig) -> Callable[[tf.Tensor], tf.Tensor]:
+        """[n] strings -> [n] int64 ids as the feature's Transform vocabulary gives them, from a constant table."""
+
+    def standardization(self, feature: FeatureConfig, values: Callable) -> tuple[float, float]:
+        """(mean, standard deviation) by which Transform standardises ``values(raw)`` for ``feature``."""
+
+
+def _vocabulary_on_device(feature: FeatureConfig, constants: DeviceConstants):
+    lookup = constants.lookup(feature)
+    return lambda raw: lookup(tensors.column_values(raw, default=""))
+
+
+def _standardized_on_device(values: Callable, feature: FeatureConfig, constants: DeviceConstants):
+    mean, std = constants.standardization(feature, values)
+    return lambda raw: (values(raw) - mean) / std
+
+
+def _text_on_device(feature: FeatureConfig, constants: DeviceConstants):
+    lookup = (partial(tf.strings.to_hash_bucket_fast, num_buckets=feature.hash_buckets) if feature.hash_buckets
+              else constants.lookup(feature))
+    return lambda raw: text.ids_of(text.tokens(raw, feature), feature, lookup)
 
 
 def _vocabulary_size(feature: FeatureConfig, tf_transform_output) -> int:
@@ -46,10 +78,12 @@ class Kind:
     ``cardinality`` (the ids it can take after Transform, OOV buckets included; None for a numeric kind); and
     ``vocabulary``: its ids index the Transform vocabulary named after the feature, if it has one (warm start
     carries embedding rows by token); ``sequence``: the input is [batch, max_tokens] token ids (0: padding) that a
-    sequence encoder reads (``models.text``), not one id per example."""
+    sequence encoder reads (``models.text``), not one id per example; ``on_device``: (feature, DeviceConstants)
+    -> the same transform with no asset file (TFLite, ``models.lite``)."""
 
     numbers: bool
     transform: Callable[[FeatureConfig, tf.Tensor], tf.Tensor]
+    on_device: Callable[[FeatureConfig, DeviceConstants], Callable[[tf.Tensor], tf.Tensor]]
     cardinality: Callable[[FeatureConfig, object], int] | None = None
     vocabulary: bool = False
     sequence: bool = False
@@ -61,14 +95,18 @@ class Kind:
 
 # The one table of feature kinds, keyed by config.registry.FeatureKind.
 KINDS: dict[FeatureKind, Kind] = {
-    FeatureKind.VOCABULARY: Kind(numbers=False, transform=_vocabulary, cardinality=_vocabulary_size, vocabulary=True),
-    FeatureKind.HASH: Kind(numbers=False, transform=_hash, cardinality=lambda feature, _: feature.hash_buckets),
+    FeatureKind.VOCABULARY: Kind(numbers=False, transform=_vocabulary, on_device=_vocabulary_on_device,
+                                 cardinality=_vocabulary_size, vocabulary=True),
+    FeatureKind.HASH: Kind(numbers=False, transform=_hash, on_device=lambda feature, _: partial(_hash, feature),
+                           cardinality=lambda feature, _: feature.hash_buckets),
     FeatureKind.BUCKETIZED: Kind(numbers=True, transform=_bucketized,
+                                 on_device=lambda feature, _: partial(_bucketized, feature),
                                  cardinality=lambda feature, _: len(feature.boundaries) + 1),
-    FeatureKind.ZSCORE: Kind(numbers=True, transform=_zscore),
-    FeatureKind.LOG: Kind(numbers=True, transform=_log),
-    FeatureKind.TEXT: Kind(numbers=False, transform=text.token_ids, cardinality=text.cardinality, vocabulary=True,
-                           sequence=True),
+    FeatureKind.ZSCORE: Kind(numbers=True, transform=_zscore,
+                             on_device=partial(_standardized_on_device, tensors.finite_numbers)),
+    FeatureKind.LOG: Kind(numbers=True, transform=_log, on_device=partial(_standardized_on_device, _log1p_of_positive)),
+    FeatureKind.TEXT: Kind(numbers=False, transform=text.token_ids, on_device=_text_on_device,
+                           cardinality=text.cardinality, vocabulary=True, sequence=True),
 }
 
 
@@ -92,6 +130,12 @@ def is_text(feature: FeatureConfig) -> bool:
 def transform_feature(feature: FeatureConfig, raw) -> tf.Tensor:
     """The model input of one raw column; preprocessing_fn calls it once per declared feature."""
     return KINDS[feature.kind].transform(feature, raw)
+
+
+def on_device_transform(feature: FeatureConfig, constants: DeviceConstants) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The feature's transform for the on-device graph: raw column -> the same model input, with Transform's
+    vocabularies and statistics as constants (``models.lite`` builds it once per feature)."""
+    return KINDS[feature.kind].on_device(feature, constants)
 
 
 def cardinality(feature: FeatureConfig, tf_transform_output) -> int:

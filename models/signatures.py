@@ -52,9 +52,11 @@ class ServingModule(tf.Module):
     @tf.function(input_signature=[_EXAMPLES])
     def serve(self, examples):
         parsed = tf.io.parse_example(examples, self._feature_spec)
-        return self._predict(self.tft_layer(parsed), parsed)
+        return self.predict(self.tft_layer(parsed), parsed)
 
-    def _predict(self, transformed, raw):
+    def predict(self, transformed: dict, raw: dict) -> dict:
+        """Every served output from the transformed features (and the raw ones that tagging heads' tokens come
+        from): what ``serving_default``, ``serving_raw`` and the on-device model (``models.lite``) return."""
         outputs = self.model(transformed)
         served = {}  # one pass per distinct model
         for name, model in self.head_models.items():
@@ -74,10 +76,14 @@ class ServingModule(tf.Module):
 
     def raw_signature(self):
         """The concrete function behind ``serving_raw``: one [batch] tensor per raw feature, named after it."""
-        specs = {name: tf.TensorSpec([None], spec.dtype, name=name) for name, spec in self._feature_spec.items()}
-        return tf.function(self._serve_raw).get_concrete_function(specs)
+        return tf.function(self._serve_raw).get_concrete_function(self.raw_specs())
 
-    def _serve_raw(self, features):
+    def raw_specs(self) -> dict[str, tf.TensorSpec]:
+        """The inputs of ``serving_raw`` (and of the on-device model): one [batch] tensor per raw feature."""
+        return {name: tf.TensorSpec([None], spec.dtype, name=name) for name, spec in self._feature_spec.items()}
+
+    def parse_raw(self, features: dict[str, tf.Tensor]) -> dict:
+        """One [batch] tensor per raw feature -> the features as tf.io.parse_example gives them to Transform."""
         parsed = {}
         for name, spec in self._feature_spec.items():
             values = features[name]
@@ -87,7 +93,11 @@ class ServingModule(tf.Module):
                 rows = tf.range(tf.size(values, out_type=tf.int64))
                 parsed[name] = tf.SparseTensor(tf.stack([rows, tf.zeros_like(rows)], axis=1), values,
                                                tf.stack([tf.size(values, out_type=tf.int64), 1]))
-        return self._predict(self.tft_layer(parsed), parsed)
+        return parsed
+
+    def _serve_raw(self, features):
+        parsed = self.parse_raw(features)
+        return self.predict(self.tft_layer(parsed), parsed)
 
     @tf.function(input_signature=[_EXAMPLES])
     def transform_features(self, examples):
@@ -99,11 +109,12 @@ class ServingModule(tf.Module):
 
 
 def export(model: MultiTaskModel, tf_transform_output, features: list[FeatureConfig], export_dir: str,
-           head_models: dict[str, MultiTaskModel] | None = None) -> None:
-    """Writes the SavedModel with both signatures to ``export_dir``; run_fn calls it after training.
-    ``features`` are the raw features ``serving_default`` parses (the config's); ``head_models`` serve the heads
-    they name."""
+           head_models: dict[str, MultiTaskModel] | None = None) -> ServingModule:
+    """Writes the SavedModel with both signatures to ``export_dir`` and returns the module it saved; run_fn calls
+    it after training. ``features`` are the raw features ``serving_default`` parses (the config's); ``head_models``
+    serve the heads they name."""
     module = ServingModule(model, tf_transform_output, features, head_models)
     tf.saved_model.save(module, export_dir, signatures={SERVING_SIGNATURE: module.serve,
                                                         RAW_SIGNATURE: module.raw_signature(),
                                                         TRANSFORM_SIGNATURE: module.transform_features})
+    return module

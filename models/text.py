@@ -37,16 +37,22 @@ def tokens(raw, feature: FeatureConfig) -> tf.RaggedTensor:
 def token_ids(feature: FeatureConfig, raw) -> tf.Tensor:
     """The text feature's model input: [batch, max_tokens] int64 ids, 0 for padding (``models.features.KINDS``)."""
     cut = tokens(raw, feature)
-    kept = cut[:, :feature.max_tokens].to_sparse()
     if feature.hash_buckets:
-        ids = tf.strings.to_hash_bucket_fast(kept.values, feature.hash_buckets)
-    else:
-        vocabulary = tft.vocabulary(cut.flat_values, top_k=feature.top_k,
-                                    frequency_threshold=feature.frequency_threshold or None,
-                                    vocab_filename=feature.name)
-        ids = tft.apply_vocabulary(kept.values, vocabulary, num_oov_buckets=feature.oov_buckets)
+        return ids_of(cut, feature, lambda values: tf.strings.to_hash_bucket_fast(values, feature.hash_buckets))
+    vocabulary = tft.vocabulary(cut.flat_values, top_k=feature.top_k,
+                                frequency_threshold=feature.frequency_threshold or None, vocab_filename=feature.name)
+    return ids_of(cut, feature,
+                  lambda values: tft.apply_vocabulary(values, vocabulary, num_oov_buckets=feature.oov_buckets))
+
+
+def ids_of(cut: tf.RaggedTensor, feature: FeatureConfig, lookup) -> tf.Tensor:
+    """[batch, max_tokens] int64: 1 + ``lookup(token)`` for each row's first ``max_tokens`` tokens of ``cut``
+    (``tokens``), then padding. ``lookup`` maps [n] strings to [n] ids in [0, cardinality - 1): Transform's
+    vocabulary or hashing here, a constant table on device (``models.lite``)."""
+    kept = cut[:, :feature.max_tokens].to_sparse()
     shape = tf.stack([kept.dense_shape[0], tf.constant(feature.max_tokens, tf.int64)])
-    return tf.sparse.to_dense(tf.SparseTensor(kept.indices, ids + 1, shape), default_value=PADDING_ID)
+    return tf.sparse.to_dense(tf.SparseTensor(kept.indices, lookup(kept.values) + 1, shape),
+                              default_value=PADDING_ID)
 
 
 def cardinality(feature: FeatureConfig, tf_transform_output) -> int:

@@ -2,6 +2,7 @@
 
 import logging
 import math
+import os
 import tempfile
 import time
 
@@ -12,7 +13,7 @@ from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
 from config import HeadCopies, ModelConfig, UserError, from_custom_config
-from models import features, signatures
+from models import features, lite, signatures
 from models.builder import build_model
 from models.distribution import is_chief, make_strategy
 from models.head_selection import BestEpochPerHead, head_models
@@ -184,10 +185,31 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         by_head = head_models(lambda: build_model(config, sizes, id_layers_from=_sharing(config.model, model)),
                               selection.head_weights if selection else {}, _placeholder_batch(tf_transform_output))
     export_dir = fn_args.serving_model_dir if chief else tempfile.mkdtemp(prefix="non-chief-export-")
-    signatures.export(model, tf_transform_output, list(config.features), export_dir,  # every worker
-                      head_models=by_head)
+    serving = signatures.export(model, tf_transform_output, list(config.features), export_dir,  # every worker
+                                head_models=by_head)
     if not chief:  # saves (the save's collective ops); only the chief's is kept
         tf.io.gfile.rmtree(export_dir)
+    elif config.serving.tflite:
+        # beside the SavedModel, in the Model artifact
+        write_lite_models(serving, tf_transform_output, config,
+                          os.path.join(os.path.dirname(fn_args.serving_model_dir.rstrip("/")), lite.MODEL_DIR))
+
+
+def write_lite_models(serving: signatures.ServingModule, tf_transform_output, config, folder: str) -> None:
+    """Writes the TFLite files (``models.lite``); a model TFLite cannot convert gets ``lite.ERROR_FILE`` there
+    instead, one line saying why, and the SavedModel still ships."""
+    started = time.time()
+    try:
+        paths = lite.write(serving, tf_transform_output, list(config.features), folder)
+    except Exception as error:  # the converter's errors have no common type; the SavedModel must not depend on it
+        reason = " ".join(str(error).split())[:500]
+        tf.io.gfile.makedirs(folder)
+        with tf.io.gfile.GFile(os.path.join(folder, lite.ERROR_FILE), "w") as f:
+            f.write(f"TFLite conversion failed: {reason}\n")
+        PROGRESS.info(f"Trainer: no TFLite model: {reason}")
+        return
+    sizes = ", ".join(f"{os.path.basename(p)} {tf.io.gfile.stat(p).length / 1e6:.2f} MB" for p in paths)
+    PROGRESS.info(f"Trainer: TFLite {sizes} in {time.time() - started:.1f} s")
 
 
 def _sharing(model_config: ModelConfig, model: MultiTaskModel) -> MultiTaskModel | None:
