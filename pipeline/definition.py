@@ -8,6 +8,7 @@ from tfx import v1 as tfx
 from components.anomaly_gate import AnomalyGate
 from components.atomic_pusher import AtomicPusher
 from components.schema_curation import CurateSchema
+from components.serving_check import ServingCheck
 from config import DataConfig, PipelineConfig, to_custom_config
 from models.builder import check_model_config
 from models.evaluation.eval_config import make_eval_config
@@ -106,18 +107,32 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
         baseline_model=baseline_resolver.outputs["model"],
         eval_config=make_eval_config(config))
 
-    # Ship only a blessed model, as a new version directory in TF Serving's layout that appears only when complete.
+    # Load a blessed model in a fresh process and send it eval events through both signatures before it may ship:
+    # it answers, its scores are finite and agree, its batch-1 p99 is within the SLO; also the warm-up records and
+    # the TFLite files that keep each head's metric.
+    serving_check = ServingCheck(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        examples=example_gen.outputs["examples"],
+        pipeline_config=json.dumps(custom_config))
+
+    # Ship only a blessed, checked model, as a new version directory in TF Serving's layout that appears only when
+    # complete, labelled in the TF Serving model config beside the versions.
     pusher = AtomicPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        base_directory=os.path.join(_local_or_uri(serving_dir), config.name)).with_id("Pusher")
+        infra_blessing=serving_check.outputs["infra_blessing"],
+        model_evaluation=evaluator.outputs["evaluation"],
+        base_directory=os.path.join(_local_or_uri(serving_dir), config.name),
+        pipeline_config=json.dumps(custom_config)).with_id("Pusher")
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=pipeline_root,
         components=[example_gen, previous_statistics, statistics_gen, schema_gen,
                     *([import_schema] if import_schema else []), curate_schema, example_validator, anomaly_gate,
-                    *([span_window] if span_window else []), transform, baseline_resolver, trainer, evaluator, pusher],
+                    *([span_window] if span_window else []), transform, baseline_resolver, trainer, evaluator,
+                    serving_check, pusher],
         enable_cache=False,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [])

@@ -71,6 +71,16 @@ def pushed_destination(outputs: dict[str, tuple]) -> str | None:
     return None
 
 
+def serving_check(outputs: dict[str, tuple]) -> str | None:
+    """The serving check's verdict in a run (``produced``'s result): "passed: ..." or "FAILED: <the check and by
+    how much>", or None when it did not run."""
+    for artifact in outputs.get("ServingCheck", (None, {}))[1].get("InfraBlessing", []):
+        reason = artifact.custom_properties["reason"].string_value
+        passed = artifact.custom_properties["blessed"].int_value
+        return reason if passed or reason.startswith("not checked") else f"FAILED: {reason}"
+    return None
+
+
 def pushed_version(destination: str | None) -> str | None:
     """The version folder's name of a pushed destination (``<serving-dir>/<name>/<version>/``)."""
     return destination.rstrip("/").rsplit("/", 1)[-1] if destination else None

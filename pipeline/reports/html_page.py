@@ -67,6 +67,8 @@ def _verdict(tasks: list[Task], report: RunReport, history: list[PastRun]) -> st
                None: ("NOT EVALUATED", "not-blessed")}[report.blessed]
     pushed = (f"pushed as version {_e(report.pushed_version)} to {_e(report.pushed_model)}" if report.pushed_model
               else "nothing pushed")
+    if report.serving_check:
+        pushed += f"; serving check {_e(report.serving_check)}"
     rows = []
     for task in tasks:
         key = task.key_metric_name

@@ -35,6 +35,8 @@ def format_report(report: RunReport, limits: dict[str, dict[str, float]] | None 
     verdict = {True: "BLESSED", False: "NOT BLESSED", None: "not evaluated"}[report.blessed]
     lines += ["", f"Ingested: {md(report.ingested)}", f"Blessing: {verdict}"]
     lines += [f"  - {md(failure)}" for failure in report.failures]
+    if report.serving_check:
+        lines.append(f"Serving check: {md(report.serving_check)}")
     lines.append(f"Pushed model: {md(report.pushed_model or 'nothing pushed')}")
     lines.append(f"TFMA output: {md(report.evaluation_uri)}")
     lines.append("Component seconds: " + ", ".join(f"{name} {s:.1f}" for name, s in report.seconds.items()))

@@ -5,13 +5,11 @@ the HTML report reads further (statistics, anomalies, training logs)."""
 from __future__ import annotations
 
 import base64
-import json
-import os
 from dataclasses import dataclass, field
 
-import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
+from models.evaluation.results import model_names
 from pipeline import metadata
 from pipeline.reports.text import format_number, one_line
 
@@ -33,6 +31,7 @@ class RunReport:
     failures: list[str] = field(default_factory=list)
     failed_heads: set[str] = field(default_factory=set)
     pushed_model: str | None = None
+    serving_check: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # component -> wall time
     examples_uri: str | None = None  # what ImportExampleGen ingested in this run: its Examples artifact,
     input_base: str | None = None  # the log folder,
@@ -76,7 +75,7 @@ def load_run_report(metadata_path: str, run_id: str | None = None) -> RunReport:
     report.transform_graph_uri = _uri(produced, "Transform", "TransformGraph")
     report.evaluation_uri = _uri(produced, "Evaluator", "ModelEvaluation")
     if report.evaluation_uri:
-        candidate, baseline = _model_names(report.evaluation_uri)
+        candidate, baseline = model_names(report.evaluation_uri)
         result = tfma.load_eval_result(report.evaluation_uri, model_name=candidate)
         report.metrics = _slice_metrics(result)
         report.texts = _slice_texts(result)
@@ -88,6 +87,7 @@ def load_run_report(metadata_path: str, run_id: str | None = None) -> RunReport:
         report.blessed = validation.validation_ok
         report.failures, report.failed_heads = _failures(validation)
     report.pushed_model = metadata.pushed_destination(produced)
+    report.serving_check = metadata.serving_check(produced)
     return report
 
 
@@ -139,16 +139,6 @@ def _slice_plots(result) -> dict[tuple[str, str], dict]:
             if by_sub_key.get(""):
                 plots[(_slice_name(slice_key), head)] = by_sub_key[""]
     return plots
-
-
-def _model_names(evaluation_uri: str) -> tuple[str | None, str | None]:
-    """(candidate, baseline) model names in an evaluation, from the eval_config.json TFMA wrote beside it; the
-    baseline is None on a run without one (the first blessing), and then the candidate has no name."""
-    with tf.io.gfile.GFile(os.path.join(evaluation_uri, "eval_config.json")) as f:
-        specs = json.load(f)["evalConfig"].get("modelSpecs", [])
-    candidate = next((s.get("name") for s in specs if not s.get("isBaseline")), None)
-    baseline = next((s.get("name") for s in specs if s.get("isBaseline")), None)
-    return candidate or None, baseline
 
 
 def _overall(metrics: dict[tuple[str, str], dict[str, float]]) -> dict[str, dict[str, float]]:
