@@ -1,5 +1,5 @@
 """The `mtl` entry point and one handler per sub-command (run, runs, report, predict, generate-logs, schema accept,
-the Kubeflow commands); `pipeline.cli.parser` holds their options."""
+serving list / rollback / promote, the Kubeflow commands); `pipeline.cli.parser` holds their options."""
 
 import dataclasses
 import gc
@@ -15,6 +15,7 @@ from absl import logging as absl_logging
 from config import PipelineConfig, UserError
 from pipeline.cli.environment import environment_problem
 from pipeline.cli.parser import build_parser
+from pipeline.reports.text import format_number
 
 
 def _config(args) -> PipelineConfig:
@@ -78,11 +79,15 @@ def _runs(args) -> int:
     """`mtl runs`: the recorded runs, newest first, as a table; returns the exit code."""
     from pipeline.reports.write import run_rows
 
-    rows = run_rows(_metadata_path(args.output_dir), PipelineConfig.from_yaml(args.config))
+    _print_table(run_rows(_metadata_path(args.output_dir), PipelineConfig.from_yaml(args.config)))
+    return 0
+
+
+def _print_table(rows: list[list[str]]) -> None:
+    """Prints ``rows`` (the header first) as columns padded to their widest cell, two spaces apart."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    return 0
 
 
 def _report(args) -> int:
@@ -137,6 +142,66 @@ def _schema_accept(args) -> int:
     from pipeline.guards.schema_store import accept_latest_schema
 
     print(f"accepted: {accept_latest_schema(args.output_dir)}")
+    return 0
+
+
+def _serving_model(args) -> tuple[str, str]:
+    """The base directory and the name of the model a serving command acts on: <serving-dir>/<name>, the name from
+    --model-name, else the config's."""
+    name = args.model_name or PipelineConfig.from_yaml(args.config).name
+    return os.path.join(args.serving_dir, name), name
+
+
+def _serving_list(args) -> int:
+    """`mtl serving list`: the pushed versions, newest first, as a table (version, pushed at, run, each head's key
+    metric, labels); returns the exit code."""
+    from components.serving_versions import list_rows
+
+    base, _ = _serving_model(args)
+    rows = list_rows(base)
+    if not rows:
+        raise UserError(f"{base}: no pushed versions here; check --serving-dir and --model-name (or --config)")
+    _print_table([["version", "pushed at", "run", "key metrics", "labels"], *map(_serving_row, rows)])
+    return 0
+
+
+def _serving_row(row: dict) -> list[str]:
+    """A row of `mtl serving list`: the push record's values as plain text, "-" for those it lacks."""
+    metrics = ", ".join(f"{_plain(head)} {_plain(metric.get('metric'))}={_plain_number(metric.get('value'))}"
+                        for head, metric in row["metrics"].items())
+    return [str(row["version"]), _plain(row["pushed_at"]), _plain(row["run"]), metrics or "-",
+            ", ".join(map(_plain, row["labels"])) or "-"]
+
+
+def _plain(value) -> str:
+    """A value from a file users can write, as plain text on one line: whitespace folded to single spaces, any other
+    unprintable character (a terminal escape, a bidirectional override) shown as "?"; "-" when it is None or
+    empty."""
+    text = " ".join(str(value).split()) if value is not None else ""
+    return "".join(char if char.isprintable() else "?" for char in text) or "-"
+
+
+def _plain_number(value) -> str:
+    return format_number(value) if isinstance(value, int | float) else _plain(value)
+
+
+def _serving_rollback(args) -> int:
+    """`mtl serving rollback [VERSION]`: points stable at VERSION (default: the newest older one); prints the move."""
+    from components.serving_versions import config_path, rollback
+
+    base, name = _serving_model(args)
+    old, new = rollback(base, name, args.version)
+    print(f"stable: {old} -> {new} ({config_path(base)})")
+    return 0
+
+
+def _serving_promote(args) -> int:
+    """`mtl serving promote`: makes the canary stable and removes the canary label; prints the move."""
+    from components.serving_versions import STABLE, config_path, promote, read_labels
+
+    base, name = _serving_model(args)
+    old = read_labels(base).get(STABLE)
+    print(f"stable: {old} -> {promote(base, name)}, canary label removed ({config_path(base)})")
     return 0
 
 
@@ -249,7 +314,8 @@ def main(argv=None) -> int:
     which it prints as one line. A run that fails otherwise prints one line naming its log
     (which holds the traceback) and returns 1; with --verbose, or outside a run, a bug keeps its traceback."""
     handlers = {"run": _run, "runs": _runs, "report": _report, "predict": _predict, "generate-logs": _generate_logs,
-                "schema accept": _schema_accept, "compile-kubeflow": _compile_kubeflow,
+                "schema accept": _schema_accept, "serving list": _serving_list, "serving rollback": _serving_rollback,
+                "serving promote": _serving_promote, "compile-kubeflow": _compile_kubeflow,
                 "submit-kubeflow": _submit_kubeflow, "schedule-kubeflow": _schedule_kubeflow}
     args = build_parser(handlers).parse_args(argv)
     if args.command != "run":  # no library start-up notes on the console (`mtl run` sends them to its log file)

@@ -13,8 +13,8 @@ DESCRIPTION = "`mtl`: the project's command line (run the pipeline, generate log
 
 
 def build_parser(handlers: dict[str, Callable]) -> argparse.ArgumentParser:
-    """The parser of every sub-command; ``handlers`` maps each name (``"schema accept"`` for the nested one) to the
-    function `mtl` calls with the parsed args."""
+    """The parser of every sub-command; ``handlers`` maps each name (``"schema accept"``, ``"serving list"`` for the
+    nested ones) to the function `mtl` calls with the parsed args."""
     parser = argparse.ArgumentParser(prog="mtl", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, add in (("run", _run), ("runs", _runs), ("report", _report), ("predict", _predict),
@@ -22,6 +22,9 @@ def build_parser(handlers: dict[str, Callable]) -> argparse.ArgumentParser:
                       ("submit-kubeflow", _submit_kubeflow), ("schedule-kubeflow", _schedule_kubeflow)):
         add(commands).set_defaults(handler=handlers[name])
     _schema_accept(_schema(commands)).set_defaults(handler=handlers["schema accept"])
+    serving = _serving(commands)
+    for name, add in (("list", _serving_list), ("rollback", _serving_rollback), ("promote", _serving_promote)):
+        add(serving).set_defaults(handler=handlers[f"serving {name}"])
     return parser
 
 
@@ -124,6 +127,46 @@ def _schema_accept(schema_commands) -> argparse.ArgumentParser:
         "accept", help="accept the schema inferred from the newest run's span (after a real change of the data)")
     accept.add_argument("--output-dir", default="outputs", help="the runs' output folder (default: %(default)s)")
     return accept
+
+
+def _serving(commands):
+    serving = commands.add_parser(
+        "serving", help="the pushed versions and the TF Serving labels (stable, canary) that point at them",
+        description="<serving-dir>/<name>/models.config tells TF Serving (--model_config_file) which versions to "
+                    "load and which the labels stable and canary name; these commands show and move the labels, "
+                    "never deleting a version.")
+    return serving.add_subparsers(dest="serving_command", required=True)
+
+
+def _with_serving_model(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of the serving commands: where the versions are and which model's they are."""
+    p.add_argument("--serving-dir", default="serving_model",
+                   help="the folder holding <name>/<version>/, as for `mtl run` (default: %(default)s)")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG),
+                   help="the pipeline config; the model name is its name (default: %(default)s)")
+    p.add_argument("--model-name", help="the model's name instead of the config's")
+    return p
+
+
+def _serving_list(serving_commands) -> argparse.ArgumentParser:
+    return _with_serving_model(serving_commands.add_parser(
+        "list", help="one row per pushed version, newest first",
+        description="One row per version: pushed at, the run that produced it, each head's key metric, the labels "
+                    "that point at it."))
+
+
+def _serving_rollback(serving_commands) -> argparse.ArgumentParser:
+    rollback = _with_serving_model(serving_commands.add_parser(
+        "rollback", help="point the stable label at an older version (nothing is deleted)",
+        description="Moves stable to VERSION; the next push gets a new, higher version and becomes stable."))
+    rollback.add_argument("version", nargs="?", type=int, metavar="VERSION",
+                          help="the version to serve as stable (default: the newest one older than stable)")
+    return rollback
+
+
+def _serving_promote(serving_commands) -> argparse.ArgumentParser:
+    return _with_serving_model(serving_commands.add_parser(
+        "promote", help="make the canary version stable and remove the canary label"))
 
 
 def _with_kubeflow_spec(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
