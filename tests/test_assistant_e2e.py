@@ -15,6 +15,7 @@ import tensorflow_transform as tft
 from config import PipelineConfig
 from data.assistant import AssistantSpec
 from data.writer import EVENTS_FILE, generate_logs
+from models import lite
 from pipeline.cli.main import main
 from pipeline.reports.run_report import OVERALL, load_run_report
 from pipeline.reports.write import write_reports
@@ -44,7 +45,7 @@ def run(tmp_path_factory):
 
 
 def _pushed(root, config):
-    (version,) = os.listdir(root / "serving" / config.name)
+    (version,) = [name for name in os.listdir(root / "serving" / config.name) if name.isdigit()]
     return str(root / "serving" / config.name / version)
 
 
@@ -56,6 +57,24 @@ def test_the_assistant_run_is_blessed_and_pushed_with_every_head_learned(run):
     assert overall["slots"]["span_f1"] > 0.5 and overall["slots"]["token_accuracy"] > 0.9
     assert overall["keywords"]["auc"] > 0.6
     assert overall["intent"]["unseen_label_count"] >= 0
+
+
+def test_the_assistant_ships_tflite_files_that_name_classes_and_tag_tokens_as_served(run):
+    root, config, report, _ = run
+    assert report.serving_check.startswith("passed: ")
+    version = _pushed(root, config)
+    model = tf.saved_model.load(version).signatures["serving_raw"]
+    text = ["play some jazz in the kitchen", "", "cancel my order from yesterday please"]
+    served = model(text=tf.constant(text), channel=tf.constant(["app", "web", "app"]))
+    shipped = os.listdir(os.path.join(version, "tflite"))  # those that passed parity: the float32 one at least
+    assert lite.FLOAT_FILE in shipped
+    for name in shipped:
+        on_device = lite.LiteRunner(os.path.join(version, "tflite", name))(
+            {"text": np.array(text, dtype=object), "channel": np.array(["app", "web", "app"], dtype=object)})
+        assert on_device["slots_tokens"].tolist() == served["slots_tokens"].numpy().tolist()
+        assert on_device["intent_classes"].tolist() == served["intent_classes"].numpy().tolist()
+        np.testing.assert_allclose(on_device["intent"], served["intent"].numpy(),
+                                   atol=1e-5 if name == lite.FLOAT_FILE else 0.05)
 
 
 def test_the_served_model_names_its_classes_and_tags_its_tokens(run):

@@ -17,11 +17,15 @@ import tensorflow as tf
 from browser import Browser, find_chromium, visible
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+from tensorflow_serving.apis import prediction_log_pb2
 
+from components import serving_check, serving_versions
 from components.anomaly_gate import AnomaliesFound
-from config import DEFAULT_CONFIG, BeamConfig, PipelineConfig, TaskConfig
+from components.serving_probe import raw_inputs
+from config import DEFAULT_CONFIG, BeamConfig, PipelineConfig, ServingConfig, TaskConfig
 from data.world import LogSpec
 from data.writer import generate_logs
+from models import lite
 from pipeline.cli.main import main
 from pipeline.guards.retrain import SpanAlreadyTrained
 from pipeline.guards.schema_store import accepted_schema_path
@@ -56,7 +60,9 @@ class Run:
                                          serving_dir=self.serving_dir, force=True))
 
     def versions(self):
-        return sorted(os.listdir(os.path.join(self.serving_dir, self.config.name)))
+        """The pushed version folders (the model config beside them is not one)."""
+        return sorted(name for name in os.listdir(os.path.join(self.serving_dir, self.config.name))
+                      if name.isdigit())
 
     def eval_examples(self):
         """The eval split of the first ingestion (every run here ingests the same logs)."""
@@ -71,7 +77,8 @@ def _small_config(log_root) -> PipelineConfig:
     so only click keeps its floor; every head keeps its no-regression tolerance. Beam runs inside each
     component's process (beam.workers 1), as the default does on 10,000 events; the first run uses worker
     processes. Every run trains from scratch (no warm start), so
-    that a candidate made worse on purpose stays worse."""
+    that a candidate made worse on purpose stays worse. Only the first run converts to TFLite (the tests of the
+    TFLite files read its push); the serving check sends 200 events and 50 batch-1 requests per signature."""
     config = PipelineConfig.from_yaml(DEFAULT_CONFIG)
     no_floor = {t.name: dataclasses.replace(t.blessing, bound=None) for t in config.tasks if t.name != "click"}
     tasks = tuple(dataclasses.replace(t, blessing=no_floor[t.name]) if t.name in no_floor else t
@@ -79,7 +86,8 @@ def _small_config(log_root) -> PipelineConfig:
     return config.replace(tasks=tasks, data=dataclasses.replace(config.data, log_root=str(log_root)),
                           model=dataclasses.replace(config.model, train_steps=500, epochs=5, eval_steps=8,
                                                     warm_start=False),
-                          beam=BeamConfig(workers=1))
+                          beam=BeamConfig(workers=1),
+                          serving=ServingConfig(tflite=False, check_events=200, latency_requests=50))
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +101,8 @@ def run(tmp_path_factory):
 def first(run):
     """The first run: Beam in two DirectRunner worker processes (the default picks processes only from 800,000
     events per span; this covers that path)."""
-    return run.execute(run.config.replace(beam=BeamConfig(workers=2)))
+    return run.execute(run.config.replace(beam=BeamConfig(workers=2),
+                                          serving=dataclasses.replace(run.config.serving, tflite=True)))
 
 
 def _present(example: tf.train.Example, key: str) -> bool:
@@ -403,3 +412,93 @@ def test_bad_prediction_requests_end_with_one_line_naming_the_line_and_feature(r
         assert main(["predict", "--model", first.pushed_model, "--tfrecord", str(path)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and re.search(message, err), err
+
+
+def _artifact(run, component: str, name: str, first: bool = True) -> str:
+    """The uri of a component's output artifact in the module's runs: the first one written, or the newest."""
+    uris = glob.glob(os.path.join(run.output_dir, "pipeline_root", component, name, "*"))
+    return (min if first else max)(uris, key=lambda path: int(os.path.basename(path)))
+
+
+def test_a_push_carries_warmup_requests_that_replay_tflite_files_and_the_model_config(run, first):
+    version = os.path.basename(first.pushed_model)
+    assert first.serving_check.startswith("passed: 200 events, batch-1 p99 ")
+    warmup = os.path.join(first.pushed_model, "assets.extra", serving_check.WARMUP_FILE)
+    records = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(warmup)]
+    model = tf.saved_model.load(first.pushed_model)
+    replayed = []
+    for record in records:
+        request = record.predict_log.request
+        assert request.model_spec.name == run.config.name
+        inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
+        outputs = model.signatures[request.model_spec.signature_name](**inputs)
+        assert all(np.isfinite(outputs[t.name].numpy()).all() for t in run.config.tasks)
+        replayed.append((request.model_spec.signature_name, len(next(iter(inputs.values())))))
+    assert sorted(replayed) == [("serving_default", 1), ("serving_default", 16), ("serving_raw", 1),
+                                ("serving_raw", 16)]
+    # The TFLite files that passed parity ship and give the served scores on eval events, from raw features alone;
+    # a file that did not pass says why (on 200 events one flipped argmax moves interest's accuracy by 0.0056).
+    with open(os.path.join(_artifact(run, "ServingCheck", "infra_blessing"), serving_check.CHECK_FILE)) as f:
+        parity = json.load(f)["tflite"]
+    assert lite.FLOAT_FILE in parity["shipped"]
+    for head in parity[lite.FLOAT_FILE]["heads"].values():
+        assert abs(head["tflite"] - head["saved_model"]) <= run.config.serving.tflite_tolerance
+    assert sorted(os.listdir(os.path.join(first.pushed_model, serving_check.LITE_DIR))) == sorted(parity["shipped"])
+    if lite.QUANTIZED_FILE not in parity["shipped"]:
+        assert parity[lite.QUANTIZED_FILE]["reason"].startswith(f"{lite.QUANTIZED_FILE} not shipped: parity fails on ")
+    events = [e.SerializeToString() for e in run.eval_examples()[:64]]
+    raw_signature = model.signatures["serving_raw"]
+    raw = raw_inputs(events, {k: s.dtype for k, s in raw_signature.structured_input_signature[1].items()})
+    served = raw_signature(**raw)
+    for name in parity["shipped"]:
+        on_device = lite.LiteRunner(os.path.join(first.pushed_model, serving_check.LITE_DIR, name))(raw)
+        for task in run.config.tasks:
+            np.testing.assert_allclose(on_device[task.name], served[task.name].numpy(),
+                                       atol=1e-4 if name == lite.FLOAT_FILE else 0.05)
+    base = os.path.dirname(first.pushed_model)
+    assert serving_versions.read_labels(base) == {"stable": int(version)}
+    assert serving_versions.read_push_record(first.pushed_model)["metrics"]["click"]["metric"] == "auc"
+
+
+def test_a_candidate_over_its_latency_slo_is_not_pushed_and_says_by_how_much(run, first):
+    before = run.versions()
+    config = run.config.replace(serving=dataclasses.replace(run.config.serving, latency_slo_ms=0.001))
+    slow = run.execute(config)
+    assert slow.blessed, slow.failures
+    assert re.fullmatch(r"FAILED: serving_default's batch-1 p99 latency is [\d.]+ ms, over serving\.latency_slo_ms "
+                        r"= 0\.001 ms \(50 requests\)", slow.serving_check), slow.serving_check
+    assert slow.pushed_model is None and run.versions() == before
+    assert serving_versions.read_labels(os.path.join(run.serving_dir, run.config.name)) == {"stable": int(before[-1])}
+
+
+class _NaNModel(tf.Module):
+    """A candidate that loads and answers, with NaN for every score."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def serve(self, examples):
+        return {"click": tf.fill(tf.shape(examples), float("nan"))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
+    def serve_raw(self, user_id):
+        return {"click": tf.fill(tf.shape(user_id), float("nan"))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def labels(self, examples):
+        return {"click_label": tf.zeros(tf.shape(examples)), "click_weight": tf.ones(tf.shape(examples))}
+
+
+def test_a_candidate_that_cannot_load_or_gives_nan_fails_the_serving_check_with_one_line(run, first, tmp_path):
+    examples = _artifact(run, "ImportExampleGen", "examples")
+    broken = tmp_path / "broken"
+    shutil.copytree(_artifact(run, "Trainer", "model"), broken)
+    (broken / serving_check.SERVING_MODEL_DIR / "saved_model.pb").write_bytes(b"not a SavedModel")
+    with pytest.raises(serving_check.CheckFailed,
+                       match=r"^a fresh process could not load the model or answer a request: \w+"):
+        serving_check.check(run.config, str(broken), examples, str(tmp_path / "out-broken"))
+    nan = _NaNModel()
+    tf.saved_model.save(nan, str(tmp_path / "nan" / serving_check.SERVING_MODEL_DIR),
+                        signatures={"serving_default": nan.serve, "serving_raw": nan.serve_raw,
+                                    "transform_features": nan.labels})
+    with pytest.raises(serving_check.CheckFailed,
+                       match=r"^serving_default gives a non-finite 'click' for 200 of 200 eval events$"):
+        serving_check.check(run.config, str(tmp_path / "nan"), examples, str(tmp_path / "out-nan"))
