@@ -6,7 +6,7 @@ files. So the on-device graph is the serving graph with Transform's part rebuilt
 z-score's mean and standard deviation read off the Transform graph by transforming two probe values; hash buckets
 and bucket boundaries are constants already. The model and the heads' outputs are the serving module's own
 (``ServingModule.predict``), so the outputs have the same names as ``serving_raw``'s. Its parity with the
-SavedModel is checked on eval events before a file ships (``components.serving_check``).
+SavedModel is checked on test events before a file ships (``components.serving_check``).
 
 Two files: ``model.tflite`` (float32) and ``model_dynamic_range.tflite`` (weights stored as int8 and dequantized
 by the kernels that read them: TFLite's dynamic-range quantization). Ops that TFLite has no kernel for (string
@@ -74,10 +74,15 @@ class LiteModule(tf.Module):
         self.serving = serving
         constants = _TransformConstants(serving, tf_transform_output)
         self._transforms = {f.name: feature_kinds.on_device_transform(f, constants) for f in features}
+        spec = tf_transform_output.transformed_feature_spec()
+        self._shapes = {f.name: [-1, *spec[f.name].shape] for f in features}
         self.tables = constants.tables
 
     def serve(self, features: dict[str, tf.Tensor]) -> dict:
-        transformed = {name: transform(features[name]) for name, transform in self._transforms.items()}
+        # Each model input in the shape Transform gives it: a Select TF op's output has no static shape, and without
+        # the reshape TFLite's first batch-1 call would prepare the ops after it with a scalar there.
+        transformed = {name: tf.reshape(transform(features[name]), self._shapes[name])
+                       for name, transform in self._transforms.items()}
         return self.serving.predict(transformed, features)
 
 
