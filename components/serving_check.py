@@ -1,14 +1,14 @@
-"""ServingCheck: loads a blessed candidate in a fresh process and sends it requests built from eval events before
+"""ServingCheck: loads a blessed candidate in a fresh process and sends it requests built from test events before
 the Pusher may ship it; builds the TF Serving warm-up records and judges the TFLite files' parity on the way.
 
-TFX's InfraValidator does this with a TF Serving binary in Docker or Kubernetes; this check needs neither. A
-child Python process loads the SavedModel as a model server does, from its folder and nothing else, and answers
-``serving.check_events`` eval events through ``serving_default`` (serialized tf.Examples) and ``serving_raw``
-(one named tensor per raw feature), then ``serving.latency_requests`` batch-1 requests through each. The check
-passes only when the child loads the model and answers every request within ``serving.timeout_s``, every score
-is finite, the two signatures agree within ``serving.tolerance`` (max absolute difference, every output), and
-each signature's batch-1 p99 latency is within ``serving.latency_slo_ms``. A candidate that fails is not pushed;
-the artifact's ``reason`` says which check and by how much.
+TFX's InfraValidator does this with a TF Serving binary in Docker or Kubernetes; this check needs neither. A child
+Python process loads the SavedModel as a model server does, from its folder and nothing else, and answers
+``serving.check_events`` test events (the Evaluator's) through ``serving_default`` (serialized tf.Examples) and
+``serving_raw`` (one named tensor per raw feature), then ``serving.latency_requests`` batch-1 requests through
+each. The check passes only when the child loads the model and answers every request within ``serving.timeout_s``,
+every score is finite, the two signatures agree within ``serving.tolerance`` (max absolute difference, every
+output), and each signature's batch-1 p99 latency is within ``serving.latency_slo_ms``. A candidate that fails is
+not pushed; the artifact's ``reason`` says which check and by how much.
 
 The TFLite files the Trainer wrote (``models.lite``) are run on the same events: a file ships only when each
 head's key metric is within ``serving.tflite_tolerance`` (float32) or ``serving.quantized_tolerance``
@@ -34,7 +34,7 @@ from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 from tfx import v1 as tfx
 
 from components.serving_probe import latencies_ms
-from config import PipelineConfig, ServingConfig, from_custom_config
+from config import TEST, PipelineConfig, ServingConfig, from_custom_config
 from models import lite
 from models.signatures import RAW_SIGNATURE, SERVING_SIGNATURE
 from models.tasks import make_tasks
@@ -51,9 +51,9 @@ class CheckFailed(Exception):
     """The candidate fails a check; the message is the one line that says which and by how much."""
 
 
-def eval_events(examples_uri: str, limit: int) -> list[bytes]:
-    """The first ``limit`` serialized events of an Examples artifact's eval split."""
-    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, "Split-eval", "*")))
+def test_events(examples_uri: str, limit: int) -> list[bytes]:
+    """The first ``limit`` serialized events of an Examples artifact's test split (the Evaluator's)."""
+    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{TEST}", "*")))
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit)
     return [record.numpy() for record in dataset]
 
@@ -92,14 +92,14 @@ def judge_answers(answers: dict[str, np.ndarray], serving: ServingConfig, measur
             if values.dtype.kind == "f" and not np.isfinite(values).all():
                 bad = int((~np.isfinite(values.reshape(len(values), -1))).any(axis=1).sum())
                 raise CheckFailed(f"serving_{signature} gives a non-finite '{name}' for {bad} of {len(values)} "
-                                  "eval events")
+                                  "test events")
     differences = {}
     for name in outputs:
         a, b = answers[f"default/{name}"], answers[f"raw/{name}"]
         if a.dtype.kind == "f":
             differences[name] = float(np.max(np.abs(a - b))) if a.size else 0.0
         elif not np.array_equal(a, b):
-            raise CheckFailed(f"serving_default and serving_raw give different '{name}' for the same eval events")
+            raise CheckFailed(f"serving_default and serving_raw give different '{name}' for the same test events")
     measured["max_signature_difference"] = differences
     worst = max(differences, key=differences.get, default=None)
     if worst is not None and differences[worst] > serving.tolerance:
@@ -147,8 +147,15 @@ def _lite_parity(config: PipelineConfig, lite_dir: str, raw: dict[str, np.ndarra
         path = os.path.join(lite_dir, name)
         if not tf.io.gfile.exists(path):
             continue
-        runner = lite.LiteRunner(path)
-        outputs = runner(raw)
+        try:  # a fresh interpreter's first call of batch 1 (as an app makes it), then the whole batch
+            runner = lite.LiteRunner(path)
+            runner({k: v[:1] for k, v in raw.items()})
+            outputs = runner(raw)
+        except (RuntimeError, ValueError) as error:
+            reason = " ".join(str(error).split())
+            report[name] = {"reason": f"{name} not shipped: the interpreter fails on it: {reason}"}
+            PROGRESS.info(f"ServingCheck: {report[name]['reason']}")
+            continue
         times = latencies_ms(lambda **one: runner(one), raw, config.serving.latency_requests)  # noqa: B023
         heads, failures = {}, []
         for task in tasks:
@@ -174,12 +181,12 @@ def _lite_parity(config: PipelineConfig, lite_dir: str, raw: dict[str, np.ndarra
 
 
 def check(config: PipelineConfig, model_uri: str, examples_uri: str, out_dir: str) -> dict:
-    """Runs every check of the candidate in the Model artifact at ``model_uri`` on the eval events of the
+    """Runs every check of the candidate in the Model artifact at ``model_uri`` on the test events of the
     Examples artifact at ``examples_uri``; writes the warm-up records and the TFLite files that pass to
     ``out_dir``; returns what it measured. Raises CheckFailed (one line) when the candidate must not be pushed."""
-    events = eval_events(examples_uri, config.serving.check_events)
+    events = test_events(examples_uri, config.serving.check_events)
     if not events:
-        raise CheckFailed(f"the eval split of {examples_uri} has no events to send")
+        raise CheckFailed(f"the test split of {examples_uri} has no events to send")
     measured = {"events": len(events)}
     with tempfile.TemporaryDirectory(prefix="serving-check-") as work:
         started = time.time()
