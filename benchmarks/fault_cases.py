@@ -117,9 +117,10 @@ def _presplit_without_eval_conversions(work, good):
     examples = _examples(os.path.join(good, "span-1"))
     _write(os.path.join(root, "span-1", "train"), examples[: len(examples) * 4 // 5])
     evaluation = examples[len(examples) * 4 // 5:]
+    _write(os.path.join(root, "span-1", "test"), evaluation[len(evaluation) // 2:])
     for example in evaluation:
         example.features.feature.pop("conversion", None)
-    _write(os.path.join(root, "span-1", "eval"), evaluation)
+    _write(os.path.join(root, "span-1", "eval"), evaluation[:len(evaluation) // 2])
     return root
 
 

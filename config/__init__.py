@@ -10,7 +10,7 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from config.contract import from_custom_config, to_custom_config
+from config.contract import SPLITS, TEST, TRAIN, VALIDATION, from_custom_config, to_custom_config
 from config.errors import ConfigError, UserError
 from config.registry import (
     Architecture,
@@ -40,7 +40,8 @@ from config.schema import (
     VertexTrainingConfig,
 )
 
-__all__ = ["Architecture", "Balancing", "BeamConfig", "BlessingConfig", "ConfigError", "DEFAULT_CONFIG", "DataConfig",
+__all__ = ["SPLITS", "TEST", "TRAIN", "VALIDATION",
+           "Architecture", "Balancing", "BeamConfig", "BlessingConfig", "ConfigError", "DEFAULT_CONFIG", "DataConfig",
            "Distribution", "EvaluationConfig", "FeatureConfig", "FeatureKind", "HeadCopies", "IdUpdates",
            "LossNormalization", "ModelConfig", "PipelineConfig", "SequenceEncoder", "ServingConfig", "TaskConfig",
            "TaskType", "TextSharing", "Tokenizer", "UserError",

@@ -251,22 +251,27 @@ class DataConfig:
 
     Each run ingests one span (``span``: the latest, or N); Transform and Trainer use the newest
     ``train_spans`` spans ingested so far (earlier spans are ingested by earlier runs, e.g. ``--span 1``).
+    Three splits: ``train`` (the Trainer fits on it), ``eval`` (the Trainer's validation: early stopping and each
+    head's best epoch) and ``test`` (the Evaluator's metrics, blessing and report: events nothing was chosen on),
+    by hash in ``train_buckets`` : ``eval_buckets`` : ``test_buckets`` (default 8 : 1 : 1), or, with
+    ``presplit``, the span's ``train/``, ``eval/`` and ``test/`` folders.
     """
 
     log_root: str = "data/logs"
     span: str | int = "latest"
     train_spans: int = 1
     presplit: bool = False
-    train_buckets: int = 4
+    train_buckets: int = 8
     eval_buckets: int = 1
+    test_buckets: int = 1
     schema_path: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "span", str(self.span))
         _require(self.span == "latest" or self.span.isdigit(), f"data.span '{self.span}' is not 'latest' or N")
         _require(self.train_spans >= 1, "data.train_spans must be >= 1")
-        _require(self.train_buckets >= 1 and self.eval_buckets >= 1,
-                 "data.train_buckets and data.eval_buckets must be >= 1")
+        for name in ("train_buckets", "eval_buckets", "test_buckets"):
+            _require(getattr(self, name) >= 1, f"data.{name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -311,7 +316,7 @@ class EvaluationConfig:
 class ServingConfig:
     """The serving check between blessing and push (``components.serving_check``) and what a push carries.
 
-    The check loads the candidate in a fresh process and sends it ``check_events`` eval events through both
+    The check loads the candidate in a fresh process and sends it ``check_events`` test events through both
     signatures, then ``latency_requests`` batch-1 requests through each: it passes when every request answers
     within ``timeout_s``, every score is finite, the two signatures and the checking process's own copy agree
     within ``tolerance`` (max absolute score difference), and each signature's batch-1 p99 is at most

@@ -9,7 +9,7 @@ from components.anomaly_gate import AnomalyGate
 from components.atomic_pusher import AtomicPusher
 from components.schema_curation import CurateSchema
 from components.serving_check import ServingCheck
-from config import DataConfig, PipelineConfig, to_custom_config
+from config import SPLITS, TEST, TRAIN, VALIDATION, DataConfig, PipelineConfig, to_custom_config
 from models.builder import check_model_config
 from models.evaluation.eval_config import make_eval_config
 
@@ -69,10 +69,12 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
     # Train on the newest `train_spans` ingested spans; statistics and validation look at the new span alone.
     span_window = _span_window(example_gen, config.data.train_spans) if config.data.train_spans > 1 else None
 
-    # Features and (label, weight) pairs from the config; the same graph is baked into the serving model.
+    # Features and (label, weight) pairs from the config; the same graph is baked into the serving model. Analyzed on
+    # train; the test split is not transformed, so the Trainer cannot read it.
     transform = tfx.components.Transform(
         examples=span_window.outputs["examples"] if span_window else example_gen.outputs["examples"],
         schema=schema,
+        splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, VALIDATION]),
         preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config)
     transform.add_upstream_node(anomaly_gate)
 
@@ -95,19 +97,21 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema,
-        train_args=tfx.proto.TrainArgs(num_steps=config.model.train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=config.model.eval_steps),
+        train_args=tfx.proto.TrainArgs(splits=[TRAIN], num_steps=config.model.train_steps),
+        eval_args=tfx.proto.EvalArgs(splits=[VALIDATION], num_steps=config.model.eval_steps),
         base_model=baseline_resolver.outputs["model"] if config.model.warm_start else None,
         custom_config=trainer_config)
 
-    # Per-head, per-slice metrics on the eval split; blesses only if every head passes its thresholds.
+    # Per-head, per-slice metrics on the test split, which neither training nor selection saw; blesses only if every
+    # head passes its thresholds.
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
+        example_splits=[TEST],
         model=trainer.outputs["model"],
         baseline_model=baseline_resolver.outputs["model"],
         eval_config=make_eval_config(config))
 
-    # Load a blessed model in a fresh process and send it eval events through both signatures before it may ship:
+    # Load a blessed model in a fresh process and send it test events through both signatures before it may ship:
     # it answers, its scores are finite and agree, its batch-1 p99 is within the SLO; also the warm-up records and
     # the TFLite files that keep each head's metric.
     serving_check = ServingCheck(
@@ -162,7 +166,7 @@ def _span_window(example_gen, num_spans: int) -> tfx.dsl.Resolver:
 
 
 def _input_config(data: DataConfig) -> tfx.proto.Input:
-    splits = ["train", "eval"] if data.presplit else []
+    splits = list(SPLITS) if data.presplit else []
     return tfx.proto.Input(splits=[tfx.proto.Input.Split(name=name, pattern=f"span-{{SPAN}}/{name}/*")
                                    for name in splits]
                            or [tfx.proto.Input.Split(name="single_split", pattern="span-{SPAN}/*.tfrecord*")])
@@ -170,8 +174,7 @@ def _input_config(data: DataConfig) -> tfx.proto.Input:
 
 def _hash_split(data: DataConfig) -> tfx.proto.Output:
     return tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
-        tfx.proto.SplitConfig.Split(name="train", hash_buckets=data.train_buckets),
-        tfx.proto.SplitConfig.Split(name="eval", hash_buckets=data.eval_buckets)]))
+        tfx.proto.SplitConfig.Split(name=name, hash_buckets=getattr(data, f"{name}_buckets")) for name in SPLITS]))
 
 
 def _range_config(data: DataConfig):

@@ -69,7 +69,10 @@ def test_the_assistant_ships_tflite_files_that_name_classes_and_tag_tokens_as_se
     shipped = os.listdir(os.path.join(version, "tflite"))  # those that passed parity: the float32 one at least
     assert lite.FLOAT_FILE in shipped
     for name in shipped:
-        on_device = lite.LiteRunner(os.path.join(version, "tflite", name))(
+        runner = lite.LiteRunner(os.path.join(version, "tflite", name))
+        assert runner({"text": np.array(text[:1], dtype=object), "channel": np.array(["app"], dtype=object)}
+                      )["slots_tags"].shape == (1, 64)  # a first call of batch 1, as an app makes it
+        on_device = runner(
             {"text": np.array(text, dtype=object), "channel": np.array(["app", "web", "app"], dtype=object)})
         assert on_device["slots_tokens"].tolist() == served["slots_tokens"].numpy().tolist()
         assert on_device["intent_classes"].tolist() == served["intent_classes"].numpy().tolist()

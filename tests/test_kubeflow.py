@@ -14,7 +14,7 @@ from pipeline.runners import IMAGE_SETUP_FILE
 
 COMPONENTS = ["ImportExampleGen", "previous_statistics_resolver", "StatisticsGen", "SchemaGen", "CurateSchema",
               "ExampleValidator", "AnomalyGate", "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator",
-              "Pusher"]
+              "ServingCheck", "Pusher"]
 
 
 def test_compiles_to_a_pipeline_spec_with_every_component(tmp_path):
@@ -34,6 +34,10 @@ def test_compiles_to_a_pipeline_spec_with_every_component(tmp_path):
     assert any(t.startswith("AnomalyGate") for t in tasks["Transform"].dependent_tasks)
     assert any(t.startswith("previous_statistics_resolver") for t in tasks["StatisticsGen"].dependent_tasks)
     assert "AtomicPusher" in tasks["Pusher"].component_ref.name or "AtomicPusher" in text
+    assert any(t.startswith("ServingCheck") for t in tasks["Pusher"].dependent_tasks)
+    splits = job["pipelineSpec"]["root"]["dag"]["tasks"]["Evaluator"]["inputs"]["parameters"]["example_splits"]
+    value = splits["runtimeValue"].get("constantValue", splits["runtimeValue"].get("constant"))  # by KFP version
+    assert json.loads(value["stringValue"] if isinstance(value, dict) else value) == ["test"]  # the test split alone
 
 
 def test_span_window_is_refused_with_a_clear_error(tmp_path, capsys):

@@ -64,16 +64,16 @@ class Run:
         return sorted(name for name in os.listdir(os.path.join(self.serving_dir, self.config.name))
                       if name.isdigit())
 
-    def eval_examples(self):
-        """The eval split of the first ingestion (every run here ingests the same logs)."""
+    def test_examples(self):
+        """The test split (the Evaluator's) of the first ingestion (every run here ingests the same logs)."""
         outputs = glob.glob(os.path.join(self.output_dir, "pipeline_root", "ImportExampleGen", "examples", "*"))
         first = min(outputs, key=lambda path: int(os.path.basename(path)))
         return [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(
-            glob.glob(os.path.join(first, "Split-eval", "*")), compression_type="GZIP")]
+            glob.glob(os.path.join(first, "Split-test", "*")), compression_type="GZIP")]
 
 
 def _small_config(log_root) -> PipelineConfig:
-    """The default config on small logs: ~400 eval conversions are too few for value floors on the sparse heads,
+    """The default config on small logs: ~200 test conversions are too few for value floors on the sparse heads,
     so only click keeps its floor; every head keeps its no-regression tolerance. Beam runs inside each
     component's process (beam.workers 1), as the default does on 10,000 events; the first run uses worker
     processes. Every run trains from scratch (no warm start), so
@@ -119,8 +119,24 @@ def test_every_head_has_metrics_overall_and_per_slice(run, first):
         assert any(s.startswith("item_category=") and h == task.name for s, h in first.metrics)
 
 
+def test_the_trainer_never_reads_a_test_event_nor_the_evaluator_a_validation_event(run, first):
+    transformed = glob.glob(os.path.join(run.output_dir, "pipeline_root", "Transform", "transformed_examples", "*",
+                                         "Split-*"))
+    assert {os.path.basename(path) for path in transformed} == {"Split-train", "Split-eval"}
+    store = metadata_store.MetadataStore(metadata_store_pb2.ConnectionConfig(
+        sqlite=metadata_store_pb2.SqliteMetadataSourceConfig(filename_uri=os.path.join(run.output_dir,
+                                                                                        "metadata.db"))))
+    properties = {}
+    for execution in store.get_executions():
+        for name in ("train_args", "eval_args", "example_splits"):
+            if name in execution.custom_properties:  # TFX records exec properties there, protos as JSON
+                properties[name] = json.loads(execution.custom_properties[name].string_value)
+    assert properties["train_args"]["splits"] == ["train"] and properties["eval_args"]["splits"] == ["eval"]
+    assert properties["example_splits"] == ["test"]  # and its example counts are the test split's (below)
+
+
 def test_example_count_per_head_equals_present_labels(run, first):
-    examples = run.eval_examples()
+    examples = run.test_examples()
     counts = {t.name: sum(_present(e, t.label_key) for e in examples) for t in run.config.tasks}
     assert counts["click"] == len(examples) > counts["interest"] > counts["conversion"] == counts["watch_time"] > 0
     for name, count in counts.items():
@@ -128,8 +144,8 @@ def test_example_count_per_head_equals_present_labels(run, first):
 
 
 def test_heads_learn(run, first):
-    assert first.metrics[(OVERALL, "click")]["auc"] > 0.56  # ~2,000 eval events: 3 standard errors above 0.5
-    interests = [e.features.feature["interest"].int64_list.value for e in run.eval_examples()]
+    assert first.metrics[(OVERALL, "click")]["auc"] > 0.56  # ~1,000 test events: 3 standard errors above 0.5
+    interests = [e.features.feature["interest"].int64_list.value for e in run.test_examples()]
     classes = np.bincount([v[0] for v in interests if v and v[0] >= 0])
     majority = classes.max() / classes.sum()
     assert first.metrics[(OVERALL, "interest")]["sparse_categorical_accuracy"] > majority + 0.02
@@ -151,7 +167,7 @@ def test_first_run_is_blessed_and_pushed_model_answers_requests(run, first):
     (version,) = run.versions()
     assert first.pushed_model == os.path.join(run.serving_dir, run.config.name, version)
     serve = tf.saved_model.load(first.pushed_model).signatures["serving_default"]
-    requests = [e.SerializeToString() for e in run.eval_examples()[:8]]
+    requests = [e.SerializeToString() for e in run.test_examples()[:8]]
     outputs = serve(examples=tf.constant(requests))
     assert sorted(outputs) == sorted(t.name for t in run.config.tasks)
     assert outputs["click"].shape == (8,) and outputs["interest"].shape == (8, 5)
@@ -164,7 +180,7 @@ def test_first_run_is_blessed_and_pushed_model_answers_requests(run, first):
 
 def test_served_model_treats_a_non_finite_input_as_missing(run, first):
     serve = tf.saved_model.load(first.pushed_model).signatures["serving_default"]
-    example = run.eval_examples()[0]
+    example = run.test_examples()[0]
     variants = []
     for price in (float("inf"), float("nan"), 0.0):  # 0.0: what a missing number becomes
         changed = tf.train.Example.FromString(example.SerializeToString())
@@ -205,7 +221,7 @@ def test_anomalies_stop_the_run_before_transform(run, first, tmp_path):
     broken = tmp_path / "logs" / "span-1"
     broken.mkdir(parents=True)
     with tf.io.TFRecordWriter(str(broken / "events.tfrecord.gz"), "GZIP") as writer:
-        for example in run.eval_examples():  # a device the schema's domain has never seen
+        for example in run.test_examples():  # a device the schema's domain has never seen
             example.features.feature["device"].bytes_list.value[:] = [b"smart_tv"]
             writer.write(example.SerializeToString())
     config = run.config.replace(data=dataclasses.replace(run.config.data, log_root=str(tmp_path / "logs"),
@@ -222,7 +238,7 @@ def test_the_first_run_accepts_its_schema_and_a_drifted_span_stops_before_transf
     drifted = tmp_path / "logs" / "span-1"
     drifted.mkdir(parents=True)
     with tf.io.TFRecordWriter(str(drifted / "events.tfrecord.gz"), "GZIP") as writer:
-        for example in run.eval_examples():  # every impression on mobile: a device mix the last span never had
+        for example in run.test_examples():  # every impression on mobile: a device mix the last span never had
             example.features.feature["device"].bytes_list.value[:] = [b"mobile"]
             writer.write(example.SerializeToString())
     served_before = run.versions()
@@ -309,7 +325,7 @@ def test_bad_data_stops_before_any_component_and_the_served_model_keeps_answerin
     span_dir.mkdir()
     if fault:
         with tf.io.TFRecordWriter(str(span_dir / "events.tfrecord.gz"), "GZIP") as writer:
-            for example in run.eval_examples():
+            for example in run.test_examples():
                 fault(example)
                 writer.write(example.SerializeToString())
     code = main(["run", "--log-root", str(logs), "--output-dir", run.output_dir, "--serving-dir", run.serving_dir])
@@ -317,7 +333,7 @@ def test_bad_data_stops_before_any_component_and_the_served_model_keeps_answerin
     assert code == 2 and str(span_dir) in line and fragment in line, line
     assert run.versions() == served_before
     serve = tf.saved_model.load(first.pushed_model).signatures["serving_default"]
-    outputs = serve(examples=tf.constant([e.SerializeToString() for e in run.eval_examples()[:3]]))
+    outputs = serve(examples=tf.constant([e.SerializeToString() for e in run.test_examples()[:3]]))
     assert np.all(np.isfinite(outputs["click"].numpy()))
 
 
@@ -355,7 +371,7 @@ def test_mtl_runs_lists_every_recorded_run_newest_first(run, first, capsys):
 
 
 def test_json_and_example_signatures_give_the_same_scores(run, first, tmp_path, capsys):
-    examples = run.eval_examples()[:6]
+    examples = run.test_examples()[:6]
     with open(tmp_path / "events.jsonl", "w") as f:
         for example in examples:
             row = {}
@@ -379,7 +395,7 @@ def test_json_and_example_signatures_give_the_same_scores(run, first, tmp_path, 
 
 
 def test_bad_prediction_requests_end_with_one_line_naming_the_line_and_feature(run, first, tmp_path, capsys):
-    (example,) = run.eval_examples()[:1]
+    (example,) = run.test_examples()[:1]
     good = {}
     for feature in run.config.features:
         values = example.features.feature[feature.name]
@@ -436,7 +452,7 @@ def test_a_push_carries_warmup_requests_that_replay_tflite_files_and_the_model_c
         replayed.append((request.model_spec.signature_name, len(next(iter(inputs.values())))))
     assert sorted(replayed) == [("serving_default", 1), ("serving_default", 16), ("serving_raw", 1),
                                 ("serving_raw", 16)]
-    # The TFLite files that passed parity ship and give the served scores on eval events, from raw features alone;
+    # The TFLite files that passed parity ship and give the served scores on test events, from raw features alone;
     # a file that did not pass says why (on 200 events one flipped argmax moves interest's accuracy by 0.0056).
     with open(os.path.join(_artifact(run, "ServingCheck", "infra_blessing"), serving_check.CHECK_FILE)) as f:
         parity = json.load(f)["tflite"]
@@ -446,12 +462,15 @@ def test_a_push_carries_warmup_requests_that_replay_tflite_files_and_the_model_c
     assert sorted(os.listdir(os.path.join(first.pushed_model, serving_check.LITE_DIR))) == sorted(parity["shipped"])
     if lite.QUANTIZED_FILE not in parity["shipped"]:
         assert parity[lite.QUANTIZED_FILE]["reason"].startswith(f"{lite.QUANTIZED_FILE} not shipped: parity fails on ")
-    events = [e.SerializeToString() for e in run.eval_examples()[:64]]
+    events = [e.SerializeToString() for e in run.test_examples()[:64]]
     raw_signature = model.signatures["serving_raw"]
     raw = raw_inputs(events, {k: s.dtype for k, s in raw_signature.structured_input_signature[1].items()})
     served = raw_signature(**raw)
     for name in parity["shipped"]:
-        on_device = lite.LiteRunner(os.path.join(first.pushed_model, serving_check.LITE_DIR, name))(raw)
+        runner = lite.LiteRunner(os.path.join(first.pushed_model, serving_check.LITE_DIR, name))
+        one = runner({k: v[:1] for k, v in raw.items()})  # a first call of batch 1, as an app makes it
+        assert one["interest"].shape == (1, 5)
+        on_device = runner(raw)
         for task in run.config.tasks:
             np.testing.assert_allclose(on_device[task.name], served[task.name].numpy(),
                                        atol=1e-4 if name == lite.FLOAT_FILE else 0.05)

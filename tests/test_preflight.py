@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from helpers import GOOD_LOG_EVENTS
 
-from config import DEFAULT_CONFIG, PipelineConfig
+from config import DEFAULT_CONFIG, PipelineConfig, UserError
 from data.writer import EVENTS_FILE
 from pipeline.cli.main import main
 from pipeline.guards.preflight import check_logs
@@ -59,6 +59,27 @@ def test_good_logs_pass_and_say_what_will_be_ingested(good_logs):
     ingestion = check_logs(config.replace(data=dataclasses.replace(config.data, log_root=str(good_logs))))
     assert ingestion.span == 1
     assert ingestion.events == {str(good_logs / "span-1" / EVENTS_FILE): GOOD_LOG_EVENTS}
+
+
+def test_presplit_logs_need_train_eval_and_test_folders(good_logs, tmp_path):
+    examples = _examples(good_logs)
+    for split, part in (("train", examples[:200]), ("eval", examples[200:])):
+        folder = tmp_path / "logs" / "span-1" / split
+        folder.mkdir(parents=True)
+        with tf.io.TFRecordWriter(str(folder / EVENTS_FILE), "GZIP") as writer:
+            for example in part:
+                writer.write(example.SerializeToString())
+    config = PipelineConfig.from_yaml(DEFAULT_CONFIG)
+    config = config.replace(data=dataclasses.replace(config.data, log_root=str(tmp_path / "logs"), presplit=True))
+    with pytest.raises(UserError) as refused:
+        check_logs(config)
+    assert str(refused.value) == (
+        f"{tmp_path / 'logs' / 'span-1'}: no files match 'test/*'; presplit logs need train/, eval/ (the Trainer's "
+        "validation) and test/ (the Evaluator's) folders: move part of eval/ into test/, or set data.presplit: "
+        "false to split every span by hash")
+    (tmp_path / "logs" / "span-1" / "eval").rename(tmp_path / "logs" / "span-1" / "test")
+    shutil.copytree(tmp_path / "logs" / "span-1" / "test", tmp_path / "logs" / "span-1" / "eval")
+    assert sorted(check_logs(config).events.values()) == [100, 100, 200]
 
 
 def test_missing_log_root(tmp_path, capsys):

@@ -50,11 +50,11 @@ def test_answers_that_are_finite_agree_and_keep_the_slo_pass_and_are_measured():
 
 @pytest.mark.parametrize("changes, message", [
     ({"raw/click": np.array([0.25, np.nan], np.float32)},
-     "serving_raw gives a non-finite 'click' for 1 of 2 eval events"),
+     "serving_raw gives a non-finite 'click' for 1 of 2 test events"),
     ({"raw/click": np.array([0.25, 0.5005], np.float32)},
      "serving_default and serving_raw differ by 0.0005 on 'click' (serving.tolerance = 0.0001)"),
     ({"raw/intent_classes": np.array([b"a", b"c"])},
-     "serving_default and serving_raw give different 'intent_classes' for the same eval events"),
+     "serving_default and serving_raw give different 'intent_classes' for the same test events"),
     ({"latency/raw": np.concatenate([np.full(98, 3.0), [60.0, 80.0]])},
      "serving_raw's batch-1 p99 latency is 60.2 ms, over serving.latency_slo_ms = 50 ms (100 requests)"),
 ])

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from config import FeatureConfig, FeatureKind, PipelineConfig, UserError
+from config import SPLITS, FeatureConfig, FeatureKind, PipelineConfig, UserError
 from models import text
 from models.builder import check_model_config
 from models.features import KINDS
@@ -77,10 +77,14 @@ def check_logs(config: PipelineConfig) -> Ingestion:
     if span not in spans:
         raise PreflightError(f"data.span {span}: {span_dir} does not exist (spans there: "
                              f"{', '.join(map(str, spans))})")
-    patterns = ["train/*", "eval/*"] if config.data.presplit else ["*.tfrecord*"]
+    patterns = [f"{split}/*" for split in SPLITS] if config.data.presplit else ["*.tfrecord*"]
     events = {}
     for pattern in patterns:
         files = sorted(tf.io.gfile.glob(os.path.join(span_dir, pattern)))
+        if not files and config.data.presplit:
+            raise PreflightError(f"{span_dir}: no files match '{pattern}'; presplit logs need train/, eval/ (the "
+                                 "Trainer's validation) and test/ (the Evaluator's) folders: move part of eval/ into "
+                                 "test/, or set data.presplit: false to split every span by hash")
         if not files:
             latest = " (the latest span)" if config.data.span == "latest" else ""
             raise PreflightError(f"{span_dir}{latest}: no files match '{pattern}'; write that span's logs, or run an "

@@ -46,7 +46,7 @@ def tag_ids(rows: list[list[bytes]], slot_types: list[bytes]) -> tuple[np.ndarra
 
 def best_achievable(span_dir: str | Path, event_ids: set[bytes] | None = None) -> dict[str, float]:
     """{``intent_accuracy``, ``sentiment_accuracy``, ``keyword_auc``, ``slot_f1``: the truth's score} on the
-    labelled events of the assistant span in ``span_dir`` (only those in ``event_ids``, e.g. an eval split, when
+    labelled events of the assistant span in ``span_dir`` (only those in ``event_ids``, e.g. a test split, when
     given)."""
     records = tf.data.TFRecordDataset(str(Path(span_dir) / EVENTS_FILE), compression_type="GZIP")
     examples = [tf.train.Example.FromString(record.numpy()).features.feature for record in records]
