@@ -195,3 +195,17 @@ def test_same_names_and_values_as_tfma_own_metrics(tmp_path):
         assert set(ours) == set(dict(_numbers(expected))), key
         for path, value in _numbers(expected):
             assert ours[path] == (pytest.approx(value, rel=1e-6, abs=1e-6) if isinstance(value, float) else value)
+
+
+def test_a_summary_ships_its_histograms_by_their_filled_bins_and_comes_back_the_same():
+    import pickle
+
+    summary = _summary(BINARY, [1, 0, 1, 0], [0.9, 0.8, 0.2, 0.1], [1, 1, 2, 0.5])
+    shipped = pickle.dumps(summary)
+    assert len(shipped) < 2_000  # not 2 x 9,999 float64 bins (160 KB)
+    back = pickle.loads(shipped)
+    assert np.flatnonzero(back.positives).tolist() == [int(0.2 * 9_999), int(0.9 * 9_999)]
+    np.testing.assert_array_equal(back.positives, summary.positives)
+    np.testing.assert_array_equal(back.negatives, summary.negatives)
+    np.testing.assert_array_equal(back.plot, summary.plot)
+    assert _value(hm.HeadAUC, back) == _value(hm.HeadAUC, summary)

@@ -24,6 +24,7 @@ from models.evaluation.summary import Part
 
 AUC_THRESHOLDS = 10_000  # TFMA's default for AUC and AUCPrecisionRecall
 FOLD_EVERY = 1_024  # examples buffered before they are folded into the histograms
+_HISTOGRAMS = ("positives", "negatives")  # HeadSummary's AUC histograms, AUC_THRESHOLDS - 1 bins each
 
 
 class HeadSummary:
@@ -49,6 +50,24 @@ class HeadSummary:
         self.token_hits = self.token_weight = 0.0
         empty = np.zeros(0, np.int64) if Part.SPANS in self.parts else None
         self.span_correct, self.span_gold, self.span_predicted = empty, empty, empty
+
+    def __getstate__(self) -> dict:
+        """The summary as Beam ships it between stages: the AUC histograms by their non-empty bins only. A slice's
+        summary mostly has far fewer examples than bins, and TFMA's jackknife ships 20 per slice and head."""
+        state = self.__dict__.copy()
+        for name in _HISTOGRAMS:
+            if state[name] is not None:
+                filled = np.flatnonzero(state[name])
+                state[name] = (state[name].size, filled.astype(np.int32), state[name][filled])
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        for name in _HISTOGRAMS:
+            if state[name] is not None:
+                size, filled, values = state[name]
+                state[name] = np.zeros(size)
+                state[name][filled] = values
+        self.__dict__.update(state)
 
     def add(self, label, prediction, weight) -> None:
         """Buffers one example's arrays; folds the buffer when it is full."""
