@@ -307,9 +307,18 @@ class ValidationConfig:
 
 @dataclass(frozen=True)
 class EvaluationConfig:
-    """TFMA slices (raw feature names) beside the overall slice."""
+    """TFMA slices (raw feature names) beside the overall slice; ``confidence_intervals``: TFMA's jackknife
+    intervals (20 buckets of the test events) for every metric on every slice, and for each head's change against
+    the baseline, paired on the same events; ``min_slice_examples``: the report marks a slice with fewer labelled
+    events than this as too small to read much into."""
 
     slices: tuple[str, ...] = ()
+    confidence_intervals: bool = True
+    min_slice_examples: int = 200
+
+    def __post_init__(self):
+        _require(self.min_slice_examples >= 0, f"evaluation.min_slice_examples must be >= 0, got "
+                                               f"{self.min_slice_examples}")
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,8 @@ def _small_config(log_root) -> PipelineConfig:
     component's process (beam.workers 1), as the default does on 10,000 events; the first run uses worker
     processes. Every run trains from scratch (no warm start), so
     that a candidate made worse on purpose stays worse. Only the first run converts to TFLite (the tests of the
-    TFLite files read its push); the serving check sends 200 events and 50 batch-1 requests per signature."""
+    TFLite files read its push) and computes confidence intervals; the serving check sends 200 events and 50
+    batch-1 requests per signature."""
     config = PipelineConfig.from_yaml(DEFAULT_CONFIG)
     no_floor = {t.name: dataclasses.replace(t.blessing, bound=None) for t in config.tasks if t.name != "click"}
     tasks = tuple(dataclasses.replace(t, blessing=no_floor[t.name]) if t.name in no_floor else t
@@ -87,6 +88,7 @@ def _small_config(log_root) -> PipelineConfig:
                           model=dataclasses.replace(config.model, train_steps=500, epochs=5, eval_steps=8,
                                                     warm_start=False),
                           beam=BeamConfig(workers=1),
+                          evaluation=dataclasses.replace(config.evaluation, confidence_intervals=False),
                           serving=ServingConfig(tflite=False, check_events=200, latency_requests=50))
 
 
@@ -102,7 +104,9 @@ def first(run):
     """The first run: Beam in two DirectRunner worker processes (the default picks processes only from 800,000
     events per span; this covers that path)."""
     return run.execute(run.config.replace(beam=BeamConfig(workers=2),
-                                          serving=dataclasses.replace(run.config.serving, tflite=True)))
+                                          serving=dataclasses.replace(run.config.serving, tflite=True),
+                                          evaluation=dataclasses.replace(run.config.evaluation,
+                                                                         confidence_intervals=True)))
 
 
 def _present(example: tf.train.Example, key: str) -> bool:
@@ -133,6 +137,18 @@ def test_the_trainer_never_reads_a_test_event_nor_the_evaluator_a_validation_eve
                 properties[name] = json.loads(execution.custom_properties[name].string_value)
     assert properties["train_args"]["splits"] == ["train"] and properties["eval_args"]["splits"] == ["eval"]
     assert properties["example_splits"] == ["test"]  # and its example counts are the test split's (below)
+
+
+def test_every_head_has_a_confidence_interval_around_its_metrics_on_every_slice(run, first):
+    for (slice_name, head), values in first.metrics.items():
+        task = next(t for t in run.config.tasks if t.name == head)
+        lower, upper = first.intervals[(slice_name, head)][task.key_metric_name]
+        if values[task.key_metric_name] == values[task.key_metric_name]:  # AUC is NaN on a slice of one class
+            assert lower <= values[task.key_metric_name] <= upper, (slice_name, head)
+    overall = first.intervals[(OVERALL, "click")]["auc"]
+    small = min((values["example_count"], name) for (name, head), values in first.metrics.items() if head == "click")
+    wide = first.intervals[(small[1], "click")]["auc"]
+    assert wide[1] - wide[0] > overall[1] - overall[0]  # the smallest slice knows its AUC least well
 
 
 def test_example_count_per_head_equals_present_labels(run, first):
@@ -262,7 +278,7 @@ def test_a_non_default_model_runs_end_to_end(run, tmp_path):
     report = other.execute()
     assert {head for _, head in report.metrics} == {t.name for t in other.config.tasks}
     assert report.metrics[(OVERALL, "click")]["auc"] > 0.56
-    examples = other.eval_examples()
+    examples = other.test_examples()
     clicked = sum(_present(e, "reactions") for e in examples)
     assert clicked == sum(e.features.feature["click"].int64_list.value[0] for e in examples)
     assert report.metrics[(OVERALL, "reactions")]["example_count"] == clicked
@@ -519,5 +535,5 @@ def test_a_candidate_that_cannot_load_or_gives_nan_fails_the_serving_check_with_
                         signatures={"serving_default": nan.serve, "serving_raw": nan.serve_raw,
                                     "transform_features": nan.labels})
     with pytest.raises(serving_check.CheckFailed,
-                       match=r"^serving_default gives a non-finite 'click' for 200 of 200 eval events$"):
+                       match=r"^serving_default gives a non-finite 'click' for 200 of 200 test events$"):
         serving_check.check(run.config, str(tmp_path / "nan"), examples, str(tmp_path / "out-nan"))

@@ -20,7 +20,8 @@ PLOT_BUCKETS = 20
 
 def make_eval_config(config: PipelineConfig) -> config_pb2.EvalConfig:
     """The Evaluator's EvalConfig; create_pipeline calls it. Per head: its type's metrics, weighted by
-    ``<task>_weight`` so missing labels count for nothing; slices: overall and each configured feature."""
+    ``<task>_weight`` so missing labels count for nothing; slices: overall and each configured feature; TFMA's
+    jackknife intervals when ``evaluation.confidence_intervals``."""
     tasks = make_tasks(config.tasks)
     model_spec = config_pb2.ModelSpec(
         signature_name=signatures.SERVING_SIGNATURE,
@@ -29,10 +30,15 @@ def make_eval_config(config: PipelineConfig) -> config_pb2.EvalConfig:
         example_weight_keys={t.name: t.weight_feature for t in tasks})
     slicing_specs = [config_pb2.SlicingSpec()]
     slicing_specs += [config_pb2.SlicingSpec(feature_keys=[name]) for name in config.evaluation.slices]
+    options = config_pb2.Options()
+    if config.evaluation.confidence_intervals:
+        options.compute_confidence_intervals.value = True
+        options.confidence_intervals.method = config_pb2.ConfidenceIntervalOptions.JACKKNIFE
     return config_pb2.EvalConfig(
         model_specs=[model_spec],
         slicing_specs=slicing_specs,
-        metrics_specs=[config_pb2.MetricsSpec(output_names=[t.name], metrics=_metric_configs(t)) for t in tasks])
+        metrics_specs=[config_pb2.MetricsSpec(output_names=[t.name], metrics=_metric_configs(t)) for t in tasks],
+        options=options)
 
 
 def _metric_configs(task: Task) -> list[config_pb2.MetricConfig]:

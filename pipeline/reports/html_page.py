@@ -29,6 +29,7 @@ th:first-child,td:first-child{text-align:left} th{background:#f5f5f5}
 .verdict{font-size:20px;font-weight:600;padding:10px 14px;border-radius:6px;display:inline-block}
 .blessed{background:#e3f4e1;color:#1b5e20} .not-blessed{background:#fde2e1;color:#8e1b16}
 .pass{color:#1b5e20;font-weight:600} .fail{color:#b71c1c;font-weight:600} .muted{color:#777}
+.interval{color:#555;font-size:90%} .few{color:#8a6d00;font-size:85%} .few-row td{background:#fffbe6}
 .plots{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start} figure{margin:0}
 figcaption{font-size:13px;color:#555;max-width:460px}
 """
@@ -55,7 +56,8 @@ def render(config: PipelineConfig, report: RunReport, *, limits: dict[str, dict[
              f"<h1>{_e(config.name)}</h1><p class='muted'>run {_e(report.run_id)}, {format_time(report.started)}</p>",
              _verdict(tasks, report, history)]
     for task in tasks:
-        parts.append(_head_section(task, report, limits.get(task.name, {}), (class_names or {}).get(task.name)))
+        parts.append(_head_section(task, report, limits.get(task.name, {}), (class_names or {}).get(task.name),
+                                   config.evaluation.min_slice_examples))
     parts += [_data_section(report, data, anomalies),
               _training_section(tasks, training, config.model.per_head_selection),
               _components_section(report), "</body></html>"]
@@ -75,49 +77,64 @@ def _verdict(tasks: list[Task], report: RunReport, history: list[PastRun]) -> st
         value = report.metrics.get((OVERALL, task.name), {}).get(key)
         baseline = report.baseline.get(task.name, {}).get(key)
         change = None if value is None or baseline is None else value - baseline
+        intervals = report.intervals.get((OVERALL, task.name), {})
         verdict = ("<span class='fail'>fail</span>" if task.name in report.failed_heads
                    else "<span class='pass'>pass</span>" if report.blessed is not None else "")
         trend = [run.key_metrics[task.name] for run in history if task.name in run.key_metrics]
         rows.append(f"<tr id='verdict-{_e(task.name)}'><td><a href='#head-{_e(task.name)}'>{_e(task.name)}</a></td>"
-                    f"<td>{_e(key)}</td><td>{format_number(value)}</td><td>{format_number(baseline) or '—'}</td>"
-                    f"<td>{_signed(change)}</td><td>{_e(task.blessing_rule.describe())}</td><td>{verdict}</td>"
+                    f"<td>{_e(key)}</td><td>{format_number(value)}{_interval(intervals.get(key))}</td>"
+                    f"<td>{format_number(baseline) or '—'}</td>"
+                    f"<td>{_signed(change)}{_interval(intervals.get(f'{key}_diff'))}</td>"
+                    f"<td>{_e(task.blessing_rule.describe())}</td><td>{verdict}</td>"
                     f"<td>{_sparkline([*trend, value] if value is not None else trend)}</td></tr>")
     failures = "".join(f"<li>{_e(f)}</li>" for f in report.failures)
     return (f"<section id='verdict'><p><span class='verdict {blessed[1]}'>{blessed[0]}</span> &nbsp;{pushed}</p>"
             f"<p>Ingested and trained on: {_e(report.ingested)}</p>"
-            "<table><tr><th>head</th><th>key metric</th><th>this model</th><th>baseline (last blessed)</th>"
-            "<th>change</th><th>blessing rule</th><th>verdict</th><th>trend over runs</th></tr>"
+            "<table><tr><th>head</th><th>key metric</th><th>this model [95% interval]</th>"
+            "<th>baseline (last blessed)</th><th>change [95% interval, paired]</th><th>blessing rule</th>"
+            "<th>verdict</th><th>trend over runs</th></tr>"
             + "".join(rows) + "</table>" + (f"<ul>{failures}</ul>" if failures else "") + "</section>")
 
 
-def _head_section(task: Task, report: RunReport, limit: dict[str, float], class_names: list[str] | None) -> str:
+def _head_section(task: Task, report: RunReport, limit: dict[str, float], class_names: list[str] | None,
+                  min_examples: int) -> str:
     rows = sorted(((s, values) for (s, h), values in report.metrics.items() if h == task.name),
                   key=lambda row: (row[0] != OVERALL, row[0]))
     if not rows:
         return f"<section id='head-{_e(task.name)}'><h2>{_e(task.name)}</h2><p>not evaluated</p></section>"
     names = [n for n in sorted(rows[0][1]) if not n.endswith("_diff") and n != "weighted_example_count"]
-    table = ["<table><tr><th>slice</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr>"]
+    key = task.key_metric_name
+    table = ["<table><tr><th>slice</th>" + "".join(f"<th>{_e(n)}</th>" for n in names)
+             + f"<th>{_e(key)} 95% interval</th></tr>"]
     for name, values in rows:
-        table.append(f"<tr><td>{_e(name)}</td>" + "".join(f"<td>{format_number(values.get(n))}</td>" for n in names)
-                     + "</tr>")
+        few = (values.get("example_count") or 0) < min_examples
+        label = (f"{_e(name)} <span class='few'>(fewer than {min_examples} labelled events: a wide interval)</span>"
+                 if few else _e(name))
+        interval = report.intervals.get((name, task.name), {}).get(key)
+        row_class = " class='few-row'" if few else ""
+        table.append(f"<tr{row_class}><td>{label}</td>"
+                     + "".join(f"<td>{format_number(values.get(n))}</td>" for n in names)
+                     + f"<td>{_interval(interval, bare=True) or '—'}</td></tr>")
         if name == OVERALL and limit:
             table.append("<tr class='muted'><td>Bayes limit (overall, from the generator's truth)</td>"
                          + "".join(f"<td>{format_number(limit.get(n))}</td>" for n in names) + "</tr>")
     table.append("</table>")
-    key = task.key_metric_name
-    bars = [(name, values.get(key), values.get("example_count")) for name, values in rows]
-    figures = [_figure(_bar_chart(bars), f"{key} per slice, with each slice's example count")]
-    plot = report.plots.get((OVERALL, task.name), {})
-    if "calibrationHistogramBuckets" in plot:
-        figures.append(_figure(_calibration_chart(plot["calibrationHistogramBuckets"].get("buckets", [])),
-                               "TFMA calibration plot (overall): mean label against mean prediction per bucket of "
-                               "the prediction; the diagonal is perfect calibration"))
-    if "multiClassConfusionMatrixAtThresholds" in plot:
-        many = class_names and len(class_names) > CONFUSION_CLASSES
-        shown = f"the {CONFUSION_CLASSES} most frequent true classes" if many else "every class"
-        figures.append(_figure(_confusion_matrix(plot["multiClassConfusionMatrixAtThresholds"], class_names),
-                               f"TFMA confusion matrix (overall, {shown}): rows are the true class, columns the "
-                               "predicted"))
+    bars = [(name, values.get(key), values.get("example_count"),
+             report.intervals.get((name, task.name), {}).get(key)) for name, values in rows]
+    figures = [_figure(_bar_chart(bars), f"{key} per slice, with its 95% interval (where computed) and each "
+                                         "slice's example count")]
+    for name, _ in rows[:1 + PLOTTED_SLICES]:  # overall, then the first slices
+        plot = report.plots.get((name, task.name), {})
+        if "calibrationHistogramBuckets" in plot:
+            figures.append(_figure(_calibration_chart(plot["calibrationHistogramBuckets"].get("buckets", [])),
+                                   f"TFMA calibration plot ({_e(name)}): mean label against mean prediction per "
+                                   "bucket of the prediction; the diagonal is perfect calibration"))
+        if "multiClassConfusionMatrixAtThresholds" in plot:
+            many = class_names and len(class_names) > CONFUSION_CLASSES
+            shown = f"the {CONFUSION_CLASSES} most frequent true classes" if many else "every class"
+            figures.append(_figure(_confusion_matrix(plot["multiClassConfusionMatrixAtThresholds"], class_names),
+                                   f"TFMA confusion matrix ({_e(name)}, {shown}): rows are the true class, columns "
+                                   "the predicted"))
     counts = report.texts.get((OVERALL, task.name), {}).get("span_counts_by_type")
     if counts:
         figures.append(_figure(_span_types(json.loads(counts), class_names or []),
@@ -191,21 +208,42 @@ def _figure(svg: str, caption: str) -> str:
     return f"<figure>{svg}<figcaption>{_e(caption)}</figcaption></figure>"
 
 
-def _bar_chart(rows: list[tuple[str, float | None, float | None]], width: int = 460) -> str:
-    """Horizontal bars of a metric per slice, the slice's example count written beside each bar."""
-    values = [v for _, v, _ in rows if v is not None and v == v]
+def _bar_chart(rows: list[tuple[str, float | None, float | None, tuple[float, float] | None]],
+               width: int = 460) -> str:
+    """Horizontal bars of a metric per slice, a whisker over each bar's 95% interval where there is one, and the
+    slice's example count written beside each bar."""
+    values = [v for _, v, _, _ in rows if v is not None and v == v]
+    values += [interval[1] for *_, interval in rows if interval and interval[1] == interval[1]]
     top = max(values, default=1.0) or 1.0
     line, label_width, bar_width = 18, 170, width - 170 - 110
+
+    def x(value: float) -> float:
+        return label_width + max(0.0, bar_width * value / top)
+
     parts = [f"<svg class='chart' role='img' xmlns='http://www.w3.org/2000/svg' width='{width}' "
              f"height='{line * len(rows) + 8}'>"]
-    for i, (name, value, count) in enumerate(rows):
+    for i, (name, value, count, interval) in enumerate(rows):
         y = 4 + i * line
         length = 0 if value is None or value != value else max(1, bar_width * value / top)
+        end = label_width + length
         parts.append(f"<text x='{label_width - 6}' y='{y + 13}' text-anchor='end' font-size='12'>{_e(name[:26])}"
                      f"</text><rect x='{label_width}' y='{y + 2}' width='{length:.1f}' height='{line - 5}' "
-                     f"fill='{_PALETTE[0] if i else _PALETTE[1]}'/><text x='{label_width + length + 4:.1f}' "
-                     f"y='{y + 13}' font-size='11'>{format_number(value)} (n={format_number(count)})</text>")
+                     f"fill='{_PALETTE[0] if i else _PALETTE[1]}'/>")
+        if interval and interval[0] == interval[0] and interval[1] == interval[1]:
+            end = max(end, x(interval[1]))
+            parts.append(f"<line class='interval' x1='{x(interval[0]):.1f}' x2='{x(interval[1]):.1f}' "
+                         f"y1='{y + 8}' y2='{y + 8}' stroke='#222' stroke-width='1.5'/>")
+        parts.append(f"<text x='{end + 4:.1f}' y='{y + 13}' font-size='11'>{format_number(value)} "
+                     f"(n={format_number(count)})</text>")
     return "".join(parts) + "</svg>"
+
+
+def _interval(bounds: tuple[float, float] | None, bare: bool = False) -> str:
+    """`` [lower, upper]`` (or ``lower – upper`` when ``bare``) of a 95% interval; "" when there is none."""
+    if not bounds:
+        return ""
+    text = f"{format_number(bounds[0])} – {format_number(bounds[1])}"
+    return text if bare else f" <span class='interval'>[{text}]</span>"
 
 
 def _calibration_chart(buckets: list[dict]) -> str:
@@ -221,6 +259,7 @@ def _calibration_chart(buckets: list[dict]) -> str:
 
 
 CONFUSION_CLASSES = 10  # a head with more classes shows the most frequent true ones
+PLOTTED_SLICES = 4  # TFMA plots per head: overall and this many slices (in the table's order)
 
 
 def _confusion_matrix(data: dict, names: list[str] | None = None) -> str:

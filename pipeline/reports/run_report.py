@@ -24,6 +24,8 @@ class RunReport:
     started: float = 0.0  # unix seconds
     metrics: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # (slice, head) -> values
     texts: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # (slice, head) -> text metrics
+    # (slice, head) -> {metric: (lower, upper)}: 95% intervals, with evaluation.confidence_intervals
+    intervals: dict[tuple[str, str], dict[str, tuple[float, float]]] = field(default_factory=dict)
     baseline: dict[str, dict[str, float]] = field(default_factory=dict)  # head -> the baseline model's, overall
     plots: dict[tuple[str, str], dict] = field(default_factory=dict)  # (slice, head) -> TFMA plot data
     evaluation_uri: str | None = None
@@ -78,6 +80,7 @@ def load_run_report(metadata_path: str, run_id: str | None = None) -> RunReport:
         candidate, baseline = model_names(report.evaluation_uri)
         result = tfma.load_eval_result(report.evaluation_uri, model_name=candidate)
         report.metrics = _slice_metrics(result)
+        report.intervals = _slice_intervals(result)
         report.texts = _slice_texts(result)
         report.plots = _slice_plots(result)
         if baseline is not None:
@@ -85,7 +88,7 @@ def load_run_report(metadata_path: str, run_id: str | None = None) -> RunReport:
                                                                             model_name=baseline)))
         validation = tfma.load_validation_result(report.evaluation_uri)
         report.blessed = validation.validation_ok
-        report.failures, report.failed_heads = _failures(validation)
+        report.failures, report.failed_heads = _failures(validation, report.intervals)
     report.pushed_model = metadata.pushed_destination(produced)
     report.serving_check = metadata.serving_check(produced)
     return report
@@ -109,13 +112,31 @@ def _slice_name(slice_key) -> str:
 
 
 def _slice_metrics(result) -> dict[tuple[str, str], dict[str, float]]:
+    """{(slice, head): {metric: value}}: the point estimate of each number TFMA computed (with confidence
+    intervals on, its value on every test event, not the intervals' mean)."""
     table = {}
     for slice_key, by_output in result.slicing_metrics:
         for head, by_sub_key in by_output.items():
             values = by_sub_key.get("", {})
             # float(): the JSON form writes NaN (e.g. AUC on a slice with one class) as the string "NaN".
-            table[(_slice_name(slice_key), head)] = {metric: float(value["doubleValue"])
-                                                     for metric, value in values.items() if "doubleValue" in value}
+            table[(_slice_name(slice_key), head)] = {
+                metric: float(value["doubleValue"] if "doubleValue" in value else value["boundedValue"]["value"])
+                for metric, value in values.items() if "doubleValue" in value or "boundedValue" in value}
+    return table
+
+
+def _slice_intervals(result) -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
+    """{(slice, head): {metric: (lower, upper)}}: TFMA's 95% interval of each number it gave one (a metric's
+    ``<name>_diff`` against the baseline included: paired, on the same test events)."""
+    table = {}
+    for slice_key, by_output in result.slicing_metrics:
+        for head, by_sub_key in by_output.items():
+            bounded = {metric: value["boundedValue"] for metric, value in by_sub_key.get("", {}).items()
+                       if "boundedValue" in value}
+            if bounded:
+                table[(_slice_name(slice_key), head)] = {
+                    metric: (float(b.get("lowerBound", "NaN")), float(b.get("upperBound", "NaN")))
+                    for metric, b in bounded.items()}
     return table
 
 
@@ -145,14 +166,17 @@ def _overall(metrics: dict[tuple[str, str], dict[str, float]]) -> dict[str, dict
     return {head: values for (name, head), values in metrics.items() if name == OVERALL}
 
 
-def _failures(validation) -> tuple[list[str], set[str]]:
-    """One line per failed blessing threshold (head/metric, its value or change, the threshold it failed), and
-    the heads that failed one."""
+def _failures(validation, intervals: dict) -> tuple[list[str], set[str]]:
+    """One line per failed blessing threshold (head/metric, its value or change with its 95% interval where TFMA
+    gave one, the threshold it failed), and the heads that failed one."""
     lines, heads = [], set()
     for per_slice in validation.metric_validations_per_slice:
         for failure in per_slice.failures:
             key, value = failure.metric_key, format_number(failure.metric_value.double_value.value)
-            measured = f"changed by {value} against the baseline" if key.is_diff else f"= {value}"
+            bounds = intervals.get((OVERALL, key.output_name), {}).get(f"{key.name}_diff" if key.is_diff else key.name)
+            within = (f" (95% interval {format_number(bounds[0])} to {format_number(bounds[1])}"
+                      f"{', paired on the same test events' if key.is_diff else ''})") if bounds else ""
+            measured = f"changed by {value}{within} against the baseline" if key.is_diff else f"= {value}{within}"
             lines.append(f"{key.output_name}/{key.name} {measured}: failed {one_line(failure.metric_threshold)}")
             heads.add(key.output_name)
     return lines, heads
