@@ -15,15 +15,18 @@ pytestmark = pytest.mark.e2e
 
 
 def _config(log_root, span: int, train_steps: int) -> PipelineConfig:
-    """The default model with warm start on ``span``: ``train_steps`` in 3 epochs, Beam in-process, and no value
-    floors on 5,000 events but click's (TFMA blesses a first model only against a value bound: no baseline yet)."""
+    """The default model with warm start on ``span``: ``train_steps`` in 3 epochs, Beam in-process, no confidence
+    intervals or TFLite files (the pipeline e2e tests check those), and no value floors on 5,000 events but click's
+    (TFMA blesses a first model only against a value bound: no baseline yet)."""
     config = PipelineConfig.from_yaml(DEFAULT_CONFIG)
     tasks = tuple(dataclasses.replace(t, blessing=dataclasses.replace(t.blessing, bound=0.5 if t.name == "click"
                                                                       else None)) for t in config.tasks)
     return config.replace(tasks=tasks, data=dataclasses.replace(config.data, log_root=str(log_root), span=span),
                           model=dataclasses.replace(config.model, warm_start=True, train_steps=train_steps, epochs=3,
                                                     eval_steps=8),
-                          beam=BeamConfig(workers=1))
+                          beam=BeamConfig(workers=1),
+                          evaluation=dataclasses.replace(config.evaluation, confidence_intervals=False),
+                          serving=dataclasses.replace(config.serving, tflite=False))
 
 
 def _run(output_dir, serving_dir, config):
