@@ -26,6 +26,7 @@ from config import DEFAULT_CONFIG, BeamConfig, PipelineConfig, ServingConfig, Ta
 from data.world import LogSpec
 from data.writer import generate_logs
 from models import lite
+from models.tasks import make_tasks
 from pipeline.cli.main import main
 from pipeline.guards.retrain import SpanAlreadyTrained
 from pipeline.guards.schema_store import accepted_schema_path
@@ -141,7 +142,7 @@ def test_the_trainer_never_reads_a_test_event_nor_the_evaluator_a_validation_eve
 
 def test_every_head_has_a_confidence_interval_around_its_metrics_on_every_slice(run, first):
     for (slice_name, head), values in first.metrics.items():
-        task = next(t for t in run.config.tasks if t.name == head)
+        task = next(t for t in make_tasks(run.config.tasks) if t.name == head)
         lower, upper = first.intervals[(slice_name, head)][task.key_metric_name]
         if values[task.key_metric_name] == values[task.key_metric_name]:  # AUC is NaN on a slice of one class
             assert lower <= values[task.key_metric_name] <= upper, (slice_name, head)
@@ -492,7 +493,8 @@ def test_a_push_carries_warmup_requests_that_replay_tflite_files_and_the_model_c
                                        atol=1e-4 if name == lite.FLOAT_FILE else 0.05)
     base = os.path.dirname(first.pushed_model)
     assert serving_versions.read_labels(base) == {"stable": int(version)}
-    assert serving_versions.read_push_record(first.pushed_model)["metrics"]["click"]["metric"] == "auc"
+    record = serving_versions.read_push_record(first.pushed_model)
+    assert record["metrics"]["click"] == {"metric": "auc", "value": first.metrics[(OVERALL, "click")]["auc"]}
 
 
 def test_a_candidate_over_its_latency_slo_is_not_pushed_and_says_by_how_much(run, first):

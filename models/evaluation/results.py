@@ -27,7 +27,8 @@ def overall_key_metrics(evaluation_uri: str, tasks: list[Task]) -> dict[str, dic
     overall = next((by_output for key, by_output in result.slicing_metrics if not key), {})
     metrics = {}
     for task in tasks:
-        value = overall.get(task.name, {}).get("", {}).get(task.key_metric_name, {}).get("doubleValue")
+        metric = overall.get(task.name, {}).get("", {}).get(task.key_metric_name, {})
+        value = metric.get("doubleValue", metric.get("boundedValue", {}).get("value"))  # bounded: intervals on
         if value is not None:
             metrics[task.name] = {"metric": task.key_metric_name, "value": float(value)}
     return metrics
