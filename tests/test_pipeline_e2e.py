@@ -513,7 +513,10 @@ def test_a_push_carries_warmup_requests_that_replay_tflite_files_and_the_model_c
 
 def test_a_candidate_over_its_latency_slo_is_not_pushed_and_says_by_how_much(run, first):
     before = run.versions()
-    config = run.config.replace(serving=dataclasses.replace(run.config.serving, latency_slo_ms=0.001))
+    # blessed whatever a retrained head's seed noise does (conversion moves ~0.02 AUC on ~200 test labels)
+    tasks = tuple(dataclasses.replace(t, blessing=dataclasses.replace(t.blessing, tolerance=1.0, bound=None))
+                  for t in run.config.tasks)
+    config = run.config.replace(tasks=tasks, serving=dataclasses.replace(run.config.serving, latency_slo_ms=0.001))
     slow = run.execute(config)
     assert slow.blessed, slow.failures
     assert re.fullmatch(r"FAILED: serving_default's batch-1 p99 latency is [\d.]+ ms, over serving\.latency_slo_ms "
