@@ -110,6 +110,7 @@ def measure(model_dir: str, examples_file: str, calls: int) -> dict[str, dict[st
     """{way of serving: {p50_ms, p99_ms, examples_per_second, mb}} for one SavedModel and its TFLite files."""
     import tensorflow as tf
 
+    from components.serving_probe import raw_inputs
     from models import lite
 
     model = tf.saved_model.load(model_dir)
@@ -118,9 +119,7 @@ def measure(model_dir: str, examples_file: str, calls: int) -> dict[str, dict[st
         serialized += serialized
     raw = model.signatures["serving_raw"]
     specs = raw.structured_input_signature[1]
-    parsed = {k: v.numpy() for k, v in tf.io.parse_example(serialized, {
-        name: tf.io.FixedLenFeature([], spec.dtype, default_value="" if spec.dtype == tf.string else 0)
-        for name, spec in specs.items()}).items()}
+    parsed = raw_inputs(serialized, {name: spec.dtype for name, spec in specs.items()})
     examples = np.array(serialized, dtype=object)
     saved_mb = _size_mb(model_dir)
     ways = {

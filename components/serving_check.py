@@ -143,6 +143,8 @@ def _lite_parity(config: PipelineConfig, lite_dir: str, raw: dict[str, np.ndarra
             measured["tflite"] = {"shipped": [], "reason": f.read().strip()}
         return
     tasks = make_tasks(config.tasks)
+    labels = {t.name: (answers[f"labels/{t.label_feature}"], answers[f"labels/{t.weight_feature}"]) for t in tasks}
+    saved_model = {t.name: t.score(*labels[t.name], answers[f"raw/{t.name}"]) for t in tasks}
     report = {"shipped": []}
     for name, tolerance in ((lite.FLOAT_FILE, config.serving.tflite_tolerance),
                             (lite.QUANTIZED_FILE, config.serving.quantized_tolerance)):
@@ -164,8 +166,7 @@ def _lite_parity(config: PipelineConfig, lite_dir: str, raw: dict[str, np.ndarra
         heads, failures = {}, []
         for task in tasks:
             served, on_device = answers[f"raw/{task.name}"], outputs[task.name]
-            labels, weights = answers[f"labels/{task.label_feature}"], answers[f"labels/{task.weight_feature}"]
-            metric = task.score(labels, weights, served), task.score(labels, weights, on_device)
+            metric = saved_model[task.name], task.score(*labels[task.name], on_device)
             change = abs(metric[1] - metric[0])
             heads[task.name] = {"metric": task.key_metric_name, "saved_model": metric[0], "tflite": metric[1],
                                 "max_score_difference": float(np.max(np.abs(served - on_device)))}

@@ -20,6 +20,14 @@ def model_names(evaluation_uri: str) -> tuple[str | None, str | None]:
     return candidate or None, baseline
 
 
+def metric_value(value: dict) -> float | None:
+    """A number in TFMA's JSON form of a metric: ``doubleValue``, or with confidence intervals on, the
+    ``boundedValue``'s value (on every event, not the intervals' mean); None for a metric that is not a number.
+    float() reads the "NaN" that TFMA writes for, e.g., AUC on a slice of one class."""
+    number = value.get("doubleValue", value.get("boundedValue", {}).get("value"))
+    return None if number is None else float(number)
+
+
 def overall_key_metrics(evaluation_uri: str, tasks: list[Task]) -> dict[str, dict]:
     """{head: {"metric": its key metric's name, "value": the candidate's value on the overall slice}} for the
     heads the evaluation holds."""
@@ -27,8 +35,7 @@ def overall_key_metrics(evaluation_uri: str, tasks: list[Task]) -> dict[str, dic
     overall = next((by_output for key, by_output in result.slicing_metrics if not key), {})
     metrics = {}
     for task in tasks:
-        metric = overall.get(task.name, {}).get("", {}).get(task.key_metric_name, {})
-        value = metric.get("doubleValue", metric.get("boundedValue", {}).get("value"))  # bounded: intervals on
+        value = metric_value(overall.get(task.name, {}).get("", {}).get(task.key_metric_name, {}))
         if value is not None:
-            metrics[task.name] = {"metric": task.key_metric_name, "value": float(value)}
+            metrics[task.name] = {"metric": task.key_metric_name, "value": value}
     return metrics

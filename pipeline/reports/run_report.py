@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import tensorflow_model_analysis as tfma
 
-from models.evaluation.results import model_names
+from models.evaluation.results import metric_value, model_names
 from pipeline import metadata
 from pipeline.reports.text import format_number, one_line
 
@@ -117,11 +117,8 @@ def _slice_metrics(result) -> dict[tuple[str, str], dict[str, float]]:
     table = {}
     for slice_key, by_output in result.slicing_metrics:
         for head, by_sub_key in by_output.items():
-            values = by_sub_key.get("", {})
-            # float(): the JSON form writes NaN (e.g. AUC on a slice with one class) as the string "NaN".
-            table[(_slice_name(slice_key), head)] = {
-                metric: float(value["doubleValue"] if "doubleValue" in value else value["boundedValue"]["value"])
-                for metric, value in values.items() if "doubleValue" in value or "boundedValue" in value}
+            numbers = {metric: metric_value(value) for metric, value in by_sub_key.get("", {}).items()}
+            table[(_slice_name(slice_key), head)] = {metric: n for metric, n in numbers.items() if n is not None}
     return table
 
 
