@@ -9,7 +9,8 @@ numbers) and then renamed to ``<base>/<version>`` in one step. The version is th
 than the newest version already there if that is not earlier. The PushedModel artifact carries the same
 ``pushed``, ``pushed_destination`` and ``pushed_version`` properties as TFX's Pusher.
 
-A model ships only when the Evaluator blessed it and the serving check (``components.serving_check``) passed it.
+A model ships only when the blessing gate (``components.blessing_gate``) blessed it and the serving check
+(``components.serving_check``) passed it.
 Before the rename the staging copy gets what the check made: the TF Serving warm-up records
 (``assets.extra/tf_serving_warmup_requests``) and the TFLite files that passed parity (``tflite/``), and the
 push record (``components.serving_versions``: when, from which Trainer output, each head's key metric). After it,
@@ -108,7 +109,7 @@ def AtomicPusher(
     base_directory: tfx.dsl.components.Parameter[str],
     pipeline_config: tfx.dsl.components.Parameter[str],
 ):
-    """Pushes ``model`` to ``base_directory/<version>`` if the Evaluator blessed it and the serving check passed
+    """Pushes ``model`` to ``base_directory/<version>`` if the blessing gate blessed it and the serving check passed
     it; records the outcome and labels the version in the model config."""
     if not (model_blessing.get_int_custom_property("blessed") and infra_blessing.get_int_custom_property("blessed")):
         pushed_model.set_int_custom_property("pushed", 0)

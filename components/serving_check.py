@@ -215,11 +215,11 @@ def ServingCheck(
     infra_blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.InfraBlessing],
     pipeline_config: tfx.dsl.components.Parameter[str],
 ):
-    """Checks a model the Evaluator blessed (see the module docstring); a model it did not bless is not checked
+    """Checks a blessed model (see the module docstring); a model the blessing gate did not bless is not checked
     and not blessed here either."""
     if not model_blessing.get_int_custom_property("blessed"):
         infra_blessing.set_int_custom_property("blessed", 0)
-        infra_blessing.set_string_custom_property("reason", "not checked: the Evaluator did not bless the model")
+        infra_blessing.set_string_custom_property("reason", "not checked: the model was not blessed")
         return
     config = from_custom_config(json.loads(pipeline_config))
     try:

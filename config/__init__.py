@@ -15,6 +15,7 @@ from config.errors import ConfigError, UserError
 from config.registry import (
     Architecture,
     Balancing,
+    ChangeEvidence,
     Distribution,
     FeatureKind,
     HeadCopies,
@@ -40,9 +41,9 @@ from config.schema import (
     VertexTrainingConfig,
 )
 
-__all__ = ["SPLITS", "TEST", "TRAIN", "VALIDATION",
-           "Architecture", "Balancing", "BeamConfig", "BlessingConfig", "ConfigError", "DEFAULT_CONFIG", "DataConfig",
-           "Distribution", "EvaluationConfig", "FeatureConfig", "FeatureKind", "HeadCopies", "IdUpdates",
-           "LossNormalization", "ModelConfig", "PipelineConfig", "SequenceEncoder", "ServingConfig", "TaskConfig",
-           "TaskType", "TextSharing", "Tokenizer", "UserError",
-           "ValidationConfig", "VertexTrainingConfig", "from_custom_config", "to_custom_config"]
+__all__ = ["SPLITS", "TEST", "TRAIN", "VALIDATION", "Architecture", "Balancing", "BeamConfig", "BlessingConfig",
+           "ChangeEvidence", "ConfigError", "DEFAULT_CONFIG", "DataConfig", "Distribution", "EvaluationConfig",
+           "FeatureConfig", "FeatureKind", "HeadCopies", "IdUpdates", "LossNormalization", "ModelConfig",
+           "PipelineConfig", "SequenceEncoder", "ServingConfig", "TaskConfig", "TaskType", "TextSharing",
+           "Tokenizer", "UserError", "ValidationConfig", "VertexTrainingConfig", "from_custom_config",
+           "to_custom_config"]

@@ -89,6 +89,14 @@ class IdUpdates(StrEnum):
     ROWS = "rows"  # models.row_optimizer.RowAdam: the rows the batch read; L2 on those rows; lazy decay
 
 
+class ChangeEvidence(StrEnum):
+    """What blessing asks before it calls a head's change against the baseline a regression
+    (``components.blessing_gate``)."""
+
+    INTERVAL = "interval"  # a change worse than the tolerance whose 95% paired interval lies wholly on the worse side
+    POINT = "point"  # a change worse than the tolerance, measured or not (TFMA's change threshold alone)
+
+
 class HeadCopies(StrEnum):
     """What per-head selection keeps of an epoch that serves some head but is not the restored one
     (``models.head_selection``)."""

@@ -23,6 +23,7 @@ from config.errors import ConfigError
 from config.registry import (
     Architecture,
     Balancing,
+    ChangeEvidence,
     Distribution,
     FeatureKind,
     HeadCopies,
@@ -95,13 +96,20 @@ class FeatureConfig:
 
 @dataclass(frozen=True)
 class BlessingConfig:
-    """What a head must reach to be blessed: a bound on its key metric and a tolerance against the baseline."""
+    """What a head must reach to be blessed: a bound on its key metric, and no regression against the baseline
+    beyond ``tolerance``. ``evidence``: what makes a change a regression. ``interval`` (default): the change is
+    worse than the tolerance and its 95% interval, paired on the same test events, lies wholly on the worse side
+    of no change, so test-sample and seed noise alone does not refuse a model (needs
+    ``evaluation.confidence_intervals``; without an interval the change alone decides); ``point``: the change
+    alone, as TFMA's change threshold judges it."""
 
     bound: float | None = None
     tolerance: float = 0.01
+    evidence: str = ChangeEvidence.INTERVAL
 
     def __post_init__(self):
         _require(self.tolerance >= 0, f"blessing.tolerance must be >= 0, got {self.tolerance}")
+        _set_member(self, "evidence", ChangeEvidence, "blessing.evidence")
 
 
 @dataclass(frozen=True)

@@ -80,10 +80,11 @@ class Task:
 
     @property
     def blessing_rule(self) -> BlessingRule:
-        """What blessing asks of this head's key metric: the config's bound and tolerance, in its direction."""
+        """What blessing asks of this head's key metric: the config's bound, tolerance and evidence, in its
+        direction."""
         blessing = self.config.blessing
         return BlessingRule(metric=self.key_metric_name, higher_is_better=self.higher_is_better,
-                            bound=blessing.bound, tolerance=blessing.tolerance)
+                            bound=blessing.bound, tolerance=blessing.tolerance, evidence=blessing.evidence)
 
     @property
     def label_feature(self) -> str:

@@ -7,6 +7,7 @@ from tfx import v1 as tfx
 
 from components.anomaly_gate import AnomalyGate
 from components.atomic_pusher import AtomicPusher
+from components.blessing_gate import BlessingGate
 from components.schema_curation import CurateSchema
 from components.serving_check import ServingCheck
 from config import SPLITS, TEST, TRAIN, VALIDATION, DataConfig, PipelineConfig, to_custom_config
@@ -15,6 +16,7 @@ from models.evaluation.eval_config import make_eval_config
 
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.training.run_fn"
+BLESSING_GATE = "BlessingGate"  # the component id whose blessings the baseline resolver reads
 
 
 def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: str, accepted_schema: str | None = None,
@@ -78,12 +80,13 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
         preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config)
     transform.add_upstream_node(anomaly_gate)
 
-    # The latest blessed model: the Trainer's starting point with model.warm_start, and the Evaluator's baseline,
-    # against which no head may regress.
+    # The latest model the blessing gate blessed: the Trainer's starting point with model.warm_start, and the
+    # Evaluator's baseline, against which no head may regress.
     baseline_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                       producer_component_id=BLESSING_GATE),
     ).with_id("latest_blessed_model_resolver")
 
     # Train the multi-task model on the transformed examples and export both signatures: here, or as a Vertex AI
@@ -102,8 +105,8 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
         base_model=baseline_resolver.outputs["model"] if config.model.warm_start else None,
         custom_config=trainer_config)
 
-    # Per-head, per-slice metrics on the test split, which neither training nor selection saw; blesses only if every
-    # head passes its thresholds.
+    # Per-head, per-slice metrics on the test split, which neither training nor selection saw, each with its 95%
+    # interval and its change against the baseline, paired on the same events; TFMA judges every threshold.
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         example_splits=[TEST],
@@ -111,12 +114,19 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
         baseline_model=baseline_resolver.outputs["model"],
         eval_config=make_eval_config(config))
 
+    # The blessing that counts: TFMA's verdict, but a head's change beyond its tolerance refuses the model only when
+    # its paired interval lies wholly on the worse side too (blessing.evidence), so seed noise refuses nothing.
+    blessing_gate = BlessingGate(
+        evaluation=evaluator.outputs["evaluation"],
+        evaluator_blessing=evaluator.outputs["blessing"],
+        pipeline_config=json.dumps(custom_config)).with_id(BLESSING_GATE)
+
     # Load a blessed model in a fresh process and send it test events through both signatures before it may ship:
     # it answers, its scores are finite and agree, its batch-1 p99 is within the SLO; also the warm-up records and
     # the TFLite files that keep each head's metric.
     serving_check = ServingCheck(
         model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
+        model_blessing=blessing_gate.outputs["blessing"],
         examples=example_gen.outputs["examples"],
         pipeline_config=json.dumps(custom_config))
 
@@ -124,7 +134,7 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
     # complete, labelled in the TF Serving model config beside the versions.
     pusher = AtomicPusher(
         model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
+        model_blessing=blessing_gate.outputs["blessing"],
         infra_blessing=serving_check.outputs["infra_blessing"],
         model_evaluation=evaluator.outputs["evaluation"],
         base_directory=os.path.join(_local_or_uri(serving_dir), config.name),
@@ -136,7 +146,7 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
         components=[example_gen, previous_statistics, statistics_gen, schema_gen,
                     *([import_schema] if import_schema else []), curate_schema, example_validator, anomaly_gate,
                     *([span_window] if span_window else []), transform, baseline_resolver, trainer, evaluator,
-                    serving_check, pusher],
+                    blessing_gate, serving_check, pusher],
         enable_cache=False,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [])

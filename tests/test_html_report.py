@@ -31,7 +31,10 @@ def page():
                 {"numWeightedExamples": 7.0}, {"predictedClassId": 1, "numWeightedExamples": 2.0},
                 {"actualClassId": 1, "predictedClassId": 1, "numWeightedExamples": 5.0}]}]}}},
         failures=["click/auc changed by -0.04 against the baseline: failed change_threshold"],
-        failed_heads={"click"}, span=3, input_base="/logs", seconds={"Trainer": 12.5})
+        failed_heads={"click"}, span=3, input_base="/logs", seconds={"Trainer": 12.5},
+        within_noise=["conversion/auc changed by -0.03 (95% interval -0.07 to 0.01, paired on the same test events) "
+                      "against the baseline: worse than its tolerance 0.02, but its interval reaches no change: within "
+                      "noise, not a regression (blessing.evidence: interval)"])
     data = [SplitSummary("eval", 49_880, [FeatureSummary("device", 0.0, top_values=[("mobile", 30_000.0)]),
                                            FeatureSummary("price", 0.25, mean=21.5)])]
     training = TrainingHistory({"train": {"loss": [3.0, 2.0, 1.5], "click_loss": [0.5, 0.45, 0.4],
@@ -55,7 +58,9 @@ def test_the_verdict_comes_first_and_says_why(page):
     click = _row(page, "click")
     for cell in ("auc", "0.61", "0.65", "-0.0400", "&gt;= 0.55, change &gt;= -0.01", "fail"):
         assert cell in click, (cell, click)
-    assert "pass" in _row(page, "conversion") and "+0.0100" in _row(page, "conversion")
+    assert "pass (change within noise)" in _row(page, "conversion") and "+0.0100" in _row(page, "conversion")
+    assert "<li class='noise'>conversion/auc changed by -0.03 (95% interval -0.07 to 0.01" in page
+    assert "or its interval reaches 0" in _row(page, "conversion")
     assert "&lt;= 3, change &lt;= +0.05" in _row(page, "watch_time")
     assert "—" in _row(page, "watch_time")  # no baseline value for that head
     assert "click/auc changed by -0.04 against the baseline" in page

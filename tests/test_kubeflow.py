@@ -14,7 +14,7 @@ from pipeline.runners import IMAGE_SETUP_FILE
 
 COMPONENTS = ["ImportExampleGen", "previous_statistics_resolver", "StatisticsGen", "SchemaGen", "CurateSchema",
               "ExampleValidator", "AnomalyGate", "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator",
-              "ServingCheck", "Pusher"]
+              "BlessingGate", "ServingCheck", "Pusher"]
 
 
 def test_compiles_to_a_pipeline_spec_with_every_component(tmp_path):
@@ -35,6 +35,8 @@ def test_compiles_to_a_pipeline_spec_with_every_component(tmp_path):
     assert any(t.startswith("previous_statistics_resolver") for t in tasks["StatisticsGen"].dependent_tasks)
     assert "AtomicPusher" in tasks["Pusher"].component_ref.name or "AtomicPusher" in text
     assert any(t.startswith("ServingCheck") for t in tasks["Pusher"].dependent_tasks)
+    assert any(t.startswith("BlessingGate") for t in tasks["ServingCheck"].dependent_tasks)
+    assert any(t.startswith("Evaluator") for t in tasks["BlessingGate"].dependent_tasks)
     splits = job["pipelineSpec"]["root"]["dag"]["tasks"]["Evaluator"]["inputs"]["parameters"]["example_splits"]
     value = splits["runtimeValue"].get("constantValue", splits["runtimeValue"].get("constant"))  # by KFP version
     assert json.loads(value["stringValue"] if isinstance(value, dict) else value) == ["test"]  # the test split alone

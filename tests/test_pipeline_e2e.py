@@ -229,9 +229,14 @@ def test_a_span_already_trained_is_refused_unless_forced(run, first, capsys):
 
 def test_candidate_worse_on_one_head_is_not_blessed_nor_pushed(run, first):
     tasks = tuple(dataclasses.replace(t, loss_weight=0.0) if t.name == "click" else t for t in run.config.tasks)
-    second = run.execute(run.config.replace(tasks=tasks))
-    assert second.blessed is False
-    assert any(f.startswith("click/auc") for f in second.failures), second.failures
+    second = run.execute(run.config.replace(tasks=tasks, evaluation=dataclasses.replace(run.config.evaluation,
+                                                                                        confidence_intervals=True)))
+    assert second.blessed is False and "click" in second.failed_heads
+    # an untrained click head: its change and the whole of its paired interval are below no change
+    (line,) = [f for f in second.failures if f.startswith("click/auc")]
+    assert re.fullmatch(r"click/auc changed by -0\.\d+ \(95% interval -0\.\d+ to -0\.\d+, paired on the same test "
+                        r"events\) against the baseline: worse than its tolerance 0\.01, and its whole interval lies "
+                        r"below no change \(blessing\.evidence: interval\)", line), line
     assert second.pushed_model is None
     assert len(run.versions()) == 1
 

@@ -28,14 +28,30 @@ def metric_value(value: dict) -> float | None:
     return None if number is None else float(number)
 
 
+def metric_interval(value: dict) -> tuple[float, float] | None:
+    """(lower, upper) of the 95% interval TFMA gave a metric (``boundedValue``), None when it gave none; NaN
+    for a bound it could not compute."""
+    bounded = value.get("boundedValue")
+    if bounded is None:
+        return None
+    return float(bounded.get("lowerBound", "NaN")), float(bounded.get("upperBound", "NaN"))
+
+
+def overall_metrics(evaluation_uri: str) -> dict[str, dict[str, dict]]:
+    """{head: {metric: TFMA's JSON form of its value}} of the candidate on the overall slice; with a baseline, a
+    metric's change against it is the metric ``<name>_diff``."""
+    result = tfma.load_eval_result(evaluation_uri, model_name=model_names(evaluation_uri)[0])
+    overall = next((by_output for key, by_output in result.slicing_metrics if not key), {})
+    return {head: by_sub_key.get("", {}) for head, by_sub_key in overall.items()}
+
+
 def overall_key_metrics(evaluation_uri: str, tasks: list[Task]) -> dict[str, dict]:
     """{head: {"metric": its key metric's name, "value": the candidate's value on the overall slice}} for the
     heads the evaluation holds."""
-    result = tfma.load_eval_result(evaluation_uri, model_name=model_names(evaluation_uri)[0])
-    overall = next((by_output for key, by_output in result.slicing_metrics if not key), {})
+    overall = overall_metrics(evaluation_uri)
     metrics = {}
     for task in tasks:
-        value = metric_value(overall.get(task.name, {}).get("", {}).get(task.key_metric_name, {}))
+        value = metric_value(overall.get(task.name, {}).get(task.key_metric_name, {}))
         if value is not None:
             metrics[task.name] = {"metric": task.key_metric_name, "value": value}
     return metrics

@@ -29,7 +29,7 @@ th:first-child,td:first-child{text-align:left} th{background:#f5f5f5}
 .verdict{font-size:20px;font-weight:600;padding:10px 14px;border-radius:6px;display:inline-block}
 .blessed{background:#e3f4e1;color:#1b5e20} .not-blessed{background:#fde2e1;color:#8e1b16}
 .pass{color:#1b5e20;font-weight:600} .fail{color:#b71c1c;font-weight:600} .muted{color:#777}
-.interval{color:#555;font-size:90%} .few{color:#8a6d00;font-size:85%} .few-row td{background:#fffbe6}
+.interval{color:#555;font-size:90%} .few{color:#8a6d00;font-size:85%} .few-row td{background:#fffbe6} .noise{color:#555}
 .plots{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start} figure{margin:0}
 figcaption{font-size:13px;color:#555;max-width:460px}
 """
@@ -78,8 +78,10 @@ def _verdict(tasks: list[Task], report: RunReport, history: list[PastRun]) -> st
         baseline = report.baseline.get(task.name, {}).get(key)
         change = None if value is None or baseline is None else value - baseline
         intervals = report.intervals.get((OVERALL, task.name), {})
+        noisy = any(line.startswith(f"{task.name}/") for line in report.within_noise)
         verdict = ("<span class='fail'>fail</span>" if task.name in report.failed_heads
-                   else "<span class='pass'>pass</span>" if report.blessed is not None else "")
+                   else f"<span class='pass'>pass{' (change within noise)' if noisy else ''}</span>"
+                   if report.blessed is not None else "")
         trend = [run.key_metrics[task.name] for run in history if task.name in run.key_metrics]
         rows.append(f"<tr id='verdict-{_e(task.name)}'><td><a href='#head-{_e(task.name)}'>{_e(task.name)}</a></td>"
                     f"<td>{_e(key)}</td><td>{format_number(value)}{_interval(intervals.get(key))}</td>"
@@ -88,6 +90,7 @@ def _verdict(tasks: list[Task], report: RunReport, history: list[PastRun]) -> st
                     f"<td>{_e(task.blessing_rule.describe())}</td><td>{verdict}</td>"
                     f"<td>{_sparkline([*trend, value] if value is not None else trend)}</td></tr>")
     failures = "".join(f"<li>{_e(f)}</li>" for f in report.failures)
+    failures += "".join(f"<li class='noise'>{_e(line)}</li>" for line in report.within_noise)
     return (f"<section id='verdict'><p><span class='verdict {blessed[1]}'>{blessed[0]}</span> &nbsp;{pushed}</p>"
             f"<p>Ingested and trained on: {_e(report.ingested)}</p>"
             "<table><tr><th>head</th><th>key metric</th><th>this model [95% interval]</th>"

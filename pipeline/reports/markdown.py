@@ -34,7 +34,7 @@ def format_report(report: RunReport, limits: dict[str, dict[str, float]] | None 
             lines.append(f"| … {len(rows) - max_slices} more slices in the TFMA output | " + "| " * len(names))
     verdict = {True: "BLESSED", False: "NOT BLESSED", None: "not evaluated"}[report.blessed]
     lines += ["", f"Ingested: {md(report.ingested)}", f"Blessing: {verdict}"]
-    lines += [f"  - {md(failure)}" for failure in report.failures]
+    lines += [f"  - {md(line)}" for line in [*report.failures, *report.within_noise]]
     if report.serving_check:
         lines.append(f"Serving check: {md(report.serving_check)}")
     lines.append(f"Pushed model: {md(report.pushed_model or 'nothing pushed')}")

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import tensorflow_model_analysis as tfma
 
-from models.evaluation.results import metric_value, model_names
+from models.evaluation.results import metric_interval, metric_value, model_names
+from models.evaluation.verdict import Verdict
 from pipeline import metadata
-from pipeline.reports.text import format_number, one_line
 
 OVERALL = "overall"
 
@@ -30,8 +30,9 @@ class RunReport:
     plots: dict[tuple[str, str], dict] = field(default_factory=dict)  # (slice, head) -> TFMA plot data
     evaluation_uri: str | None = None
     blessed: bool | None = None
-    failures: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # the blessing gate's: one line per failed threshold
     failed_heads: set[str] = field(default_factory=set)
+    within_noise: list[str] = field(default_factory=list)  # changes beyond tolerance the interval does not support
     pushed_model: str | None = None
     serving_check: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # component -> wall time
@@ -86,9 +87,11 @@ def load_run_report(metadata_path: str, run_id: str | None = None) -> RunReport:
         if baseline is not None:
             report.baseline = _overall(_slice_metrics(tfma.load_eval_result(report.evaluation_uri,
                                                                             model_name=baseline)))
-        validation = tfma.load_validation_result(report.evaluation_uri)
-        report.blessed = validation.validation_ok
-        report.failures, report.failed_heads = _failures(validation, report.intervals)
+    blessing_uri = _uri(produced, "BlessingGate", "ModelBlessing")
+    verdict = Verdict.read(blessing_uri) if blessing_uri else None
+    if verdict is not None:
+        report.blessed, report.failures, report.within_noise = verdict.blessed, verdict.failures, verdict.within_noise
+        report.failed_heads = set(verdict.failed_heads)
     report.pushed_model = metadata.pushed_destination(produced)
     report.serving_check = metadata.serving_check(produced)
     return report
@@ -128,12 +131,9 @@ def _slice_intervals(result) -> dict[tuple[str, str], dict[str, tuple[float, flo
     table = {}
     for slice_key, by_output in result.slicing_metrics:
         for head, by_sub_key in by_output.items():
-            bounded = {metric: value["boundedValue"] for metric, value in by_sub_key.get("", {}).items()
-                       if "boundedValue" in value}
-            if bounded:
-                table[(_slice_name(slice_key), head)] = {
-                    metric: (float(b.get("lowerBound", "NaN")), float(b.get("upperBound", "NaN")))
-                    for metric, b in bounded.items()}
+            bounded = {metric: metric_interval(value) for metric, value in by_sub_key.get("", {}).items()}
+            if any(bounded.values()):
+                table[(_slice_name(slice_key), head)] = {m: bounds for m, bounds in bounded.items() if bounds}
     return table
 
 
@@ -161,22 +161,6 @@ def _slice_plots(result) -> dict[tuple[str, str], dict]:
 
 def _overall(metrics: dict[tuple[str, str], dict[str, float]]) -> dict[str, dict[str, float]]:
     return {head: values for (name, head), values in metrics.items() if name == OVERALL}
-
-
-def _failures(validation, intervals: dict) -> tuple[list[str], set[str]]:
-    """One line per failed blessing threshold (head/metric, its value or change with its 95% interval where TFMA
-    gave one, the threshold it failed), and the heads that failed one."""
-    lines, heads = [], set()
-    for per_slice in validation.metric_validations_per_slice:
-        for failure in per_slice.failures:
-            key, value = failure.metric_key, format_number(failure.metric_value.double_value.value)
-            bounds = intervals.get((OVERALL, key.output_name), {}).get(f"{key.name}_diff" if key.is_diff else key.name)
-            within = (f" (95% interval {format_number(bounds[0])} to {format_number(bounds[1])}"
-                      f"{', paired on the same test events' if key.is_diff else ''})") if bounds else ""
-            measured = f"changed by {value}{within} against the baseline" if key.is_diff else f"= {value}{within}"
-            lines.append(f"{key.output_name}/{key.name} {measured}: failed {one_line(failure.metric_threshold)}")
-            heads.add(key.output_name)
-    return lines, heads
 
 
 def _text(value) -> str:
