@@ -194,7 +194,7 @@ def table(rows: list[dict], kinds: list[str], test_sets: list[str], config: Pipe
              "with jackknife intervals (20 buckets). Worse, shuffled F: conversion's training labels shuffled "
              f"among a fraction F of its labelled events. Tolerances: {tolerances}. Today's rule: TFMA's change "
              "threshold on the point estimate; the new rule (`blessing.evidence: interval`): the change worse than "
-             "the tolerance and its 95% paired interval wholly on the worse side of 0.", "",
+             "the tolerance and its one-sided 95% bound (from the paired 95% interval) on the worse side of 0.", "",
              summary(rows, kinds, test_sets)]
     lines += ["", "Per candidate (change and 95% paired interval per head; * = a head the new rule refuses):", "",
               "| test set | candidate | seed | " + " | ".join(t.name for t in config.tasks) + " | today | new |",

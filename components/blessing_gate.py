@@ -1,10 +1,10 @@
-"""BlessingGate: the blessing that counts, from the Evaluator's output, with each head's change against the
-baseline called a regression only when the test events support it (``models.evaluation.verdict``).
+"""BlessingGate: the blessing that counts, from the Evaluator's output, with each head's change against the baseline
+called a regression only when the test events support it (``models.evaluation.verdict``).
 
 The Evaluator's own blessing judges a change on its point estimate; this gate keeps every other failure TFMA found
-(bounds, missing slices) and sets aside a change beyond its tolerance whose 95% paired interval reaches no change,
-for each head whose ``blessing.evidence`` is ``interval``. The ServingCheck, the Pusher and the baseline resolver
-read the gate's blessing, not the Evaluator's.
+(bounds, missing slices) and sets aside a change beyond its tolerance that its 95% paired interval does not show to
+be worse at all (a one-sided test at the 5% level), for each head whose ``blessing.evidence`` is ``interval``. The
+ServingCheck, the Pusher and the baseline resolver read the gate's blessing, not the Evaluator's.
 
 Output: a ModelBlessing as the Evaluator writes one (custom properties ``blessed``, ``current_model``,
 ``current_model_id`` and, with a baseline, ``baseline_model`` and ``baseline_model_id``; a ``BLESSED`` or

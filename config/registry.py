@@ -93,7 +93,7 @@ class ChangeEvidence(StrEnum):
     """What blessing asks before it calls a head's change against the baseline a regression
     (``components.blessing_gate``)."""
 
-    INTERVAL = "interval"  # a change worse than the tolerance whose 95% paired interval lies wholly on the worse side
+    INTERVAL = "interval"  # a change worse than the tolerance that its paired interval shows to be worse at all
     POINT = "point"  # a change worse than the tolerance, measured or not (TFMA's change threshold alone)
 
 

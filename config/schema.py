@@ -98,8 +98,8 @@ class FeatureConfig:
 class BlessingConfig:
     """What a head must reach to be blessed: a bound on its key metric, and no regression against the baseline
     beyond ``tolerance``. ``evidence``: what makes a change a regression. ``interval`` (default): the change is
-    worse than the tolerance and its 95% interval, paired on the same test events, lies wholly on the worse side
-    of no change, so test-sample and seed noise alone does not refuse a model (needs
+    worse than the tolerance and its 95% interval, paired on the same test events, shows it worse at all (a one-sided
+    test at the 5% level), so test-sample and seed noise alone does not refuse a model (needs
     ``evaluation.confidence_intervals``; without an interval the change alone decides); ``point``: the change
     alone, as TFMA's change threshold judges it."""
 

@@ -115,7 +115,7 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
         eval_config=make_eval_config(config))
 
     # The blessing that counts: TFMA's verdict, but a head's change beyond its tolerance refuses the model only when
-    # its paired interval lies wholly on the worse side too (blessing.evidence), so seed noise refuses nothing.
+    # its paired interval shows it worse at all (blessing.evidence), so test-sample noise alone refuses nothing.
     blessing_gate = BlessingGate(
         evaluation=evaluator.outputs["evaluation"],
         evaluator_blessing=evaluator.outputs["blessing"],

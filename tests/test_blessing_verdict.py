@@ -23,12 +23,12 @@ NAN = float("nan")
     (AUC, -0.019, (-0.06, 0.02), False),  # within the tolerance: no regression, whatever the interval
     (AUC, -0.03, (-0.07, 0.01), False),  # beyond it, but the interval reaches no change: noise
     (AUC, -0.03, (-0.05, -0.01), True),  # beyond it, and the whole interval below no change
-    (AUC, -0.03, (-0.05, 0.0), False),  # an interval that ends at no change reaches it
+    (AUC, -0.03, (-0.065, 0.005), True),  # the two-sided interval reaches 0, the one-sided 95% bound does not
     (AUC, -0.03, None, True),  # no interval computed: the change alone decides
     (AUC, -0.03, (NAN, NAN), True),  # TFMA could not compute the interval: the change alone
     (AUC, NAN, (NAN, NAN), False),  # no change measured (one class): no evidence of a regression
     (RMSE, 0.06, (0.01, 0.11), True),  # lower is better: worse means up, and the interval above 0
-    (RMSE, 0.06, (-0.01, 0.13), False),
+    (RMSE, 0.06, (-0.03, 0.15), False),
     (RMSE, -0.2, (-0.3, -0.1), False),  # better
     (BlessingRule("auc", True, None, 0.02, ChangeEvidence.POINT), -0.03, (-0.07, 0.01), True),  # today's rule
 ])
@@ -36,8 +36,15 @@ def test_a_change_is_a_regression_beyond_tolerance_with_the_evidence_its_rule_as
     assert rule.refuses_change(change, interval) is refused
 
 
+def test_the_one_sided_bound_is_the_better_end_of_the_one_sided_95_percent_interval():
+    # t(0.95, 19) / t(0.975, 19) = 1.7291 / 2.0930 of the two-sided half-width, on the side of better
+    assert AUC.one_sided_bound(-0.03, (-0.05, -0.01)) == pytest.approx(-0.03 + 0.02 * 0.826141, abs=1e-6)
+    assert RMSE.one_sided_bound(0.06, (0.01, 0.11)) == pytest.approx(0.06 - 0.05 * 0.826141, abs=1e-6)
+    assert AUC.one_sided_bound(-0.03, None) is None and AUC.one_sided_bound(-0.03, (NAN, 0.1)) is None
+
+
 def test_the_rule_says_what_it_asks():
-    assert AUC.describe() == ">= 0.52, change >= -0.02 or its interval reaches 0"
+    assert AUC.describe() == ">= 0.52, change >= -0.02 or within noise"
     assert BlessingRule("m", False, None, 0.05, ChangeEvidence.POINT).describe() == "change <= +0.05"
 
 
@@ -105,11 +112,12 @@ def test_a_change_beyond_tolerance_whose_interval_reaches_no_change_is_within_no
     assert verdict.blessed and verdict.failures == [] and verdict.failed_heads == []
     assert verdict.within_noise == [
         "conversion/auc changed by -0.03 (95% interval -0.07 to 0.01, paired on the same test events) against the "
-        "baseline: worse than its tolerance 0.02, but its interval reaches no change: within noise, not a regression "
-        "(blessing.evidence: interval)"]
+        "baseline: worse than its tolerance 0.02, but its one-sided 95% bound +0.003046 reaches no change: within "
+        "noise, not a regression (blessing.evidence: interval)"]
     assert {c.head: (c.change, c.interval, c.refused) for c in verdict.changes} == {
         "click": (-0.002, (-0.01, 0.006), False), "conversion": (-0.03, (-0.07, 0.01), False),
         "watch_time": (0.01, (-0.02, 0.04), False)}
+    assert [round(c.bound, 6) for c in verdict.changes] == [0.004609, 0.003046, -0.014784]
 
 
 def test_a_change_whose_whole_interval_is_worse_refuses_the_model(tmp_path):
@@ -118,7 +126,7 @@ def test_a_change_whose_whole_interval_is_worse_refuses_the_model(tmp_path):
     assert not verdict.blessed and verdict.failed_heads == ["conversion"] and verdict.within_noise == []
     assert verdict.failures == [
         "conversion/auc changed by -0.03 (95% interval -0.05 to -0.01, paired on the same test events) against the "
-        "baseline: worse than its tolerance 0.02, and its whole interval lies below no change "
+        "baseline: worse than its tolerance 0.02, and its one-sided 95% bound -0.01348 lies below no change "
         "(blessing.evidence: interval)"]
 
 

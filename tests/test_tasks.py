@@ -162,7 +162,7 @@ def test_present_rows_exclude_nan_and_the_missing_value_in_any_column():
 def test_the_blessing_rule_follows_the_key_metric_direction():
     click = BinaryTask(TaskConfig(name="c", type="binary", label_key="y",
                                   blessing=BlessingConfig(bound=0.55, tolerance=0.01)))
-    assert click.blessing_rule.describe() == ">= 0.55, change >= -0.01 or its interval reaches 0"
+    assert click.blessing_rule.describe() == ">= 0.55, change >= -0.01 or within noise"
     watch = RegressionTask(TaskConfig(name="w", type="regression", label_key="y",
                                       blessing=BlessingConfig(tolerance=0.05, evidence="point")))
     assert (watch.blessing_rule.metric, watch.blessing_rule.describe()) == ("root_mean_squared_error",

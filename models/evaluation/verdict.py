@@ -6,9 +6,9 @@ training seed differ on a few hundred labelled test events by more than a head's
 bundled logs, conversion's AUC moves by several hundredths between seeds: benchmarks/results/blessing-noise.md), so
 a point estimate refuses good models and passes worse ones by chance. TFMA also computes the change's 95% jackknife
 interval, paired on the same events (``evaluation.confidence_intervals``); a rule with ``interval`` evidence calls
-a change a regression only when that interval lies wholly on the worse side of no change as well. Everything else
-TFMA found stands: bounds on a metric, missing slices and thresholds. Called by ``components.blessing_gate`` and
-benchmarks/blessing_noise.py.
+a change a regression only when the interval shows it worse at all as well (a one-sided test at the 5% level).
+Everything else TFMA found stands: bounds on a metric, missing slices and thresholds. Called by
+``components.blessing_gate`` and benchmarks/blessing_noise.py.
 """
 
 from __future__ import annotations
@@ -32,12 +32,14 @@ VERDICT_FILE = "verdict.json"  # in the blessing gate's ModelBlessing
 @dataclass(frozen=True)
 class HeadChange:
     """A head's key metric against the baseline on the overall slice: candidate minus baseline, its 95% paired
-    interval (None: not computed), and whether the head's rule calls it a regression."""
+    interval (None: not computed), the better end of its one-sided 95% interval (``BlessingRule.one_sided_bound``),
+    and whether the head's rule calls it a regression."""
 
     head: str
     metric: str
     change: float
     interval: tuple[float, float] | None
+    bound: float | None
     refused: bool
 
 
@@ -84,8 +86,10 @@ def judge(evaluation_uri: str, tasks: list[Task]) -> Verdict:
         change = None if value is None else metric_value(value)
         if change is not None:
             interval = metric_interval(value)
+            rule = rules[task.name]
             changes[task.name] = HeadChange(task.name, task.key_metric_name, change, interval,
-                                            rules[task.name].refuses_change(change, interval))
+                                            rule.one_sided_bound(change, interval),
+                                            rule.refuses_change(change, interval))
     verdict = Verdict(blessed=bool(validation.validation_ok), changes=list(changes.values()))
     for per_slice in validation.metric_validations_per_slice:
         for failure in per_slice.failures:
@@ -108,7 +112,7 @@ def judge(evaluation_uri: str, tasks: list[Task]) -> Verdict:
 
 def _change_line(change: HeadChange, rule: BlessingRule) -> str:
     """e.g. 'conversion/auc changed by -0.031 (95% interval -0.055 to -0.007, paired on the same test events)
-    against the baseline: worse than its tolerance 0.02, and so is the whole interval's better end than no change
+    against the baseline: worse than its tolerance 0.02, and its one-sided 95% bound -0.011 lies below no change
     (blessing.evidence: interval)'."""
     within = (f" (95% interval {change.interval[0]:.4g} to {change.interval[1]:.4g}, paired on the same test "
               "events)") if change.interval else ""
@@ -116,13 +120,15 @@ def _change_line(change: HeadChange, rule: BlessingRule) -> str:
            f"its tolerance {rule.tolerance:g}"
     if rule.evidence == ChangeEvidence.POINT:
         return f"{head} (blessing.evidence: point)"
-    if change.interval is None:
+    if change.bound is None:
         return f"{head}, and no interval was computed (evaluation.confidence_intervals is off), so the change " \
                "alone decides (blessing.evidence: interval)"
     side = "below" if rule.higher_is_better else "above"
     if change.refused:
-        return f"{head}, and its whole interval lies {side} no change (blessing.evidence: interval)"
-    return f"{head}, but its interval reaches no change: within noise, not a regression (blessing.evidence: interval)"
+        return f"{head}, and its one-sided 95% bound {change.bound:+.4g} lies {side} no change " \
+               "(blessing.evidence: interval)"
+    return f"{head}, but its one-sided 95% bound {change.bound:+.4g} reaches no change: within noise, not a " \
+           "regression (blessing.evidence: interval)"
 
 
 def _bound_line(failure, head_metrics: dict) -> str:
