@@ -20,7 +20,8 @@ import statistics
 import sys
 import time
 
-from provenance import measured_line  # noqa: E402  (benchmarks/, beside this script)
+from blessing_noise import evaluate  # noqa: E402  (benchmarks/, beside this script)
+from provenance import measured_line  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -50,24 +51,9 @@ def _test_data(work: str, events: int) -> str:
 
 def _seconds(model: str, data: str, config: PipelineConfig, intervals: bool, output: str) -> float:
     """Wall seconds of one TFMA evaluation of ``data`` with the pipeline's EvalConfig, candidate and baseline."""
-    import tensorflow_model_analysis as tfma
-
-    from models.evaluation.eval_config import make_eval_config
-
     config = config.replace(evaluation=dataclasses.replace(config.evaluation, confidence_intervals=intervals))
-    eval_config = make_eval_config(config)
-    (spec,) = eval_config.model_specs
-    candidate, baseline = type(spec)(), type(spec)()
-    candidate.CopyFrom(spec)
-    baseline.CopyFrom(spec)
-    candidate.name, baseline.name, baseline.is_baseline = "candidate", "baseline", True
-    del eval_config.model_specs[:]
-    eval_config.model_specs.extend([candidate, baseline])
-    models = [tfma.default_eval_shared_model(model, eval_config=eval_config, model_name=name)
-              for name in ("candidate", "baseline")]
     started = time.perf_counter()
-    tfma.run_model_analysis(eval_shared_model=models, eval_config=eval_config, data_location=data,
-                            file_format="tfrecords", output_path=output)
+    evaluate(config, model, model, data, output)
     return time.perf_counter() - started
 
 
