@@ -32,7 +32,7 @@ import sys
 import time
 import types
 
-from provenance import measured_line  # noqa: E402  (benchmarks/, beside this script)
+from provenance import write_results  # noqa: E402  (benchmarks/, beside this script)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -263,11 +263,7 @@ def main(argv=None) -> int:
     rows = [{"test_set": test_set, "kind": kind, "seed": seed, **judged(config, evaluation)}
             for test_set, kind, seed, evaluation in evaluations]
     text = table(rows, list(kinds), list(test_sets), config)
-    with open(args.output, "w") as f:
-        f.write("# Blessing and seed noise\n\n" + text + "\n\n" + measured_line() + "\n")
-    with open(args.output.replace(".md", ".json"), "w") as f:
-        json.dump(rows, f, indent=1)
-    print(text)
+    write_results(args.output, "Blessing and seed noise", text, rows)
     return 0
 
 

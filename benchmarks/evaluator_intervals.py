@@ -13,7 +13,6 @@ benchmarks/results/evaluator-intervals.md and .json and prints the table.
 import argparse
 import dataclasses
 import glob
-import json
 import os
 import shutil
 import statistics
@@ -21,7 +20,7 @@ import sys
 import time
 
 from blessing_noise import evaluate  # noqa: E402  (benchmarks/, beside this script)
-from provenance import measured_line  # noqa: E402
+from provenance import write_results  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -91,11 +90,7 @@ def main(argv=None) -> int:
                      f"{row['seconds_intervals']:.1f} | {row['events_per_second_intervals']:,.0f} | "
                      f"{row['events_per_second_intervals'] / row['events_per_second']:.2f}x |")
     text = "\n".join(lines)
-    with open(args.output, "w") as f:
-        f.write("# Evaluator throughput with confidence intervals\n\n" + text + "\n\n" + measured_line() + "\n")
-    with open(args.output.replace(".md", ".json"), "w") as f:
-        json.dump(rows, f, indent=1)
-    print(text)
+    write_results(args.output, "Evaluator throughput with confidence intervals", text, rows)
     return 0
 
 

@@ -1,6 +1,7 @@
 """The line under every benchmark table: when it was measured, at which commit, on which machine."""
 
 import datetime
+import json
 import os
 import platform
 import subprocess
@@ -21,3 +22,13 @@ def measured_line() -> str:
                                             ":!benchmarks/results") else ""
     return (f"Measured {datetime.date.today().isoformat()} at commit {commit}{dirty} ({platform.machine()}, "
             f"{os.cpu_count()} cores).")
+
+
+def write_results(output: str, title: str, text: str, rows) -> None:
+    """Writes ``output`` (markdown: ``title``, ``text`` and the measured line) and beside it the same name with
+    ``.json`` (``rows``), then prints ``text``."""
+    with open(output, "w") as f:
+        f.write(f"# {title}\n\n{text}\n\n{measured_line()}\n")
+    with open(output.replace(".md", ".json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    print(text)

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 
-from provenance import measured_line  # noqa: E402  (benchmarks/, beside this script)
+from provenance import write_results  # noqa: E402  (benchmarks/, beside this script)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -336,11 +336,7 @@ def main(argv=None) -> int:
     paths = prepare(work, spec)
     results = {name: _run_in_subprocess(name, args, work) for name in args.variants}
     text = table(results, args.seeds, spec, paths["limits"], paths["learnable_limits"])
-    with open(args.output, "w") as f:
-        f.write("# Model zoo x loss balancing\n\n" + text + "\n\n" + measured_line() + "\n")
-    with open(args.output.replace(".md", ".json"), "w") as f:
-        json.dump(results, f, indent=1)
-    print(text)
+    write_results(args.output, "Model zoo x loss balancing", text, results)
     return 0
 
 
