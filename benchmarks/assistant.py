@@ -1,11 +1,12 @@
-"""The assistant's model: each sequence encoder, hard and soft sharing, and one single-task model per head, on the
-bundled assistant logs, next to the truth's best achievable score on the same eval split.
+"""The assistant's model: each sequence encoder, character n-grams, hard and soft sharing, and one single-task model
+per head, on the bundled assistant logs, next to the truth's best achievable score on the same test split.
 
 Runs the real pipeline once (``config/assistant.yaml`` on span 1, pipeline.runners.run_local): its Transform output
 is what every variant trains on, with the Trainer's own code (models.builder.build_model, models.training.fit,
-per-head selection as the config sets it) for each seed. Each head is scored by its task's ``Task.score`` on the
-eval split as Transform gives it (intent and sentiment accuracy, keywords micro ROC AUC, slots span micro-F1 by the
-CoNLL rules). The best achievable scores are the generator's truth scored the same way on the same eval events
+per-head selection as the config sets it: early stopping and each head's epoch chosen on the eval split) for each
+seed. Each head is scored by its task's ``Task.score`` on the test split, which no choice saw, through the Transform
+graph (intent and sentiment accuracy, keywords micro ROC AUC, slots span micro-F1 by the CoNLL rules). The best
+achievable scores are the generator's truth scored the same way on the same test events
 (``pipeline.reports.assistant_limits``). Per variant also: training examples/s (median epoch), the exported
 SavedModel's size, and the batch-1 latency of its ``serving_raw`` signature, loaded in this process, for a
 30-token utterance (median and p99 of SERVING_CALLS calls; the single-task row calls its models one after the
@@ -28,7 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from provenance import measured_line  # noqa: E402  (benchmarks/, beside this script)
+import raw_split  # noqa: E402  (benchmarks/, beside this script)
+from provenance import measured_line  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -54,6 +56,8 @@ VARIANTS = {  # changes to the text feature's settings (and under "model", to th
     "multi-task, transformer": {"encoder": "transformer"},
     "multi-task, gru, every head from one epoch": {"encoder": "gru", "model": {"per_head_selection": False}},
     "multi-task, cnn, soft sharing": {"sharing": "soft"},
+    "multi-task, cnn, char n-grams": {"char_ngram_buckets": 20_000},
+    "multi-task, gru, char n-grams": {"encoder": "gru", "char_ngram_buckets": 20_000},
     SINGLE_TASK: {},
 }
 HEADS = {"intent": "accuracy", "keywords": "micro AUC", "sentiment": "accuracy", "slots": "span F1"}
@@ -62,8 +66,7 @@ LIMIT_KEYS = {"intent": "intent_accuracy", "keywords": "keyword_auc", "sentiment
 
 
 def prepare(work: str) -> dict:
-    """One run of the real pipeline on the bundled span, and the truth's best on its eval split; cached."""
-    import tensorflow as tf
+    """One run of the real pipeline on the bundled span, and the truth's best on its test split; cached."""
 
     from pipeline.reports.assistant_limits import best_achievable
     from pipeline.reports.run_report import OVERALL, load_run_report
@@ -77,14 +80,13 @@ def prepare(work: str) -> dict:
     started = time.perf_counter()
     report = load_run_report(*run_local(config, output_dir=work, serving_dir=os.path.join(work, "serving")))
     root = os.path.join(work, "pipeline_root")
-    raw_eval = glob.glob(f"{report.examples_uri}/Split-eval/*")
-    eval_ids = {tf.train.Example.FromString(r.numpy()).features.feature["event_id"].bytes_list.value[0]
-                for r in tf.data.TFRecordDataset(raw_eval, compression_type="GZIP")}
+    raw_test = glob.glob(f"{report.examples_uri}/Split-test/*")
     paths = {
         "transform_graph": glob.glob(f"{root}/Transform/transform_graph/*")[0],
         "train": glob.glob(f"{root}/Transform/transformed_examples/*/Split-train/*"),
         "eval": glob.glob(f"{root}/Transform/transformed_examples/*/Split-eval/*"),
-        "limits": best_achievable(ROOT / base.data.log_root / f"span-{SPAN}", eval_ids),
+        "raw_test": raw_test,
+        "limits": best_achievable(ROOT / base.data.log_root / f"span-{SPAN}", set(raw_split.event_ids(raw_test))),
         "pipeline": {"blessed": report.blessed, "seconds": report.seconds,
                      "wall_seconds": time.perf_counter() - started,
                      "metrics": {head: values for (slice_name, head), values in report.metrics.items()
@@ -183,8 +185,7 @@ def run_variant(name: str, seeds: list[int], paths: dict) -> dict:
 
     tft_output = tft.TFTransformOutput(paths["transform_graph"])
     spec = tft_output.transformed_feature_spec()
-    batches = [{k: v.numpy() for k, v in batch.items()} for batch in _transformed(paths["eval"], spec, 4096, False)]
-    eval_features = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+    test_features = raw_split.transformed(paths["raw_test"], tft_output)
     runs = []
     for seed in seeds:
         scores, speeds, exports = {}, [], []
@@ -201,13 +202,13 @@ def run_variant(name: str, seeds: list[int], paths: dict) -> dict:
             speeds.append(float(np.median(history.history["examples_per_second"][1:])))
             by_head = head_models(functools.partial(build_model, config, sizes),
                                   selection.head_weights if selection else {},
-                                  {key: values[:1] for key, values in eval_features.items()})
-            predictions = model.predict(eval_features, batch_size=1024, verbose=0)
+                                  {key: values[:1] for key, values in test_features.items()})
+            predictions = model.predict(test_features, batch_size=1024, verbose=0)
             for head, copy in by_head.items():  # served from its own best epoch, as in the exported model
-                predictions[head] = copy.predict(eval_features, batch_size=1024, verbose=0)[head]
+                predictions[head] = copy.predict(test_features, batch_size=1024, verbose=0)[head]
             for task in make_tasks(config.tasks):
-                labels = task.targets(tf.constant(eval_features[task.label_feature])).numpy()
-                scores[task.name] = task.score(labels, eval_features[task.weight_feature],
+                labels = task.targets(tf.constant(test_features[task.label_feature])).numpy()
+                scores[task.name] = task.score(labels, test_features[task.weight_feature],
                                                np.asarray(predictions[task.name]))
             exports.append(os.path.join(work, config.tasks[0].name if name == SINGLE_TASK else "model"))
             signatures.export(model, tft_output, list(config.features), exports[-1], head_models=by_head)
@@ -231,7 +232,7 @@ def table(results: dict, limits: dict, seeds: list[int]) -> str:
     lines = ["| variant | " + " | ".join(f"{head} {metric}" for head, metric in HEADS.items())
              + " | train examples/s | batch-1 p50 / p99, 30 tokens | SavedModel |",
              "|---|" + "---|" * (len(HEADS) + 3),
-             "| truth's best achievable (same eval split) | "
+             "| truth's best achievable (same test split) | "
              + " | ".join(f"{limits[LIMIT_KEYS[h]]:.4f}" for h in HEADS) + " | | | |"]
     for name, result in results.items():
         runs = result["runs"]
@@ -272,9 +273,11 @@ def main(argv=None) -> int:
     pipeline = paths["pipeline"]
     text = (f"# The assistant's model: encoders, sharing and single-task models ({platform.machine()}, "
             f"{os.cpu_count()} cores)\n\n`benchmarks/assistant.py`: `config/assistant.yaml` on span {SPAN} of the "
-            f"bundled assistant logs (8,000 training and 2,000 eval events, hash split), seeds {args.seeds} (mean ± "
-            "std); each head scored on the eval split by its task's exact metric, the single-task row by one model "
-            f"per head. Latency: the exported model's serving_raw, batch 1, {SERVING_CALLS} calls.\n\n"
+            f"bundled assistant logs (8,000 training, 1,000 eval and 1,000 test events, hash split), seeds "
+            f"{args.seeds} (mean ± std); epochs chosen on the eval split, each head scored on the test split by its "
+            "task's exact metric, the single-task row by one model per head. `char n-grams`: `char_ngram_buckets: "
+            "20000` (3- to 5-grams, 16 per token). Latency: the exported model's serving_raw, batch 1, "
+            f"{SERVING_CALLS} calls.\n\n"
             + table(results, paths["limits"], args.seeds)
             + f"\n\nThe pipeline run it trains on (`mtl run --config config/assistant.yaml --span {SPAN}`): "
             f"{'BLESSED' if pipeline['blessed'] else 'NOT BLESSED'} in {pipeline['wall_seconds']:.0f} s; "

@@ -26,7 +26,8 @@ import subprocess
 import sys
 import time
 
-from provenance import write_results  # noqa: E402  (benchmarks/, beside this script)
+import raw_split  # noqa: E402  (benchmarks/, beside this script)
+from provenance import write_results  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -185,7 +186,7 @@ def run_variant(name: str, seeds: list[int], events: int, paths: dict) -> dict:
         data = data.map(lambda s: tf.io.parse_example(s, spec)).cache()
         return (data.shuffle(1024, seed=0, reshuffle_each_iteration=True) if shuffle else data).prefetch(4)
 
-    eval_features = _raw_eval(paths["raw_eval"], tft_output)
+    eval_features = raw_split.transformed(paths["raw_eval"], tft_output)
     runs = []
     for seed in seeds:
         scores, own_best_gain, epochs, speeds, seconds = {}, {}, [], [], 0.0
@@ -226,29 +227,14 @@ def run_variant(name: str, seeds: list[int], events: int, paths: dict) -> dict:
 def _learnable_limits(spec, raw_eval_files) -> dict:
     """{click|conversion: {"auc": learnable limit}}: learnable_limits' learner fitted on the events of the training
     split (span 1 minus the eval examples) and scored on the eval split."""
-    import tensorflow as tf
     from learnable_limits import LEARNABLE_LIMIT, limit_aucs
 
     from data.world import generate_span
 
-    id_spec = {"event_id": tf.io.FixedLenFeature([], tf.string)}
-    eval_ids = np.concatenate([tf.io.parse_example(serialized, id_spec)["event_id"].numpy() for serialized
-                               in tf.data.TFRecordDataset(raw_eval_files, compression_type="GZIP").batch(65_536)])
+    eval_ids = raw_split.event_ids(raw_eval_files)
     events = generate_span(spec, 1)
     aucs = limit_aucs(spec, events, ~np.isin(events.features["event_id"], eval_ids))
     return {head: {"auc": by_column[LEARNABLE_LIMIT]} for head, by_column in aucs.items()}
-
-
-def _raw_eval(files, tft_output):
-    """All raw eval examples through the Transform graph: {feature: array}."""
-    import tensorflow as tf
-
-    raw_spec = tft_output.raw_feature_spec()
-    layer = tft_output.transform_features_layer()
-    batches = []
-    for serialized in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096):
-        batches.append({k: v.numpy() for k, v in layer(tf.io.parse_example(serialized, raw_spec)).items()})
-    return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
 
 
 def table(results: dict, seeds: list[int], spec, limits: dict, learnable: dict) -> str:

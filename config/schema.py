@@ -51,7 +51,10 @@ class FeatureConfig:
     tokens mapped to ids by a vocabulary over tokens (``top_k``, ``frequency_threshold``, ``oov_buckets``) or, with
     ``hash_buckets``, by hashing; the model embeds them (``embedding_dim``) and ``encoder`` (``encoder_units``,
     ``encoder_layers``) turns them into per-token states and one pooled vector, one encoder for every head
-    (``sharing: hard``) or one per head over shared token embeddings (``soft``)."""
+    (``sharing: hard``) or one per head over shared token embeddings (``soft``). With ``char_ngram_buckets`` each
+    token also reads its character n-grams (``char_ngram_sizes`` characters long, counting a ``<`` before the token
+    and a ``>`` after it; its first ``char_ngrams_per_token``), hashed into that many buckets: a word training never
+    saw (a typo, a new product name, a number) shares them with the words it resembles."""
 
     name: str
     kind: FeatureKind
@@ -68,6 +71,9 @@ class FeatureConfig:
     encoder_units: int = 32
     encoder_layers: int = 1
     sharing: TextSharing = TextSharing.HARD
+    char_ngram_buckets: int = 0
+    char_ngram_sizes: tuple[int, ...] = (3, 4, 5)
+    char_ngrams_per_token: int = 16
 
     def __post_init__(self):
         where = f"feature '{self.name}'"
@@ -89,6 +95,15 @@ class FeatureConfig:
         _require(1 <= self.max_tokens <= 1024, f"{where}: max_tokens must be in [1, 1024], got {self.max_tokens}")
         _require(self.encoder_units >= 1 and self.encoder_layers >= 1,
                  f"{where}: encoder_units and encoder_layers must be >= 1")
+        if self.char_ngram_buckets:
+            _require(self.kind == FeatureKind.TEXT, f"{where}: char_ngram_buckets is for a text feature, not "
+                     f"kind '{self.kind}'")
+            _require(self.char_ngram_buckets >= 2, f"{where}: char_ngram_buckets must be >= 2 (0: no n-grams), "
+                     f"got {self.char_ngram_buckets}")
+            _require(self.char_ngram_sizes and all(1 <= n <= 16 for n in self.char_ngram_sizes),
+                     f"{where}: char_ngram_sizes must list lengths in [1, 16], got {list(self.char_ngram_sizes)}")
+            _require(1 <= self.char_ngrams_per_token <= 64,
+                     f"{where}: char_ngrams_per_token must be in [1, 64], got {self.char_ngrams_per_token}")
         if self.encoder == SequenceEncoder.TRANSFORMER:
             _require(self.encoder_units % 2 == 0, f"{where}: the transformer encoder's two attention heads need an "
                      f"even encoder_units, got {self.encoder_units}")

@@ -118,7 +118,8 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int],
         f.name: TextFeatureEncoder(f.name, cardinalities[f.name], f.embedding_dim, f.encoder, units=f.encoder_units,
                                    num_layers=f.encoder_layers, max_tokens=f.max_tokens,
                                    readers=[t.name for t in tasks] if f.sharing == TextSharing.SOFT else [],
-                                   name=f"{f.name}_text_encoder")
+                                   char_ngram_buckets=f.char_ngram_buckets,
+                                   char_ngrams_per_token=f.char_ngrams_per_token, name=f"{f.name}_text_encoder")
         for f in config.features if features.is_text(f)}
     towers = {}
     for task in tasks:

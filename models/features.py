@@ -63,7 +63,7 @@ def _standardized_on_device(values: Callable, feature: FeatureConfig, constants:
 def _text_on_device(feature: FeatureConfig, constants: DeviceConstants):
     lookup = (partial(tf.strings.to_hash_bucket_fast, num_buckets=feature.hash_buckets) if feature.hash_buckets
               else constants.lookup(feature))
-    return lambda raw: text.ids_of(text.tokens(raw, feature), feature, lookup)
+    return lambda raw: text.model_input(text.tokens(raw, feature), feature, lookup)
 
 
 def _vocabulary_size(feature: FeatureConfig, tf_transform_output) -> int:
@@ -77,8 +77,9 @@ class Kind:
     text); its ``transform`` (raw column -> model input, in Transform's graph); for a categorical kind its
     ``cardinality`` (the ids it can take after Transform, OOV buckets included; None for a numeric kind); and
     ``vocabulary``: its ids index the Transform vocabulary named after the feature, if it has one (warm start
-    carries embedding rows by token); ``sequence``: the input is [batch, max_tokens] token ids (0: padding) that a
-    sequence encoder reads (``models.text``), not one id per example; ``on_device``: (feature, DeviceConstants)
+    carries embedding rows by token); ``sequence``: the input is [batch, max_tokens] token ids (0: padding), then
+    their character n-gram ids when the feature has those (``models.text.model_input``), that a sequence encoder
+    reads, not one id per example; ``on_device``: (feature, DeviceConstants)
     -> the same transform with no asset file (TFLite, ``models.lite``)."""
 
     numbers: bool

@@ -7,6 +7,11 @@ token's id is 1 + its row in a vocabulary over tokens (``top_k``, ``frequency_th
 ids for the rest) or 1 + its hash bucket (``hash_buckets``). The model input is [batch, max_tokens] int64, padded
 with 0 at the end; a missing or empty utterance is all padding. A sequence_labeling head tags the same tokens
 (``tokens``), so its tags line up with the ids.
+
+With ``char_ngram_buckets`` the input goes on with each token's character n-grams (``char_ngram_ids``): [batch,
+max_tokens x (1 + char_ngrams_per_token)], the token ids first, then per token position its n-gram ids (1 + the
+n-gram's hash bucket, 0 for padding). One tensor per feature keeps every consumer of Transform's output (the
+model's inputs, the on-device graph, warm start) keyed by feature; ``split_input`` takes it apart.
 """
 
 import tensorflow as tf
@@ -35,14 +40,50 @@ def tokens(raw, feature: FeatureConfig) -> tf.RaggedTensor:
 
 
 def token_ids(feature: FeatureConfig, raw) -> tf.Tensor:
-    """The text feature's model input: [batch, max_tokens] int64 ids, 0 for padding (``models.features.KINDS``)."""
+    """The text feature's model input (``model_input``) in Transform's graph (``models.features.KINDS``)."""
     cut = tokens(raw, feature)
     if feature.hash_buckets:
-        return ids_of(cut, feature, lambda values: tf.strings.to_hash_bucket_fast(values, feature.hash_buckets))
+        return model_input(cut, feature,
+                           lambda values: tf.strings.to_hash_bucket_fast(values, feature.hash_buckets))
     vocabulary = tft.vocabulary(cut.flat_values, top_k=feature.top_k,
                                 frequency_threshold=feature.frequency_threshold or None, vocab_filename=feature.name)
-    return ids_of(cut, feature,
-                  lambda values: tft.apply_vocabulary(values, vocabulary, num_oov_buckets=feature.oov_buckets))
+    return model_input(cut, feature,
+                       lambda values: tft.apply_vocabulary(values, vocabulary, num_oov_buckets=feature.oov_buckets))
+
+
+def model_input(cut: tf.RaggedTensor, feature: FeatureConfig, lookup) -> tf.Tensor:
+    """[batch, input_width(feature)] int64: the token ids of ``cut`` (``ids_of``), then with
+    ``char_ngram_buckets`` their character n-gram ids (``char_ngram_ids``)."""
+    ids = ids_of(cut, feature, lookup)
+    return tf.concat([ids, char_ngram_ids(cut, feature)], axis=1) if feature.char_ngram_buckets else ids
+
+
+def split_input(inputs: tf.Tensor, max_tokens: int, ngrams_per_token: int) -> tuple[tf.Tensor, tf.Tensor | None]:
+    """(token ids [batch, max_tokens], n-gram ids [batch, max_tokens, ngrams_per_token]) of a text feature's model
+    input [batch, max_tokens x (1 + ngrams_per_token)] (``model_input``); with ``ngrams_per_token`` 0, (``inputs``
+    as they are, None)."""
+    if not ngrams_per_token:
+        return inputs, None
+    return inputs[:, :max_tokens], tf.reshape(inputs[:, max_tokens:], [-1, max_tokens, ngrams_per_token])
+
+
+def char_ngram_ids(cut: tf.RaggedTensor, feature: FeatureConfig) -> tf.Tensor:
+    """[batch, max_tokens x char_ngrams_per_token] int64: for each of a row's first ``max_tokens`` tokens of ``cut``,
+    1 + the hash bucket (of ``char_ngram_buckets``) of each of its first ``char_ngrams_per_token`` character
+    n-grams, then 0; a padded position is all 0. A token's n-grams are those of ``<token>`` (the markers tell a
+    word's start and end from its middle), every length of ``char_ngram_sizes`` in turn: all 3-grams first, then
+    the 4-grams, and so on; a token shorter than a length has none of it."""
+    kept = cut[:, :feature.max_tokens]
+    characters = tf.strings.unicode_split(tf.strings.join(["<", kept.flat_values, ">"]), "UTF-8",
+                                          errors="replace")
+    grams = tf.strings.ngrams(characters, ngram_width=tuple(feature.char_ngram_sizes),
+                              separator="")[:, :feature.char_ngrams_per_token]
+    ids = tf.ragged.map_flat_values(
+        lambda values: tf.strings.to_hash_bucket_fast(values, feature.char_ngram_buckets) + 1, grams)
+    per_token = ids.to_tensor(PADDING_ID, shape=[None, feature.char_ngrams_per_token])
+    per_row = tf.RaggedTensor.from_row_splits(per_token, kept.row_splits).to_tensor(
+        PADDING_ID, shape=[None, feature.max_tokens, feature.char_ngrams_per_token])
+    return tf.reshape(per_row, [-1, feature.max_tokens * feature.char_ngrams_per_token])
 
 
 def ids_of(cut: tf.RaggedTensor, feature: FeatureConfig, lookup) -> tf.Tensor:

@@ -6,6 +6,7 @@ import tf_keras
 
 from config import SequenceEncoder as Kind
 from models.layers import EMBEDDING_SUFFIX
+from models.text import split_input
 
 
 def zero_padding(values, mask):
@@ -128,34 +129,50 @@ class TextFeatureEncoder(tf_keras.layers.Layer):
     ``<feature>_embedding``; ``cardinality`` ids,
     ``embedding_dim``; row 0, padding, is masked out) is read by one SequenceEncoder when ``readers`` is empty
     (hard sharing, the reader ""), or by one SequenceEncoder per reader (soft sharing: a task each, over the same
-    token embeddings).
+    token embeddings). With ``char_ngram_buckets``, a token's vector is its row of the token table plus the mean of
+    its character n-grams' rows in a table of their own (``<feature>_char_ngrams``: 1 + ``char_ngram_buckets`` rows
+    of ``embedding_dim``, row 0 padding), so a token with an OOV id still has a vector of its own.
 
     Arguments: ``feature``, ``cardinality`` and ``embedding_dim`` (the token table); ``kind``, ``units`` = 32,
-    ``num_layers`` = 1 and ``max_tokens`` = 64 (each SequenceEncoder's); ``readers`` = () (hard sharing).
+    ``num_layers`` = 1 and ``max_tokens`` = 64 (each SequenceEncoder's, and the input's token positions);
+    ``readers`` = () (hard sharing); ``char_ngram_buckets`` = 0 (no n-grams) and ``char_ngrams_per_token`` = 0.
 
-    Input: [batch, L] int64 token ids, 0 for padding (``models.text.token_ids``). Output: {reader: (states
-    [batch, L, out], pooled [batch, out])}.
+    Input: [batch, L] int64 token ids, 0 for padding (``models.text.token_ids``); with n-grams [batch, max_tokens
+    x (1 + char_ngrams_per_token)], the token ids then each token's n-gram ids (``models.text.model_input``).
+    Output: {reader: (states [batch, L, out], pooled [batch, out])}, L = max_tokens with n-grams.
     """
 
     def __init__(self, feature: str, cardinality: int, embedding_dim: int, kind: str, units: int = 32,
-                 num_layers: int = 1, max_tokens: int = 64, readers: list[str] = (), **kwargs):
+                 num_layers: int = 1, max_tokens: int = 64, readers: list[str] = (), char_ngram_buckets: int = 0,
+                 char_ngrams_per_token: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.feature, self.cardinality, self.embedding_dim, self.kind = feature, cardinality, embedding_dim, \
             Kind(kind).value
         self.units, self.num_layers, self.max_tokens, self.readers = units, num_layers, max_tokens, list(readers)
+        self.char_ngram_buckets = char_ngram_buckets
+        self.char_ngrams_per_token = char_ngrams_per_token if char_ngram_buckets else 0
         # Named as every id table is (models.layers.EMBEDDING_SUFFIX): warm start carries its rows by token.
         self.tokens = tf_keras.layers.Embedding(cardinality, embedding_dim, name=f"{feature}{EMBEDDING_SUFFIX}")
+        # Hash buckets mean the same n-grams in every run: warm start copies the table as it is.
+        self.char_ngrams = tf_keras.layers.Embedding(char_ngram_buckets + 1, embedding_dim,
+                                                     name=f"{feature}_char_ngrams") if char_ngram_buckets else None
         self.encoders = {reader: SequenceEncoder(self.kind, units=units, num_layers=num_layers, max_tokens=max_tokens,
                                                  name=f"{reader or 'shared'}_sequence_encoder")
                          for reader in self.readers or [""]}
 
-    def call(self, ids, training=False):
+    def call(self, inputs, training=False):
+        ids, grams = split_input(inputs, self.max_tokens, self.char_ngrams_per_token)
         # The encoders read up to the batch's last real token (a recurrent encoder steps once per position); their
         # states are padded back to the input's width, so a per-token head sees every position.
         width = tf.shape(ids)[1]
         mask = tf.not_equal(ids, 0)
         used = tf.maximum(tf.reduce_max(tf.where(mask, tf.range(1, width + 1)[None, :], 0)), 1)
         vectors, mask = self.tokens(ids[:, :used]), mask[:, :used]
+        if grams is not None:
+            grams = grams[:, :used]
+            present = tf.cast(tf.not_equal(grams, 0), vectors.dtype)[..., None]
+            vectors += tf.reduce_sum(self.char_ngrams(grams) * present, axis=2) / tf.maximum(
+                tf.reduce_sum(present, axis=2), 1.0)
         outputs = {}
         for reader, encoder in self.encoders.items():
             states, pooled = encoder(vectors, mask, training=training)
@@ -165,4 +182,5 @@ class TextFeatureEncoder(tf_keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "feature": self.feature, "cardinality": self.cardinality,
                 "embedding_dim": self.embedding_dim, "kind": self.kind, "units": self.units,
-                "num_layers": self.num_layers, "max_tokens": self.max_tokens, "readers": self.readers}
+                "num_layers": self.num_layers, "max_tokens": self.max_tokens, "readers": self.readers,
+                "char_ngram_buckets": self.char_ngram_buckets, "char_ngrams_per_token": self.char_ngrams_per_token}

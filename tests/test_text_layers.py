@@ -141,3 +141,34 @@ def test_the_text_feature_encoder_round_trips_its_config():
     encoder = TextFeatureEncoder("text", 20, 4, "cnn", units=8, num_layers=2, max_tokens=6, name="text_text_encoder")
     again = TextFeatureEncoder.from_config(encoder.get_config())
     assert again.get_config() == encoder.get_config() and list(again.encoders) == [""]
+
+
+def test_a_tokens_vector_adds_the_mean_of_its_char_ngram_rows_to_its_own_row():
+    # Two token positions, two n-grams per token: token 1 reads n-grams 1 and 2, token 2 reads n-gram 3 alone;
+    # "mean" states are the token vectors themselves.
+    encoder = TextFeatureEncoder("text", 4, 2, "mean", max_tokens=2, char_ngram_buckets=3, char_ngrams_per_token=2)
+    inputs = tf.constant([[1, 2, 1, 2, 3, 0], [0, 0, 0, 0, 0, 0]], tf.int64)
+    encoder(inputs)
+    encoder.tokens.set_weights([np.array([[9, 9], [1, 0], [0, 1], [5, 5]], np.float32)])
+    encoder.char_ngrams.set_weights([np.array([[7, 7], [2, 4], [4, 8], [10, 20]], np.float32)])
+    states, pooled = encoder(inputs)[""]
+    np.testing.assert_allclose(states.numpy()[0], [[1 + 3, 0 + 6], [0 + 10, 1 + 20]])
+    np.testing.assert_allclose(states.numpy()[1], [[0, 0], [0, 0]])
+    np.testing.assert_allclose(pooled.numpy(), [[7, 13.5], [0, 0]])
+
+
+def test_the_char_ngram_table_gets_its_gradient_from_the_ngrams_a_batch_reads_only():
+    encoder = TextFeatureEncoder("text", 4, 2, "mean", max_tokens=2, char_ngram_buckets=3, char_ngrams_per_token=2)
+    inputs = tf.constant([[1, 0, 2, 0, 0, 0]], tf.int64)
+    with tf.GradientTape() as tape:
+        _, pooled = encoder(inputs)[""]
+        loss = tf.reduce_sum(pooled)
+    gradient = tape.gradient(loss, encoder.char_ngrams.embeddings)
+    assert isinstance(gradient, tf.IndexedSlices)
+    np.testing.assert_array_equal(tf.convert_to_tensor(gradient).numpy(), [[0, 0], [0, 0], [1, 1], [0, 0]])
+
+
+def test_the_text_feature_encoder_with_char_ngrams_round_trips_its_config():
+    encoder = TextFeatureEncoder("text", 20, 4, "cnn", max_tokens=6, char_ngram_buckets=50, char_ngrams_per_token=3)
+    again = TextFeatureEncoder.from_config(encoder.get_config())
+    assert again.get_config() == encoder.get_config() and again.char_ngrams.input_dim == 51

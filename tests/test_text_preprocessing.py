@@ -105,3 +105,42 @@ def test_tokens_outside_transform_match_its_cut():
     feature = CONFIG.features[0]
     cut = text.tokens(tf.constant(["Où est ma commande?", "  two   spaces ", ""]), feature)
     assert cut.to_list() == [[b"o\xc3\xb9", b"est", b"ma", b"commande", b"?"], [b"two", b"spaces"], []]
+
+
+NGRAMS = PipelineConfig.from_dict({
+    "name": "tiny-ngrams",
+    "features": [{"name": "text", "kind": "text", "max_tokens": 3, "char_ngram_buckets": 1000,
+                  "char_ngram_sizes": [3, 4], "char_ngrams_per_token": 4}],
+    "tasks": [{"name": "intent", "type": "multiclass", "label_key": "intent", "num_classes": 2}],
+}).features[0]
+
+
+def _bucket_ids(grams):
+    return list(tf.strings.to_hash_bucket_fast(grams, 1000).numpy() + 1)
+
+
+def test_char_ngrams_of_each_token_in_order_of_length_cut_per_token_and_padded():
+    # "hi" is "<hi>": two 3-grams, one 4-gram, then padding; "abcd" is "<abcd>": four 3-grams fill its four places,
+    # its 4-grams are cut; the third position has no token, and the empty row is all padding.
+    ids = text.char_ngram_ids(tf.ragged.constant([["hi", "abcd"], []]), NGRAMS).numpy()
+    assert ids.shape == (2, 3 * 4)
+    np.testing.assert_array_equal(ids[0], [*_bucket_ids(["<hi", "hi>", "<hi>"]), 0,
+                                           *_bucket_ids(["<ab", "abc", "bcd", "cd>"]), 0, 0, 0, 0])
+    np.testing.assert_array_equal(ids[1], [0] * 12)
+
+
+def test_a_misspelt_word_shares_the_char_ngrams_of_its_start_with_the_word():
+    ids = text.char_ngram_ids(tf.ragged.constant([["order"], ["ordr"]]), NGRAMS).numpy()[:, :4]
+    assert ids[0, 0] == ids[1, 0] and ids[0, 1] == ids[1, 1]  # "<or", "ord"
+    assert set(ids[0, 2:]).isdisjoint(ids[1, 2:])  # "rde", "der" against "rdr", "dr>"
+
+
+def test_the_text_input_with_char_ngrams_is_the_token_ids_then_each_tokens_ngram_ids():
+    raw = tf.constant(["Hi abcd", ""])
+    length = lambda tokens: tf.cast(tf.strings.length(tokens, "UTF8_CHAR"), tf.int64)  # noqa: E731
+    inputs = text.model_input(text.tokens(raw, NGRAMS), NGRAMS, length)
+    assert inputs.shape == (2, 3 * (1 + 4))
+    np.testing.assert_array_equal(inputs[:, :3], [[3, 5, 0], [0, 0, 0]])  # 1 + the lookup: the token's length
+    ids, grams = text.split_input(inputs, 3, 4)
+    np.testing.assert_array_equal(ids, inputs[:, :3])
+    np.testing.assert_array_equal(grams, text.char_ngram_ids(text.tokens(raw, NGRAMS), NGRAMS).numpy().reshape(2, 3, 4))
