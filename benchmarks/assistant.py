@@ -1,8 +1,9 @@
 """The assistant's model: each sequence encoder, character n-grams, hard and soft sharing, and one single-task model
 per head, on the bundled assistant logs, next to the truth's best achievable score on the same test split.
 
-Runs the real pipeline once (``config/assistant.yaml`` on span 1, pipeline.runners.run_local): its Transform output
-is what every variant trains on, with the Trainer's own code (models.builder.build_model, models.training.fit,
+Runs the real pipeline (``config/assistant.yaml`` on span 1, pipeline.runners.run_local) once, and once more for
+each variant that changes Transform's output (char n-grams): its Transform output is what the variants train on,
+with the Trainer's own code (models.builder.build_model, models.training.fit,
 per-head selection as the config sets it: early stopping and each head's epoch chosen on the eval split) for each
 seed. Each head is scored by its task's ``Task.score`` on the test split, which no choice saw, through the Transform
 graph (intent and sentiment accuracy, keywords micro ROC AUC, slots span micro-F1 by the CoNLL rules). The best
@@ -65,8 +66,14 @@ LIMIT_KEYS = {"intent": "intent_accuracy", "keywords": "keyword_auc", "sentiment
               "slots": "slot_f1"}
 
 
-def prepare(work: str) -> dict:
-    """One run of the real pipeline on the bundled span, and the truth's best on its test split; cached."""
+# The text feature's settings that change Transform's output: a variant that sets one trains on a pipeline run of its
+# own (the same span and split).
+TRANSFORM_SETTINGS = ("char_ngram_buckets", "char_ngram_sizes", "char_ngrams_per_token")
+
+
+def prepare(work: str, text_settings: dict | None = None) -> dict:
+    """One run of the real pipeline on the bundled span (its text feature changed by ``text_settings``), and the
+    truth's best on its test split; cached in ``work``."""
 
     from pipeline.reports.assistant_limits import best_achievable
     from pipeline.reports.run_report import OVERALL, load_run_report
@@ -76,7 +83,9 @@ def prepare(work: str) -> dict:
     if os.path.exists(paths_file):
         return json.load(open(paths_file))
     base = PipelineConfig.from_yaml(CONFIG)
-    config = base.replace(data=dataclasses.replace(base.data, log_root=str(ROOT / base.data.log_root), span=SPAN))
+    config = base.replace(data=dataclasses.replace(base.data, log_root=str(ROOT / base.data.log_root), span=SPAN),
+                          features=(dataclasses.replace(base.features[0], **(text_settings or {})),
+                                    *base.features[1:]))
     started = time.perf_counter()
     report = load_run_report(*run_local(config, output_dir=work, serving_dir=os.path.join(work, "serving")))
     root = os.path.join(work, "pipeline_root")
@@ -170,7 +179,17 @@ def latency_table(paths: dict) -> str:
     return "\n".join(lines)
 
 
-def run_variant(name: str, seeds: list[int], paths: dict) -> dict:
+def variant_paths(name: str, work: str) -> dict:
+    """The prepared pipeline run that variant ``name`` trains on: the default one, or one of its Transform
+    settings."""
+    settings = {key: value for key, value in VARIANTS[name].items() if key in TRANSFORM_SETTINGS}
+    if not settings:
+        return prepare(work)
+    folder = "-".join(f"{key}-{value}" for key, value in sorted(settings.items()))
+    return prepare(os.path.join(work, folder), settings)
+
+
+def run_variant(name: str, seeds: list[int], work: str) -> dict:
     """Trains the variant for every seed: per-seed head scores, examples/s, SavedModel size and latency."""
     import tensorflow as tf
     import tensorflow_transform as tft
@@ -183,6 +202,7 @@ def run_variant(name: str, seeds: list[int], paths: dict) -> dict:
     from models.tasks import make_tasks, with_class_counts
     from models.training import fit
 
+    paths = variant_paths(name, work)
     tft_output = tft.TFTransformOutput(paths["transform_graph"])
     spec = tft_output.transformed_feature_spec()
     test_features = raw_split.transformed(paths["raw_test"], tft_output)
@@ -267,7 +287,7 @@ def main(argv=None) -> int:
     results = json.load(open(cache)) if os.path.exists(cache) else {}
     for name in args.variants:
         if name not in results or len(results[name]["runs"]) != len(args.seeds):
-            results[name] = run_variant(name, args.seeds, paths)
+            results[name] = run_variant(name, args.seeds, args.work)
             json.dump(results, open(cache, "w"))
     results = {name: results[name] for name in args.variants}
     pipeline = paths["pipeline"]

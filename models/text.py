@@ -74,10 +74,9 @@ def char_ngram_ids(cut: tf.RaggedTensor, feature: FeatureConfig) -> tf.Tensor:
     word's start and end from its middle), every length of ``char_ngram_sizes`` in turn: all 3-grams first, then
     the 4-grams, and so on; a token shorter than a length has none of it."""
     kept = cut[:, :feature.max_tokens]
-    characters = tf.strings.unicode_split(tf.strings.join(["<", kept.flat_values, ">"]), "UTF-8",
-                                          errors="replace")
-    grams = tf.strings.ngrams(characters, ngram_width=tuple(feature.char_ngram_sizes),
-                              separator="")[:, :feature.char_ngrams_per_token]
+    marked = tf.strings.join(["<", kept.flat_values, ">"])
+    grams = tf.concat([_ngrams(marked, size) for size in feature.char_ngram_sizes],
+                      axis=1)[:, :feature.char_ngrams_per_token]
     ids = tf.ragged.map_flat_values(
         lambda values: tf.strings.to_hash_bucket_fast(values, feature.char_ngram_buckets) + 1, grams)
     per_token = ids.to_tensor(PADDING_ID, shape=[None, feature.char_ngrams_per_token])
@@ -101,3 +100,13 @@ def cardinality(feature: FeatureConfig, tf_transform_output) -> int:
     if feature.hash_buckets:
         return feature.hash_buckets + 1
     return tf_transform_output.vocabulary_size_by_name(feature.name) + feature.oov_buckets + 1
+
+
+def _ngrams(words: tf.Tensor, size: int) -> tf.RaggedTensor:
+    """[n, (grams)] strings: the n-grams of ``size`` characters of each of the [n] ``words``, in order. Substrings by
+    UTF-8 character, not ``tf.strings.ngrams``: TFLite's Select TF ops have Substr and not StringNGrams."""
+    starts = tf.ragged.range(tf.maximum(tf.strings.length(words, unit="UTF8_CHAR") - size + 1, 0))
+    positions = tf.cast(starts.flat_values, tf.int32)
+    values = tf.strings.substr(tf.gather(words, starts.value_rowids()), positions, tf.fill(tf.shape(positions), size),
+                               unit="UTF8_CHAR")
+    return tf.RaggedTensor.from_row_splits(values, starts.row_splits)

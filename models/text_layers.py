@@ -161,6 +161,11 @@ class TextFeatureEncoder(tf_keras.layers.Layer):
                          for reader in self.readers or [""]}
 
     def call(self, inputs, training=False):
+        width = self.max_tokens * (1 + self.char_ngrams_per_token)
+        if self.char_ngrams_per_token and inputs.shape[1] not in (None, width):
+            raise ValueError(f"text feature '{self.feature}': its input has {inputs.shape[1]} ids per example, but "
+                             f"{self.max_tokens} tokens with {self.char_ngrams_per_token} n-grams each need {width}: "
+                             "the model was built for other char_ngram settings than its Transform ran with")
         ids, grams = split_input(inputs, self.max_tokens, self.char_ngrams_per_token)
         # The encoders read up to the batch's last real token (a recurrent encoder steps once per position); their
         # states are padded back to the input's width, so a per-token head sees every position.

@@ -172,3 +172,10 @@ def test_the_text_feature_encoder_with_char_ngrams_round_trips_its_config():
     encoder = TextFeatureEncoder("text", 20, 4, "cnn", max_tokens=6, char_ngram_buckets=50, char_ngrams_per_token=3)
     again = TextFeatureEncoder.from_config(encoder.get_config())
     assert again.get_config() == encoder.get_config() and again.char_ngrams.input_dim == 51
+
+
+def test_an_input_without_the_char_ngrams_the_encoder_reads_is_refused_by_name():
+    encoder = TextFeatureEncoder("text", 4, 2, "mean", max_tokens=2, char_ngram_buckets=3, char_ngrams_per_token=2)
+    with pytest.raises(ValueError, match="text feature 'text': its input has 2 ids per example, but 2 tokens with 2 "
+                                         "n-grams each need 6"):
+        encoder(tf.constant([[1, 2]], tf.int64))
