@@ -33,7 +33,8 @@ TRAIN = [  # text, intent, keywords, slots
     ([], [""], [], []),
     (["where is my order ?"], ["track"], ["account"], ["O", "O", "B-object", "I-object"]),  # 4 tags, 5 tokens
 ]
-UNSEEN = [(["refund my order"], ["refund"], ["billing"], ["O", "O", "B-place"])]
+UNSEEN = [(["refund my order"], ["refund"], ["billing"], ["O", "O", "B-place"]),
+          (["cancel my order"], ["cancel"], [], [])]  # an utterance no annotator tagged
 
 
 def _rows(rows):
@@ -61,7 +62,7 @@ def test_token_ids_lowercased_split_at_punctuation_truncated_and_padded(transfor
 
 
 def test_a_word_training_never_saw_takes_the_oov_id(transformed):
-    np.testing.assert_array_equal(transformed[1]["text"], [[10, 2, 1, 0, 0]])
+    np.testing.assert_array_equal(transformed[1]["text"][0], [10, 2, 1, 0, 0])
 
 
 def test_text_cardinality_counts_vocabulary_oov_and_padding(transformed):
@@ -78,7 +79,7 @@ def test_intent_names_become_ids_by_frequency_and_missing_or_empty_weigh_nothing
 
 
 def test_an_intent_training_never_saw_is_minus_one_with_weight_zero(transformed):
-    assert transformed[1]["intent_label"].tolist() == [-1] and transformed[1]["intent_weight"].tolist() == [0]
+    assert transformed[1]["intent_label"][0] == -1 and transformed[1]["intent_weight"][0] == 0
 
 
 def test_keyword_names_become_config_class_ids_padded_with_minus_one(transformed):
@@ -97,8 +98,13 @@ def test_bio_tags_become_structured_ids_masked_where_absent_misaligned_or_paddin
 
 
 def test_a_tag_of_a_type_training_never_saw_weighs_nothing(transformed):
-    np.testing.assert_array_equal(transformed[1]["slots_label"], [[0, 0, 0, 0, 0]])
-    np.testing.assert_array_equal(transformed[1]["slots_weight"], [[1, 1, 0, 0, 0]])
+    np.testing.assert_array_equal(transformed[1]["slots_label"][0], [0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(transformed[1]["slots_weight"][0], [1, 1, 0, 0, 0])
+
+
+def test_an_utterance_without_tags_is_untagged_not_all_o(transformed):
+    np.testing.assert_array_equal(transformed[1]["text"][1], [3, 2, 1, 0, 0])
+    np.testing.assert_array_equal(transformed[1]["slots_weight"][1], [0, 0, 0, 0, 0])
 
 
 def test_tokens_outside_transform_match_its_cut():
