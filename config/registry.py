@@ -19,7 +19,7 @@ class FeatureKind(StrEnum):
     BUCKETIZED = "bucketized"  # number -> bucket id (boundaries)
     ZSCORE = "zscore"  # number -> standardised float
     LOG = "log"  # number -> log1p, then standardised
-    TEXT = "text"  # utterance -> [max_tokens] token ids (0: padding), encoded by a sequence encoder
+    TEXT = "text"  # utterance -> token ids (0: padding), then their char n-gram ids, for a sequence encoder
 
 
 class Tokenizer(StrEnum):
