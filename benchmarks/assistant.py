@@ -57,6 +57,7 @@ VARIANTS = {  # changes to the text feature's settings (and under "model", to th
     "multi-task, transformer": {"encoder": "transformer"},
     "multi-task, gru, every head from one epoch": {"encoder": "gru", "model": {"per_head_selection": False}},
     "multi-task, cnn, soft sharing": {"sharing": "soft"},
+    "multi-task, cnn, by-level sharing": {"sharing": "by_level"},
     "multi-task, cnn, 2 layers": {"encoder_layers": 2},
     "multi-task, cnn, char n-grams": {"char_ngram_buckets": 20_000},
     "multi-task, cnn, 2 layers, char n-grams": {"encoder_layers": 2, "char_ngram_buckets": 20_000},

@@ -25,6 +25,7 @@ from config.registry import (
     TaskType,
     TextSharing,
     Tokenizer,
+    ValueCounts,
 )
 from config.schema import (
     DEFAULT_CONFIG,
@@ -45,5 +46,5 @@ __all__ = ["SPLITS", "TEST", "TRAIN", "VALIDATION", "Architecture", "Balancing",
            "ChangeEvidence", "ConfigError", "DEFAULT_CONFIG", "DataConfig", "Distribution", "EvaluationConfig",
            "FeatureConfig", "FeatureKind", "HeadCopies", "IdUpdates", "LossNormalization", "ModelConfig",
            "PipelineConfig", "SequenceEncoder", "ServingConfig", "TaskConfig", "TaskType", "TextSharing",
-           "Tokenizer", "UserError", "ValidationConfig", "VertexTrainingConfig", "from_custom_config",
-           "to_custom_config"]
+           "Tokenizer", "UserError", "ValidationConfig", "ValueCounts", "VertexTrainingConfig",
+           "from_custom_config", "to_custom_config"]

@@ -46,6 +46,7 @@ class TextSharing(StrEnum):
 
     HARD = "hard"  # one encoder, read by every head
     SOFT = "soft"  # one encoder per head, over token embeddings every head shares
+    BY_LEVEL = "by_level"  # one encoder the utterance-level heads share, and one of its own per token-tagging head
 
 
 class TaskType(StrEnum):
@@ -95,6 +96,14 @@ class ChangeEvidence(StrEnum):
 
     INTERVAL = "interval"  # a change worse than the tolerance that its paired interval shows to be worse at all
     POINT = "point"  # a change worse than the tolerance, measured or not (TFMA's change threshold alone)
+
+
+class ValueCounts(StrEnum):
+    """How StatisticsGen counts a string feature's values (TFDV's ``StatsOptions``)."""
+
+    EXACT = "exact"  # a count per distinct value: exact top values and distinct counts; memory grows with the ids
+    SKETCH = "sketch"  # Misra-Gries top values (exact up to 1,024 distinct values) and a KMV distinct count
+    # (exact up to 16,384): bounded memory whatever the number of ids
 
 
 class HeadCopies(StrEnum):

@@ -33,6 +33,7 @@ from config.registry import (
     TaskType,
     TextSharing,
     Tokenizer,
+    ValueCounts,
 )
 
 DEFAULT_CONFIG = Path(__file__).parent / "default.yaml"
@@ -51,10 +52,12 @@ class FeatureConfig:
     tokens mapped to ids by a vocabulary over tokens (``top_k``, ``frequency_threshold``, ``oov_buckets``) or, with
     ``hash_buckets``, by hashing; the model embeds them (``embedding_dim``) and ``encoder`` (``encoder_units``,
     ``encoder_layers``) turns them into per-token states and one pooled vector, one encoder for every head
-    (``sharing: hard``) or one per head over shared token embeddings (``soft``). With ``char_ngram_buckets`` each
-    token also reads its character n-grams (``char_ngram_sizes`` characters long, counting a ``<`` before the token
-    and a ``>`` after it; its first ``char_ngrams_per_token``), hashed into that many buckets: a word training never
-    saw (a typo, a new product name, a number) shares them with the words it resembles."""
+    (``sharing: hard``), one per head over shared token embeddings (``soft``), or one that the utterance-level heads
+    share and one of its own for each head that tags the feature's tokens (``by_level``). With
+    ``char_ngram_buckets`` each token also reads its character n-grams (``char_ngram_sizes`` characters long,
+    counting a ``<`` before the token and a ``>`` after it; its first ``char_ngrams_per_token``), hashed into that
+    many buckets: a word training never saw (a typo, a new product name, a number) shares them with the words it
+    resembles."""
 
     name: str
     kind: FeatureKind
@@ -319,11 +322,15 @@ class BeamConfig:
 class ValidationConfig:
     """How a new span is judged against the last validated span: ``drift`` maps a feature to the largest
     distance its distribution may move (L-infinity for categorical, Jensen-Shannon divergence for numeric
-    features, both in [0, 1]); a larger move stops the run before Transform."""
+    features, both in [0, 1]); a larger move stops the run before Transform. ``value_counts``: how StatisticsGen
+    counts a string feature's values, ``exact`` (TFDV's default: a count per distinct value) or ``sketch``
+    (bounded memory and time per event whatever the number of distinct ids; ``config.registry.ValueCounts``)."""
 
     drift: dict[str, float] = field(default_factory=dict)
+    value_counts: ValueCounts = ValueCounts.EXACT
 
     def __post_init__(self):
+        _set_member(self, "value_counts", ValueCounts, "validation.value_counts")
         for name, threshold in self.drift.items():
             _require(0 < threshold <= 1, f"validation.drift.{name} must be in (0, 1], got {threshold}")
 
@@ -423,6 +430,10 @@ class PipelineConfig:
                 text = next((f for f in self.features if f.name == task.text_feature), None)
                 _require(text is not None and text.kind == FeatureKind.TEXT,
                          f"task '{task.name}': text_feature '{task.text_feature}' is not a declared text feature")
+        for feature in self.features:
+            _require(feature.sharing != TextSharing.BY_LEVEL or any(t.text_feature == feature.name for t in self.tasks),
+                     f"feature '{feature.name}': sharing by_level gives each head that tags its tokens an encoder of "
+                     "its own, but no sequence_labeling task names it as text_feature: use sharing: hard")
         task_names = {t.name for t in self.tasks}
         for name in (*self.model.esmm_tasks, *self.model.fusion, *self.model.factor_tasks):
             _require(name in task_names, f"model: '{name}' is not a task")

@@ -8,7 +8,16 @@ it, so a bad combination fails before any component runs.
 
 import tf_keras
 
-from config import Architecture, Balancing, ConfigError, IdUpdates, ModelConfig, PipelineConfig, TextSharing
+from config import (
+    Architecture,
+    Balancing,
+    ConfigError,
+    FeatureConfig,
+    IdUpdates,
+    ModelConfig,
+    PipelineConfig,
+    TextSharing,
+)
 from models import features
 from models.balancing import Balancer, FixedWeights, GradNorm, PCGrad, UncertaintyWeighting
 from models.layers import MLP, FactorInteraction, FeatureEncoder
@@ -117,7 +126,7 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int],
     text_encoders = {
         f.name: TextFeatureEncoder(f.name, cardinalities[f.name], f.embedding_dim, f.encoder, units=f.encoder_units,
                                    num_layers=f.encoder_layers, max_tokens=f.max_tokens,
-                                   readers=[t.name for t in tasks] if f.sharing == TextSharing.SOFT else [],
+                                   readers=_text_readers(f, tasks),
                                    char_ngram_buckets=f.char_ngram_buckets,
                                    char_ngrams_per_token=f.char_ngrams_per_token, name=f"{f.name}_text_encoder")
         for f in config.features if features.is_text(f)}
@@ -151,3 +160,14 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int],
                   id_optimizer=ID_OPTIMIZERS[model_config.id_updates](model_config, model),
                   jit_compile=model_config.jit_compile)
     return model
+
+
+def _text_readers(feature: FeatureConfig, tasks: list) -> list[str]:
+    """Who gets a sequence encoder of text feature ``feature`` (TextFeatureEncoder's ``readers``; "" is the encoder
+    the other heads share): none of its own under hard sharing, every head under soft, each head that tags the
+    feature's tokens under by_level."""
+    if feature.sharing == TextSharing.SOFT:
+        return [t.name for t in tasks]
+    if feature.sharing == TextSharing.BY_LEVEL:
+        return ["", *(t.name for t in tasks if t.per_token and t.config.text_feature == feature.name)]
+    return []

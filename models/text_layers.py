@@ -135,7 +135,8 @@ class TextFeatureEncoder(tf_keras.layers.Layer):
 
     Arguments: ``feature``, ``cardinality`` and ``embedding_dim`` (the token table); ``kind``, ``units`` = 32,
     ``num_layers`` = 1 and ``max_tokens`` = 64 (each SequenceEncoder's, and the input's token positions);
-    ``readers`` = () (hard sharing); ``char_ngram_buckets`` = 0 (no n-grams) and ``char_ngrams_per_token`` = 0.
+    ``readers`` = () (hard sharing; a reader "" among others is an encoder the heads without one of their own
+    share); ``char_ngram_buckets`` = 0 (no n-grams) and ``char_ngrams_per_token`` = 0.
 
     Input: [batch, L] int64 token ids, 0 for padding (``models.text.token_ids``); with n-grams [batch, max_tokens
     x (1 + char_ngrams_per_token)], the token ids then each token's n-gram ids (``models.text.model_input``).

@@ -3,6 +3,7 @@
 import json
 import os
 
+import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
 
 from components.anomaly_gate import AnomalyGate
@@ -10,7 +11,7 @@ from components.atomic_pusher import AtomicPusher
 from components.blessing_gate import BlessingGate
 from components.schema_curation import CurateSchema
 from components.serving_check import ServingCheck
-from config import SPLITS, TEST, TRAIN, VALIDATION, DataConfig, PipelineConfig, to_custom_config
+from config import SPLITS, TEST, TRAIN, VALIDATION, DataConfig, PipelineConfig, ValueCounts, to_custom_config
 from models.builder import check_model_config
 from models.evaluation.eval_config import make_eval_config
 
@@ -42,8 +43,12 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
                                    producer_component_id="AnomalyGate"),
     ).with_id("previous_statistics_resolver")
 
-    # Describe the data: statistics are what the schema is inferred from and what the validator checks.
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    # Describe the data: statistics are what the schema is inferred from and what the validator checks. Sketches
+    # keep their cost per event flat at millions of distinct ids (validation.value_counts).
+    sketch = config.validation.value_counts == ValueCounts.SKETCH
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=example_gen.outputs["examples"],
+        stats_options=tfdv.StatsOptions(use_sketch_based_topk_uniques=True) if sketch else None)
     statistics_gen.add_upstream_node(previous_statistics)
 
     # Infer a schema from this span: the first run's is accepted, and `mtl schema accept` takes a later one.

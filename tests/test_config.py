@@ -50,6 +50,11 @@ def test_round_trip_through_json(default_dict):
     (lambda d: d["features"].append({"name": "query", "kind": "text", "char_ngram_buckets": 100,
                                      "char_ngrams_per_token": 0}),
      r"feature 'query': char_ngrams_per_token must be in \[1, 64\], got 0"),
+    (lambda d: d["features"].append({"name": "query", "kind": "text", "sharing": "by_level"}),
+     "feature 'query': sharing by_level gives each head that tags its tokens an encoder of its own, but no "
+     "sequence_labeling task names it as text_feature: use sharing: hard"),
+    (lambda d: d["validation"].update(value_counts="approximate"),
+     r"validation.value_counts 'approximate' not in \['exact', 'sketch'\]"),
     (lambda d: d["tasks"][0].pop("label_key"), r"config.tasks\[0\]: .*label_key"),
     (lambda d: d.update(name="Recs_v2"), r"name 'Recs_v2' must match"),
     (lambda d: d["tasks"][3].update(type="multilabel", num_classes=0), "task 'interest': multilabel needs num_classes"),

@@ -126,3 +126,27 @@ def test_the_assistant_config_compiles_with_its_text_feature_and_heads(tmp_path)
     assert all(any(task.startswith(name) for task in spec.root.dag.tasks) for name in COMPONENTS)
     text = output.read_text()
     assert "HeadSpanF1" in text and "sequence_labeling" in text and "label_vocabulary" in text
+
+
+def _statistics_options(spec_file):
+    """The StatisticsGen task's StatsOptions in a compiled spec, as TFDV reads them back (TFDV's defaults when the
+    spec names none)."""
+    import tensorflow_data_validation as tfdv
+
+    task = json.loads(spec_file.read_text())["pipelineSpec"]["root"]["dag"]["tasks"]["StatisticsGen"]
+    value = task["inputs"]["parameters"].get("stats_options_json")
+    if value is None:
+        return tfdv.StatsOptions()
+    constant = value["runtimeValue"].get("constantValue", value["runtimeValue"].get("constant"))  # by KFP version
+    return tfdv.StatsOptions.from_json(constant["stringValue"] if isinstance(constant, dict) else constant)
+
+
+def test_statistics_count_values_exactly_unless_the_config_asks_for_sketches(tmp_path):
+    default, sketch = tmp_path / "default.json", tmp_path / "sketch.json"
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["validation"]["value_counts"] = "sketch"
+    (tmp_path / "sketch.yaml").write_text(yaml.safe_dump(config))
+    assert main(["compile-kubeflow", "--output", str(default)]) == 0
+    assert main(["compile-kubeflow", "--config", str(tmp_path / "sketch.yaml"), "--output", str(sketch)]) == 0
+    assert not _statistics_options(default).use_sketch_based_topk_uniques
+    assert _statistics_options(sketch).use_sketch_based_topk_uniques

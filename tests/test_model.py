@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 from helpers import CONFIG, assert_training_reduces_every_task_loss, batch, tiny_model
 
-from config import Architecture, Balancing, FeatureKind, TaskType
+from config import Architecture, Balancing, FeatureKind, PipelineConfig, TaskType
 from models import training
-from models.builder import ARCHITECTURES, BALANCERS, make_architecture
+from models.builder import ARCHITECTURES, BALANCERS, build_model, make_architecture
 from models.features import KINDS
 from models.layers import MLP, DotInteraction, FactorInteraction, FeatureEncoder
 from models.tasks import TASK_TYPES
@@ -138,3 +139,28 @@ def test_a_nan_loss_stops_training_and_names_the_task():
     with pytest.raises(training.NonFiniteLoss,
                        match=r"task 'watch_time': the training loss became nan at epoch 1, step 1"):
         training.fit(model, CONFIG.model, dataset, dataset, train_steps=100, eval_steps=1, verbose=0)
+
+
+@pytest.mark.parametrize("sharing, readers", [("hard", {""}), ("soft", {"intent", "slots"}),
+                                              ("by_level", {"", "slots"})])
+def test_text_sharing_decides_which_heads_read_which_sequence_encoder(sharing, readers):
+    config = PipelineConfig.from_dict({
+        "name": "tiny-assistant",
+        "features": [{"name": "text", "kind": "text", "max_tokens": 4, "embedding_dim": 4, "encoder": "cnn",
+                      "encoder_units": 4, "sharing": sharing}, {"name": "channel", "kind": "vocabulary"}],
+        "tasks": [{"name": "intent", "type": "multiclass", "label_key": "intent", "classes": ["a", "b", "c"]},
+                  {"name": "slots", "type": "sequence_labeling", "label_key": "slots", "text_feature": "text",
+                   "classes": ["date", "city"]}]})
+    tf_keras.utils.set_random_seed(0)
+    model = build_model(config, {"text": 10, "channel": 3})
+    features = {"text": tf.constant([[3, 5, 1, 0], [2, 0, 0, 0]], tf.int64), "channel": tf.constant([1, 2], tf.int64)}
+    with tf.GradientTape(persistent=True) as tape:
+        totals = {head: tf.reduce_sum(output * tf.range(1.0, output.shape[-1] + 1))  # not a constant sum
+                  for head, output in model(features).items()}
+    encoders = model.text_encoders["text"].encoders
+    assert set(encoders) == readers
+    for head in ("intent", "slots"):
+        for reader, encoder in encoders.items():
+            reads = reader in ("", head)  # the shared encoder feeds every head's tower
+            gradient = tape.gradient(totals[head], encoder.trainable_variables)
+            assert all((g is not None) == reads for g in gradient), (head, reader)
