@@ -23,7 +23,7 @@ from models.balancing import Balancer, FixedWeights, GradNorm, PCGrad, Uncertain
 from models.layers import MLP, FactorInteraction, FeatureEncoder
 from models.multitask_model import MultiTaskModel
 from models.row_optimizer import RowAdam
-from models.tasks import make_tasks
+from models.tasks import Task, make_tasks
 from models.text_layers import TextFeatureEncoder
 from models.zoo import PLE, MMoE, SharedBottom
 
@@ -162,7 +162,7 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int],
     return model
 
 
-def _text_readers(feature: FeatureConfig, tasks: list) -> list[str]:
+def _text_readers(feature: FeatureConfig, tasks: list[Task]) -> list[str]:
     """Who gets a sequence encoder of text feature ``feature`` (TextFeatureEncoder's ``readers``; "" is the encoder
     the other heads share): none of its own under hard sharing, every head under soft, each head that tags the
     feature's tokens under by_level."""
