@@ -29,7 +29,9 @@ class Browser:
             [executable, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
              f"--user-data-dir={self.profile}", "--remote-debugging-port=0", f"--window-size={width},{height}",
              "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.socket = websocket.create_connection(self._browser_endpoint(), timeout=30)
+        # No Origin header: Chromium 111 and later refuse a DevTools connection from an origin not allowed by
+        # --remote-allow-origins, and websocket-client sends one by default.
+        self.socket = websocket.create_connection(self._browser_endpoint(), timeout=30, suppress_origin=True)
         self.next_id = 0
         self.events: list[dict] = []
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
