@@ -430,8 +430,9 @@ class PipelineConfig:
                 text = next((f for f in self.features if f.name == task.text_feature), None)
                 _require(text is not None and text.kind == FeatureKind.TEXT,
                          f"task '{task.name}': text_feature '{task.text_feature}' is not a declared text feature")
+        taggers = {t.text_feature for t in self.tasks if t.type == TaskType.SEQUENCE_LABELING}
         for feature in self.features:
-            _require(feature.sharing != TextSharing.BY_LEVEL or any(t.text_feature == feature.name for t in self.tasks),
+            _require(feature.sharing != TextSharing.BY_LEVEL or feature.name in taggers,
                      f"feature '{feature.name}': sharing by_level gives each head that tags its tokens an encoder of "
                      "its own, but no sequence_labeling task names it as text_feature: use sharing: hard")
         task_names = {t.name for t in self.tasks}
