@@ -9,6 +9,7 @@ from config import LossNormalization
 from models.balancing import Balancer
 from models.layers import row_updated
 from models.tasks import Task
+from models.text import split_input
 
 FUSION_OUTPUT = "fusion_score"
 
@@ -82,9 +83,18 @@ class MultiTaskModel(tf_keras.Model):
             reads = interaction and task.name in self.interaction_tasks
             head_input = tf.concat([tower_output, *interaction], axis=-1) if reads else tower_output
             outputs[task.name] = task.predictions(self.heads[task.name](head_input))
+            if task.per_token:
+                outputs[task.name] = task.padding_as_outside(outputs[task.name],
+                                                             self._token_mask(task.config.text_feature, features))
         if self.fusion:
             outputs[FUSION_OUTPUT] = self.fusion_score(outputs)
         return outputs
+
+    def _token_mask(self, feature: str, features) -> tf.Tensor:
+        """[batch, max_tokens] True at the real tokens of text feature ``feature`` (id 0 is padding)."""
+        encoder = self.text_encoders[feature]
+        ids, _ = split_input(features[feature], encoder.max_tokens, encoder.char_ngrams_per_token)
+        return tf.not_equal(ids, 0)
 
     def fusion_score(self, outputs):
         """sum of weight x the head's fusion input (each task decides its own, e.g. log1p for an amount), from the

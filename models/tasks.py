@@ -20,7 +20,7 @@ import tensorflow_transform as tft
 import tf_keras
 
 from config import ConfigError, TaskConfig, TaskType, UserError
-from models import tensors
+from models import tag_decoding, tensors
 from models.evaluation.blessing import BlessingRule
 from models.evaluation.scores import rmse, roc_auc
 from models.evaluation.spans import span_f1
@@ -409,14 +409,22 @@ class SequenceLabelingTask(Task):
         """O, then B- and I- of each slot type, in the order of the tag ids."""
         return ["O", *(f"{prefix}-{name}" for name in class_names for prefix in ("B", "I"))]
 
+    def padding_as_outside(self, probabilities, mask):
+        """``probabilities`` [batch, L, units] with each position where ``mask`` [batch, L] is False (padding) set to
+        ``O`` with probability 1: padding then scores as no span and never changes a real token's decoded tag."""
+        outside = tf.one_hot(0, self.units, dtype=probabilities.dtype)
+        return tf.where(mask[:, :, None], probabilities, outside)
+
     def named_outputs(self, prediction, names, tokens):
-        """``<task>_tags``: [batch, tokens] the most likely tag of each token, "" at padding."""
-        tags = tf.gather(names, tf.argmax(prediction, axis=-1))
+        """``<task>_tags``: [batch, tokens] the tag of each token in the most likely well-formed BIO sequence
+        (``models.tag_decoding``), "" at padding."""
+        tags = tf.gather(names, tag_decoding.decode_tf(prediction))
         return {f"{self.name}_tags": tf.where(tokens[:, :tf.shape(tags)[1]] > 0, tags, "")}
 
     def score(self, labels, weights, predictions):
-        """Span micro-F1 by the CoNLL rules over the weighted tokens (``models.evaluation.spans``)."""
-        return span_f1(labels, predictions.argmax(axis=-1), weights > 0)
+        """Span micro-F1 by the CoNLL rules over the weighted tokens (``models.evaluation.spans``) of the decoded
+        tags (``models.tag_decoding``)."""
+        return span_f1(labels, predictions, weights > 0)
 
 
 def _require_classes(config: TaskConfig) -> None:

@@ -164,3 +164,20 @@ def test_text_sharing_decides_which_heads_read_which_sequence_encoder(sharing, r
             reads = reader in ("", head)  # the shared encoder feeds every head's tower
             gradient = tape.gradient(totals[head], encoder.trainable_variables)
             assert all((g is not None) == reads for g in gradient), (head, reader)
+
+
+def test_a_tagger_gives_padding_outside_with_probability_one():
+    config = PipelineConfig.from_dict({
+        "name": "tiny-tagger",
+        "features": [{"name": "text", "kind": "text", "max_tokens": 4, "embedding_dim": 4, "encoder": "gru",
+                      "encoder_units": 4}],
+        "tasks": [{"name": "slots", "type": "sequence_labeling", "label_key": "slots", "text_feature": "text",
+                   "classes": ["date", "city"]}]})
+    tf_keras.utils.set_random_seed(0)
+    model = build_model(config, {"text": 10})
+    tags = model({"text": tf.constant([[3, 5, 1, 0], [2, 0, 0, 0]], tf.int64)})["slots"].numpy()
+    assert tags.shape == (2, 4, 5)
+    np.testing.assert_array_equal(tags[0, 3], [1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(tags[1, 1:], np.tile([1, 0, 0, 0, 0], (3, 1)))
+    assert (tags[0, :3, 0] < 1).all() and tags[1, 0, 0] < 1  # real tokens: the head's own softmax
+    np.testing.assert_allclose(tags.sum(axis=-1), 1.0, rtol=1e-6)

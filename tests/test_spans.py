@@ -318,3 +318,13 @@ def test_mtl_predict_reads_tagged_spans_off_the_served_tags():
                                           {"type": "city", "text": "new york", "start": 4, "end": 5},
                                           {"type": "date", "text": "now", "start": 6, "end": 6}]
     assert tagged_spans([], []) == []
+
+
+def test_probabilities_are_scored_by_their_decoded_tags_not_each_token_argmax():
+    # Token argmax O, I-A would be a one-token span (conlleval starts one at I-); decoded it is B-A I-A, the gold span.
+    probabilities = np.array([[[0.6, 0.3, 0.1], [0.2, 0.1, 0.7]]])
+    labels = np.array([[1, 2]])
+    assert spans.predicted_tags(probabilities).tolist() == [[1, 2]]
+    assert spans.span_f1(labels, probabilities) == 1.0
+    assert spans.span_f1(labels, probabilities.argmax(axis=-1)) == 0.0
+    assert spans.token_accuracy(labels, probabilities) == 1.0

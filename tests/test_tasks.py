@@ -232,6 +232,15 @@ def test_a_tagger_serves_the_most_likely_tag_per_token_and_nothing_at_padding():
     assert tags.numpy().tolist() == [[b"B-date", b"I-date", b"O", b""]]
 
 
+def test_a_tagger_serves_a_well_formed_sequence_where_each_token_argmax_is_not():
+    task = _tagger()
+    names = tf.constant(task.served_names(["date", "city"]))
+    # argmax: O, I-date, I-city. Decoded: B-date I-date (0.3 x 0.7 beats O O's 0.6 x 0.2), then B-city.
+    probs = tf.constant([[[0.6, 0.3, 0.1, 0.0, 0.0], [0.2, 0.1, 0.7, 0.0, 0.0], [0.1, 0.1, 0.1, 0.3, 0.4]]])
+    tags = task.named_outputs(probs, names, tf.constant([[7, 3, 9]], tf.int64))["t_tags"]
+    assert tags.numpy().tolist() == [[b"B-date", b"I-date", b"B-city"]]
+
+
 def test_a_class_head_serves_its_class_names_beside_the_probabilities():
     task = _task(MulticlassTask, "multiclass", classes=("a", "b"))
     named = task.named_outputs(tf.constant([[0.3, 0.7], [0.9, 0.1]]), tf.constant(["a", "b"]), None)

@@ -45,7 +45,7 @@ class HeadSummary:
         self.confusion = None  # [actual, predicted] weights, sized by the first predictions seen (multiclass)
         self.seen = None  # [actual, predicted] examples, weighted or not: TFMA lists every cell it has seen
         self.unseen = 0.0  # examples whose class label is -1: a class name training never saw
-        # sequence labelling (Part.SPANS): weighted tokens whose argmax tag is the label, and their weight; span
+        # sequence labelling (Part.SPANS): weighted tokens whose decoded tag is the label, and their weight; span
         # counts per slot type (spans' conlleval rules), grown to the types the prediction width T holds
         self.token_hits = self.token_weight = 0.0
         empty = np.zeros(0, np.int64) if Part.SPANS in self.parts else None
@@ -132,7 +132,7 @@ class HeadSummary:
         weights = np.stack([np.broadcast_to(np.ravel(w), (length,)) for w in self.weights]).astype(np.float64)
         self.labels, self.predictions, self.weights = [], [], []
         valid = weights > 0
-        tags = predictions.argmax(axis=2)
+        tags = spans.predicted_tags(predictions)
         self.weight += float(valid.any(axis=1).sum())
         self.token_hits += float(weights[valid] @ (tags[valid] == labels[valid]))
         self.token_weight += float(weights[valid].sum())

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from models import tag_decoding
+
 OUTSIDE = 0  # the tag id of "O"
 
 
@@ -81,11 +83,11 @@ def _tags(tags, name: str) -> np.ndarray:
 
 
 def predicted_tags(predictions, labels_ndim: int = 2) -> np.ndarray:
-    """[n, L] tag ids: ``predictions`` as given when they are tag ids ([n, L]), their argmax over the last axis when
-    they are [n, L, T] probabilities (or scores)."""
+    """[n, L] tag ids: ``predictions`` as given when they are tag ids ([n, L]), the most likely well-formed BIO
+    sequence (``models.tag_decoding.decode``, as the served model gives) when they are [n, L, T] probabilities."""
     predictions = np.asarray(predictions)
     if predictions.ndim == labels_ndim + 1:
-        return predictions.argmax(axis=-1)
+        return tag_decoding.decode(predictions)
     return predictions
 
 
@@ -111,9 +113,9 @@ def span_starts_ends(tags: np.ndarray, valid: np.ndarray | None = None) -> np.nd
 def span_counts(labels: np.ndarray, predictions: np.ndarray, valid: np.ndarray | None = None,
                 num_types: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(correct, gold, predicted): int64 arrays [num_types] of span counts per type. ``labels``: [n, L] gold tag ids;
-    ``predictions``: [n, L] predicted tag ids, or [n, L, T] probabilities (argmax); ``valid``: [n, L] bools or
-    weights (> 0), None for all. ``num_types`` defaults to what the tags need (from T for probabilities); raises
-    ValueError when a span's type is not below it."""
+    ``predictions``: [n, L] predicted tag ids, or [n, L, T] probabilities (decoded: ``predicted_tags``);
+    ``valid``: [n, L] bools or weights (> 0), None for all. ``num_types`` defaults to what the tags need (from T for
+    probabilities); raises ValueError when a span's type is not below it."""
     labels = _tags(labels, "labels")
     if num_types is None:
         num_types = num_types_seen(labels, predictions, valid)
@@ -180,8 +182,8 @@ def span_f1(labels: np.ndarray, predictions: np.ndarray, valid: np.ndarray | Non
 
 
 def token_accuracy(labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """Weighted share of the tokens whose predicted tag (argmax for probabilities) is the label; ``weights``: [n, L]
-    weights or bools, None for all. NaN when the weights sum to 0."""
+    """Weighted share of the tokens whose predicted tag (decoded for probabilities: ``predicted_tags``) is the label;
+    ``weights``: [n, L] weights or bools, None for all. NaN when the weights sum to 0."""
     labels = _tags(labels, "labels")
     predictions = _tags(predicted_tags(predictions), "predictions")
     weights = np.ones(labels.shape) if weights is None else np.broadcast_to(np.asarray(weights, np.float64),
