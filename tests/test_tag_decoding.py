@@ -45,18 +45,21 @@ def test_a_span_keeps_one_type():
     assert _both([[[0.05, 0.6, 0.05, 0.25, 0.05], [0.1, 0.05, 0.05, 0.1, 0.7]]]) == [[3, 4]]
 
 
+def _well_formed(tags):
+    """[n] bools: no I- tag of a row follows anything but the B- or I- of its own type (nor starts the row)."""
+    inside = (tags > 0) & (tags % 2 == 0)
+    previous = np.concatenate([np.zeros((len(tags), 1), np.int64), tags[:, :-1]], axis=1)
+    return ~(inside & (previous != tags) & (previous != tags - 1)).any(axis=1)
+
+
 def test_a_well_formed_argmax_is_kept_and_every_decoding_is_well_formed():
     probabilities = np.random.default_rng(0).dirichlet(np.full(7, 0.3), size=(200, 12)).astype(np.float32)
     tags = np.array(_both(probabilities))
-    inside = (tags > 0) & (tags % 2 == 0)
-    previous = np.concatenate([np.zeros((200, 1), np.int64), tags[:, :-1]], axis=1)
-    assert not (inside & (previous != tags) & (previous != tags - 1)).any()
+    assert _well_formed(tags).all()
     argmax = probabilities.argmax(axis=-1)
-    argmax_inside = (argmax > 0) & (argmax % 2 == 0)
-    argmax_previous = np.concatenate([np.zeros((200, 1), np.int64), argmax[:, :-1]], axis=1)
-    well_formed = ~(argmax_inside & (argmax_previous != argmax) & (argmax_previous != argmax - 1)).any(axis=1)
-    assert 0 < well_formed.sum() < 200
-    np.testing.assert_array_equal(tags[well_formed], argmax[well_formed])
+    kept = _well_formed(argmax)
+    assert 0 < kept.sum() < 200
+    np.testing.assert_array_equal(tags[kept], argmax[kept])
 
 
 def test_padding_given_outside_does_not_change_the_real_tokens():
