@@ -4,6 +4,7 @@ browser test; ``find_chromium`` says where the browser is, or None."""
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -11,6 +12,9 @@ import tempfile
 import time
 
 import websocket
+
+# Where the browser tests leave their screenshots (CI keeps the folder).
+ARTIFACTS = os.environ.get("MTL_TEST_ARTIFACTS", os.path.join(os.path.dirname(__file__), "..", "test-artifacts"))
 
 
 def find_chromium() -> str | None:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
+from browser import ARTIFACTS, Browser, find_chromium, visible
 
 from components import serving_check
 from config import PipelineConfig
@@ -19,6 +20,7 @@ from data.assistant import AssistantSpec
 from data.writer import EVENTS_FILE, generate_logs
 from models import lite
 from pipeline.cli.main import main
+from pipeline.reports.html_page import CONFUSION_CLASSES
 from pipeline.reports.run_report import OVERALL, load_run_report
 from pipeline.reports.write import write_reports
 from pipeline.runners import run_local
@@ -126,6 +128,49 @@ def test_the_report_names_intents_and_shows_each_slot_types_f1(run):
     assert "spans per slot type" in page and "<td>product</td>" in page
     assert "<th>track_order</th>" in page  # the confusion matrix by name
     assert "Bayes limit" in reports.markdown  # the truth's best, next to each head
+
+
+def test_the_assistant_report_opens_in_a_browser_with_intents_by_name_and_each_slot_types_f1(run):
+    root, config, report, reports = run
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("Chromium is not installed: `apt-get install chromium` (CI installs it)")
+    output = tft.TFTransformOutput(report.transform_graph_uri)
+    intents = {name.decode() for name in output.vocabulary_by_name("intent_classes")}
+    slot_types = {name.decode() for name in output.vocabulary_by_name("slots_classes")}
+
+    def cells(table):
+        """The text of each row's cells, headers included, of the first element matching ``table``."""
+        return browser.evaluate(f"Array.from(document.querySelector({json.dumps(table)}).rows)"
+                                ".map(r => Array.from(r.cells).map(c => c.textContent.trim()))")
+
+    with Browser(chromium) as browser:
+        browser.load(f"file://{reports.html_path}")
+        assert browser.errors() == []
+        # a wide confusion matrix scrolls in its own box: the page itself never scrolls sideways
+        assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        assert browser.evaluate(visible("#verdict tr[id^='verdict-']")) == len(config.tasks)
+        for task in config.tasks:
+            assert browser.evaluate(visible(f"#head-{task.name}")) == 1, task.name
+        # the confusion matrices (overall and plotted slices): the most frequent intents, by name, rows as columns
+        assert browser.evaluate(visible("#head-intent table.confusion")) >= 1
+        matrix = cells("#head-intent table.confusion")
+        columns, rows = matrix[0][1:], [row[0] for row in matrix[1:]]
+        assert columns == rows and 2 <= len(columns) <= CONFUSION_CLASSES and set(columns) <= intents
+        assert all(len(row) == 1 + len(columns) for row in matrix)
+        assert browser.evaluate("(t => t.offsetWidth <= t.parentElement.clientWidth)("
+                                "document.querySelector('#head-intent table.confusion'))")  # class names upright
+        # one row per slot type, by name, with its counts and an F1 in [0, 1] wherever it has spans
+        assert browser.evaluate(visible("#head-slots table.spans")) == 1
+        table = cells("#head-slots table.spans")[1:]
+        assert {row[0] for row in table} == slot_types and all(len(row) == 7 for row in table)
+        annotated = [row for row in table if int(row[1].replace(",", "")) > 0]
+        assert annotated and all(0.0 <= float(row[6]) <= 1.0 for row in annotated)
+        assert all(int(row[3].replace(",", "")) <= min(int(row[1].replace(",", "")), int(row[2].replace(",", "")))
+                   for row in annotated)  # correct spans: at most the annotated and the predicted ones
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        browser.screenshot(os.path.join(ARTIFACTS, "assistant-report.png"))
+    assert os.path.getsize(os.path.join(ARTIFACTS, "assistant-report.png")) > 10_000
 
 
 def test_tags_that_disagree_with_the_tokens_stop_the_run_with_one_line(run, tmp_path, capsys):

@@ -14,7 +14,7 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-from browser import Browser, find_chromium, visible
+from browser import ARTIFACTS, Browser, find_chromium, visible
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tensorflow_serving.apis import prediction_log_pb2
@@ -361,9 +361,6 @@ def test_bad_data_stops_before_any_component_and_the_served_model_keeps_answerin
     serve = tf.saved_model.load(first.pushed_model).signatures["serving_default"]
     outputs = serve(examples=tf.constant([e.SerializeToString() for e in run.test_examples()[:3]]))
     assert np.all(np.isfinite(outputs["click"].numpy()))
-
-
-ARTIFACTS = os.environ.get("MTL_TEST_ARTIFACTS", os.path.join(os.path.dirname(__file__), "..", "test-artifacts"))
 
 
 def test_the_html_report_opens_in_a_browser_with_every_head_and_plot(run, first):

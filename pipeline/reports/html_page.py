@@ -30,8 +30,9 @@ th:first-child,td:first-child{text-align:left} th{background:#f5f5f5}
 .blessed{background:#e3f4e1;color:#1b5e20} .not-blessed{background:#fde2e1;color:#8e1b16}
 .pass{color:#1b5e20;font-weight:600} .fail{color:#b71c1c;font-weight:600} .muted{color:#777}
 .interval{color:#555;font-size:90%} .few{color:#8a6d00;font-size:85%} .few-row td{background:#fffbe6} .noise{color:#555}
-.plots{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start} figure{margin:0}
+.plots{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start} figure{margin:0;max-width:100%;overflow-x:auto}
 figcaption{font-size:13px;color:#555;max-width:460px}
+table.confusion tr:first-child th+th{writing-mode:vertical-rl;transform:rotate(180deg);text-align:left}
 """
 
 
@@ -296,8 +297,8 @@ def _confusion_matrix(data: dict, names: list[str] | None = None) -> str:
 
 def _span_types(counts: dict, names: list[str]) -> str:
     """Per slot type: annotated and predicted spans, correct ones, precision, recall and F1."""
-    rows = ["<table><tr><th>slot type</th><th>annotated</th><th>predicted</th><th>correct</th><th>precision</th>"
-            "<th>recall</th><th>F1</th></tr>"]
+    rows = ["<table class='spans'><tr><th>slot type</th><th>annotated</th><th>predicted</th><th>correct</th>"
+            "<th>precision</th><th>recall</th><th>F1</th></tr>"]
     for k, (correct, gold, predicted) in enumerate(zip(counts["correct"], counts["gold"], counts["predicted"],
                                                        strict=True)):
         precision = correct / predicted if predicted else None
