@@ -56,8 +56,10 @@ WHOLE_TABLE = {**OWN_INTEREST_EMBEDDING, "early_stopping_patience": 5, "batch_si
 ROWS = {**WHOLE_TABLE, "id_updates": "rows"}
 
 # Each variant spells out its model, so a change of the default config does not change what it measures;
-# "tasks" (optional) names the heads it trains, from TASKS (default: the default config's tasks), and
-# "task_changes" (optional) changes some of their settings ({task: {field: value}}).
+# "tasks" (optional) names the heads it trains, from TASKS (default: the default config's tasks),
+# "task_changes" (optional) changes some of their settings ({task: {field: value}}), and "features" (optional)
+# changes some features' settings ({feature: {field: value}}): such a variant trains on a Transform output of its
+# own, from the pipeline run on the same logs with those features (the same split: it hashes event ids).
 VARIANTS = {
     "shared-bottom, 2 shared layers": TWO_SHARED,
     "shared-bottom, 1 shared layer": {**TWO_SHARED, "shared_layers": [64]},
@@ -105,6 +107,12 @@ VARIANTS = {
     "id tables: row updates (RowAdam, rows caught up)": ROWS,
     "id tables: row updates (RowAdam, rows caught up), dense-weight head copies": {**ROWS,
                                                                                   "head_copies": "dense_weights"},
+    # user_id and item_id hashed (`kind: hash`) into buckets 4x, 1x and 0.25x the ids the world has, instead of
+    # a vocabulary of every id: what collisions cost (benchmarks/results/hash-collisions.md)
+    **{f"id tables: row updates, user_id and item_id hashed into {users:,} and {items:,} buckets": {
+        **ROWS, "features": {"user_id": {"kind": "hash", "hash_buckets": users, "top_k": None, "oov_buckets": 0},
+                             "item_id": {"kind": "hash", "hash_buckets": items, "top_k": None, "oov_buckets": 0}}}
+       for users, items in ((20_000, 8_000), (5_000, 2_000), (1_250, 500))},
     SINGLE_TASK: TWO_SHARED,  # each task alone in the 2-shared-layer network
     SINGLE_TASK_DOT: DOT,  # each task alone in the network of the dot-interaction variants
     SINGLE_TASK_MF: {**MF, **PER_HEAD},  # each task alone in the network of the factorisation variants
@@ -117,14 +125,19 @@ TASKS = (*PipelineConfig.from_yaml(DEFAULT_CONFIG).tasks,
                     dropout=0.1))
 
 
-def prepare(work: str, spec) -> dict:
+def prepare(work: str, spec, features: dict | None = None) -> dict:
     """Logs, one run of the real pipeline (its Transform output is what every variant trains on) and each head's
-    Bayes limit on that run's eval split; cached in the work folder."""
+    Bayes limit on that run's eval split; cached in the work folder. With ``features`` (a variant's feature
+    changes), the pipeline runs with them in a folder of its own, on the logs of the plain run."""
     from data.writer import generate_logs
     from pipeline.reports.head_limits import head_limits
     from pipeline.reports.run_report import load_run_report
     from pipeline.runners import run_local
 
+    if features:
+        plain = prepare(work, spec)
+        work = os.path.join(work, "features-" + _slug(features))
+        os.makedirs(work, exist_ok=True)
     paths_file = os.path.join(work, "paths.json")
     if os.path.exists(paths_file):
         paths = json.load(open(paths_file))
@@ -132,9 +145,10 @@ def prepare(work: str, spec) -> dict:
             paths["learnable_limits"] = _learnable_limits(spec, paths["raw_eval"])
             json.dump(paths, open(paths_file, "w"))
         return paths
-    log_root = os.path.join(work, "logs")
-    generate_logs(spec, log_root, [1])
-    base = PipelineConfig.from_yaml(DEFAULT_CONFIG)
+    log_root = os.path.join(os.path.dirname(work) if features else work, "logs")
+    if not features:
+        generate_logs(spec, log_root, [1])
+    base = _with_features(PipelineConfig.from_yaml(DEFAULT_CONFIG), features)
     # Every head a variant may train, so Transform writes every label and weight column.
     config = base.replace(tasks=TASKS, data=dataclasses.replace(base.data, log_root=log_root))
     report = load_run_report(*run_local(config, output_dir=work, serving_dir=os.path.join(work, "serving")))
@@ -146,9 +160,21 @@ def prepare(work: str, spec) -> dict:
         "raw_eval": glob.glob(f"{report.examples_uri}/Split-eval/*"),
         "limits": head_limits(report, config),
     }
-    paths["learnable_limits"] = _learnable_limits(spec, paths["raw_eval"])
+    paths["learnable_limits"] = plain["learnable_limits"] if features else _learnable_limits(spec, paths["raw_eval"])
     json.dump(paths, open(paths_file, "w"))
     return paths
+
+
+def _slug(features: dict) -> str:
+    return "-".join(f"{name}-{'-'.join(f'{k}{v}' for k, v in sorted(changes.items()))}"
+                    for name, changes in sorted(features.items()))
+
+
+def _with_features(config: PipelineConfig, features: dict | None) -> PipelineConfig:
+    """``config`` with ``features``' changes ({feature: {field: value}}) made to its features."""
+    features = features or {}
+    return config.replace(features=tuple(dataclasses.replace(f, **features.get(f.name, {}))
+                                         for f in config.features))
 
 
 def variant_configs(name: str, events: int) -> list[PipelineConfig]:
@@ -157,6 +183,7 @@ def variant_configs(name: str, events: int) -> list[PipelineConfig]:
     variant = dict(VARIANTS[name])
     names = variant.pop("tasks", [t.name for t in base.tasks])
     task_changes = variant.pop("task_changes", {})
+    base = _with_features(base, variant.pop("features", None))
     model_changes = {key: tuple(value) if isinstance(value, list) else value for key, value in variant.items()}
     model = dataclasses.replace(base.model, **model_changes)
     config = base.replace(model=model, tasks=tuple(dataclasses.replace(t, **task_changes.get(t.name, {}))
@@ -308,6 +335,7 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default="/tmp/mtl-zoo-bench")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), help="subset of the variant names")
     parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "results", "zoo.md"))
+    parser.add_argument("--title", default="Model zoo x loss balancing", help="the results file's heading")
     parser.add_argument("--run-one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     spec = LogSpec(num_events=args.events, num_users=args.users, num_items=args.items)
@@ -316,13 +344,16 @@ def main(argv=None) -> int:
     work = os.path.join(args.work, f"{args.events}{world}")
     os.makedirs(work, exist_ok=True)
     if args.run_one:
-        paths = json.load(open(os.path.join(work, "paths.json")))
+        paths = prepare(work, spec, VARIANTS[args.run_one].get("features"))  # prepared already: read back
         print(json.dumps(run_variant(args.run_one, args.seeds, args.events, paths)))
         return 0
     paths = prepare(work, spec)
-    results = {name: _run_in_subprocess(name, args, work) for name in args.variants}
+    results = {}
+    for name in args.variants:
+        prepare(work, spec, VARIANTS[name].get("features"))
+        results[name] = _run_in_subprocess(name, args, work)
     text = table(results, args.seeds, spec, paths["limits"], paths["learnable_limits"])
-    write_results(args.output, "Model zoo x loss balancing", text, results)
+    write_results(args.output, args.title, text, results)
     return 0
 
 
