@@ -1,11 +1,13 @@
 """BIO-constrained decoding of per-token tag probabilities (models.tag_decoding): hand-computed cases, numpy and
 TensorFlow agreeing, and the served graph through TFLite's converter."""
 
+import itertools
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.tag_decoding import decode, decode_tf, transition_scores
+from models.tag_decoding import decode, decode_tf, inside_tags
 
 # Tag ids: 0 O, 1 B-a, 2 I-a, 3 B-b, 4 I-b.
 
@@ -17,13 +19,18 @@ def _both(probabilities):
     return numpy_tags.tolist()
 
 
-def test_transitions_forbid_only_an_inside_tag_without_its_begin():
-    start, transitions = transition_scores(5)
-    assert (start == 0).tolist() == [True, True, False, True, False]
-    allowed = transitions == 0
-    assert allowed[:, [0, 1, 3]].all()  # O and each B- follow anything
-    assert allowed[:, 2].tolist() == [False, True, True, False, False]  # I-a after B-a or I-a only
-    assert allowed[:, 4].tolist() == [False, False, False, True, True]
+def test_inside_tags_are_the_even_ids_above_outside():
+    assert inside_tags(5).tolist() == [False, False, True, False, True]
+    assert inside_tags(4).tolist() == [False, False, True, False]  # an even count's last id is a B- alone
+
+
+def test_decoding_is_the_best_well_formed_sequence_by_exhaustive_search():
+    probabilities = np.random.default_rng(2).dirichlet(np.full(5, 0.5), size=(30, 4)).astype(np.float32)
+    sequences = np.array(list(itertools.product(range(5), repeat=4)))
+    sequences = sequences[_well_formed(sequences)]
+    log_p = np.log(probabilities.astype(np.float64) + 1e-12)
+    totals = log_p[:, np.arange(4)[None, :], sequences].sum(axis=-1)  # [examples, sequences]
+    np.testing.assert_array_equal(_both(probabilities), sequences[totals.argmax(axis=1)])
 
 
 def test_an_inside_tag_after_outside_becomes_a_whole_span():
