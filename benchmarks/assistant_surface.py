@@ -1,0 +1,188 @@
+"""The assistant config at the edges of what real assistant logs bring: many intents with a long tail, many slot
+types, a vocabulary of hundreds of thousands of distinct tokens, utterances up to 64 tokens. The bundled generator
+(data/assistant.py) has 43 intents, 8 slot types and a few thousand words; this script writes logs of the same
+features (text, channel, intent, keywords, sentiment, slots) at the sizes it is given and runs the whole pipeline
+on them with `config/assistant.yaml`, its text vocabulary's ``top_k`` and ``frequency_threshold`` set from the
+command line, to show that every component runs there and what it costs.
+
+Each utterance: one of ``--intents`` intents (Zipf frequencies) said with one of its own three cue words; 0 to 3
+slot values of ``--slot-types`` types (Zipf; a value is 1 or 2 words of its type's 50, tagged B-/I-); a sentiment
+cue for 30% of them; filler words drawn from ``--vocabulary`` words (Zipf, exponent ``--zipf``), so that most of
+the vocabulary is seen once or never; about 9 tokens in all at the median, a few cut at ``--max-tokens``. Labels
+are missing as in the bundled logs: intent on 97% of the events, keywords (the intent's two topics of 32) 40%,
+sentiment on the 30% with a cue, slots 60%.
+
+    .venv/bin/python benchmarks/assistant_surface.py [--events 200000] [--intents 500] [--slot-types 200]
+        [--vocabulary 1000000] [--zipf 1.0] [--top-k 1000000] [--frequency-threshold 1] [--max-tokens 64]
+        [--work /tmp/mtl-assistant-surface]
+
+runs `mtl run --config <work>/assistant.yaml` on one span in a fresh output folder and writes
+benchmarks/results/assistant-surface.md: the logs' shape (distinct tokens, the vocabulary Transform kept), each
+component's seconds, the run's peak memory, the verdict and each head's metrics on the test split.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from provenance import measured_line  # noqa: E402  (benchmarks/, beside this script)
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+CONFIG = ROOT / "config" / "assistant.yaml"
+CHANNELS = (b"app", b"web", b"voice")
+SENTIMENTS = {b"negative": b"awful", b"neutral": b"okay", b"positive": b"great"}
+TOPICS = 32
+VALUES_PER_TYPE = 50
+
+
+def _zipf(rng, n: int, size: int, exponent: float = 1.0) -> np.ndarray:
+    """``size`` draws of 0..n-1 with P(k) proportional to 1 / (k + 1) ** exponent."""
+    p = 1.0 / np.arange(1, n + 1) ** exponent
+    return rng.choice(n, size=size, p=p / p.sum())
+
+
+def write_logs(path: Path, events: int, intents: int, slot_types: int, vocabulary: int, max_tokens: int,
+               exponent: float, seed: int = 0) -> dict:
+    """Writes one span of ``events`` utterances to ``path`` (a gzip TFRecord file); returns the logs' shape."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    intent_of = _zipf(rng, intents, events)
+    fillers = iter(_zipf(rng, vocabulary, events * max_tokens, exponent))
+    seen, tags_seen = set(), set()
+    with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+        for i, intent in enumerate(intent_of):
+            words, tags = [f"cue{intent}x{rng.integers(3)}".encode()], [b"O"]
+            for slot in _zipf(rng, slot_types, rng.integers(0, 4)):
+                value = rng.integers(VALUES_PER_TYPE)
+                span = [f"type{slot}v{value}w{k}".encode() for k in range(1 + value % 2)]
+                words += span
+                tags += [f"B-type{slot}".encode()] + [f"I-type{slot}".encode()] * (len(span) - 1)
+                tags_seen.add(slot)
+            sentiment = list(SENTIMENTS)[rng.integers(3)] if rng.random() < 0.3 else None
+            if sentiment:
+                words, tags = words + [SENTIMENTS[sentiment]], tags + [b"O"]
+            target = min(max_tokens, max(len(words), int(rng.lognormal(2.2, 0.7))))
+            while len(words) < target:
+                at = int(rng.integers(len(words) + 1))
+                words.insert(at, f"w{next(fillers)}".encode())
+                tags.insert(at, b"O")
+            seen.update(words)
+            feature = {
+                "event_id": [f"e{i:07d}".encode()], "text": [b" ".join(words)],
+                "channel": [CHANNELS[rng.integers(3)]],
+            }
+            if rng.random() < 0.97:
+                feature["intent"] = [f"intent{intent}".encode()]
+            if rng.random() < 0.4:
+                feature["keywords"] = [f"topic{(intent + k) % TOPICS}".encode() for k in (0, 7)]
+            if sentiment:
+                feature["sentiment"] = [sentiment]
+            if rng.random() < 0.6:
+                feature["slots"] = tags
+            example = tf.train.Example(features=tf.train.Features(feature={
+                name: tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+                for name, values in feature.items()}))
+            writer.write(example.SerializeToString())
+    return {"events": events, "intents": intents, "slot_types": slot_types, "slot_types_seen": len(tags_seen),
+            "vocabulary": vocabulary, "distinct_tokens": len(seen), "max_tokens": max_tokens}
+
+
+def write_config(work: Path, top_k: int, frequency_threshold: int) -> Path:
+    """``config/assistant.yaml`` with the text vocabulary's ``top_k`` and ``frequency_threshold`` set."""
+    import yaml
+
+    config = yaml.safe_load(CONFIG.read_text())
+    text = next(feature for feature in config["features"] if feature["kind"] == "text")
+    text.update(top_k=top_k, frequency_threshold=frequency_threshold)
+    path = work / "assistant.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run_pipeline(work: Path, config: Path) -> dict:
+    """`mtl run --config <config>` on ``work/logs`` in a fresh output folder, under GNU time."""
+    for name in ("out", "serving"):
+        shutil.rmtree(work / name, ignore_errors=True)
+    command = [sys.executable, "-m", "pipeline.cli.main", "run", "--config", str(config), "--log-root",
+               str(work / "logs"), "--output-dir", str(work / "out"), "--serving-dir", str(work / "serving")]
+    started = time.perf_counter()
+    child = subprocess.run(["/usr/bin/time", "-f", "peak_kib %M", *command], capture_output=True, text=True,
+                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    wall = time.perf_counter() - started
+    out = child.stdout
+    if child.returncode:
+        raise RuntimeError(f"mtl run failed ({child.returncode}):\n{out[-2000:]}\n{child.stderr[-3000:]}")
+    seconds = dict(re.findall(r"(\w+) ([\d.]+)", re.search(r"Component seconds: (.*)", out).group(1)))
+    peak = int(re.search(r"peak_kib (\d+)", child.stderr).group(1)) / 2 ** 20
+    overall = {}
+    for head, header, row in re.findall(r"### (\w+)\n(\|.*\|)\n\|[-|]+\|\n(\| overall .*\|)", out):
+        names, values = [c.strip() for c in header.split("|")[2:-1]], [c.strip() for c in row.split("|")[2:-1]]
+        overall[head] = dict(zip(names, values, strict=True))
+    return {"wall_seconds": wall, "components": {k: float(v) for k, v in seconds.items()}, "peak_gib": peak,
+            "blessing": re.search(r"Blessing: (.*)", out).group(1),
+            "serving_check": re.search(r"Serving check: (.*)", out).group(1), "overall": overall}
+
+
+def vocabulary_kept(work: Path) -> int:
+    (path,) = (work / "out").rglob("transform_fn/assets/text")
+    return sum(1 for _ in open(path, "rb"))
+
+
+def table(shape: dict, run: dict, kept: int, args) -> str:
+    lines = [f"One span of {shape['events']:,} generated utterances: {shape['intents']} intents (Zipf), "
+             f"{shape['slot_types']} slot types ({shape['slot_types_seen']} of them tagged), filler words from "
+             f"{shape['vocabulary']:,} (Zipf {args.zipf}): {shape['distinct_tokens']:,} distinct tokens, of which "
+             f"Transform's vocabulary keeps {kept:,} (`top_k` {args.top_k:,}, seen at least "
+             f"{args.frequency_threshold}x); 1 to {shape['max_tokens']} tokens per utterance. `mtl run` with "
+             "`config/assistant.yaml` and these two vocabulary settings, fresh output folder.", "",
+             "| component | seconds |", "|---|---|"]
+    lines += [f"| {name} | {seconds:.1f} |" for name, seconds in run["components"].items() if seconds >= 0.1]
+    lines += [f"| whole run | {run['wall_seconds']:.0f} |", "",
+              f"Peak memory {run['peak_gib']:.2f} GiB. Blessing: {run['blessing']}. "
+              f"Serving check: {run['serving_check']}.", "",
+              "| head | test split, overall |", "|---|---|"]
+    for head, values in run["overall"].items():
+        shown = {k: v for k, v in values.items() if k not in ("weighted_example_count",) and "interval" not in k}
+        lines.append(f"| {head} | " + ", ".join(f"{k} {v}" for k, v in shown.items()) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--intents", type=int, default=500)
+    parser.add_argument("--slot-types", type=int, default=200)
+    parser.add_argument("--vocabulary", type=int, default=1_000_000)
+    parser.add_argument("--zipf", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=1_000_000)
+    parser.add_argument("--frequency-threshold", type=int, default=1)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--work", default="/tmp/mtl-assistant-surface")
+    parser.add_argument("--output", default=str(RESULTS / "assistant-surface.md"))
+    args = parser.parse_args(argv)
+    work = Path(args.work)
+    (work / "logs" / "span-1").mkdir(parents=True, exist_ok=True)
+    shape = write_logs(work / "logs" / "span-1" / "events-00000-of-00001.tfrecord.gz", args.events, args.intents,
+                       args.slot_types, args.vocabulary, args.max_tokens, args.zipf)
+    run = run_pipeline(work, write_config(work, args.top_k, args.frequency_threshold))
+    kept = vocabulary_kept(work)
+    (work / "result.json").write_text(json.dumps({"shape": shape, "run": run, "kept": kept}, indent=1))
+    text = (f"# The assistant at the edges of its surface ({platform.machine()}, {os.cpu_count()} cores)\n\n"
+            + table(shape, run, kept, args) + "\n\n" + measured_line() + "\n")
+    Path(args.output).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
