@@ -1,9 +1,9 @@
 """The assistant's model: each sequence encoder, character n-grams, hard and soft sharing, and one single-task model
 per head, on the bundled assistant logs, next to the truth's best achievable score on the same test split.
 
-Runs the real pipeline (``config/assistant.yaml`` on span 1, pipeline.runners.run_local) once, and once more for
-each variant that changes Transform's output (char n-grams): its Transform output is what the variants train on,
-with the Trainer's own code (models.builder.build_model, models.training.fit,
+Runs the real pipeline (``config/assistant.yaml`` on span 1 by default, pipeline.runners.run_local) once, and once
+more for each variant that changes Transform's output (char n-grams): its Transform output is what the variants
+train on, with the Trainer's own code (models.builder.build_model, models.training.fit,
 per-head selection as the config sets it: early stopping and each head's epoch chosen on the eval split) for each
 seed. Each head is scored by its task's ``Task.score`` on the test split, which no choice saw, through the Transform
 graph (intent and sentiment accuracy, keywords micro ROC AUC, slots span micro-F1 by the CoNLL rules). The best
@@ -14,8 +14,11 @@ SavedModel's size, and the batch-1 latency of its ``serving_raw`` signature, loa
 other, as serving every head would).
 
     .venv/bin/python benchmarks/assistant.py [--seeds 0 1 2] [--work /tmp/mtl-assistant-bench] [--variants ...]
+        [--span 1] [--train-spans 1] [--output assistant]
 
-Writes benchmarks/results/assistant.md and assistant.json and prints the table.
+Writes benchmarks/results/<output>.md and <output>.json and prints the table. With ``--train-spans N`` the pipeline
+first runs on the N - 1 spans before ``--span`` in the same output folder, so that Transform and the variants
+train on N spans; the heads and the truth are scored on ``--span``'s test split either way.
 """
 
 import argparse
@@ -51,6 +54,8 @@ SINGLE_TASK = "single-task, cnn (one model per head)"
 HARD = {"sharing": "hard"}
 VARIANTS = {  # changes to the text feature's settings (and under "model", to the model's)
     DEFAULT: {},
+    "multi-task, cnn, by-level sharing, head copies without the token table": {"model": {"head_copies":
+                                                                                     "dense_weights"}},
     "multi-task, cnn, hard sharing": HARD,
     "multi-task, cnn, soft sharing": {"sharing": "soft"},
     "multi-task, mean": {**HARD, "encoder": "mean"},
@@ -75,9 +80,16 @@ LIMIT_KEYS = {"intent": "intent_accuracy", "keywords": "keyword_auc", "sentiment
 TRANSFORM_SETTINGS = ("char_ngram_buckets", "char_ngram_sizes", "char_ngrams_per_token")
 
 
-def prepare(work: str, text_settings: dict | None = None) -> dict:
-    """One run of the real pipeline on the bundled span (its text feature changed by ``text_settings``), and the
-    truth's best on its test split; cached in ``work``."""
+def _newest(pattern: str) -> str:
+    """The folder of the newest execution among ``pattern``'s matches (TFX names them by execution id)."""
+    return max(glob.glob(pattern), key=lambda path: int(os.path.basename(path)))
+
+
+def prepare(work: str, text_settings: dict | None = None, span: int = SPAN, train_spans: int = 1) -> dict:
+    """The real pipeline run on the bundled span ``span`` (its text feature changed by ``text_settings``), after
+    runs on the ``train_spans - 1`` spans before it in the same output folder, as a daily schedule ingests them, so
+    that its Transform and Trainer read ``train_spans`` spans; and the truth's best on its test split. Cached in
+    ``work``."""
 
     from pipeline.reports.assistant_limits import best_achievable
     from pipeline.reports.run_report import OVERALL, load_run_report
@@ -87,19 +99,24 @@ def prepare(work: str, text_settings: dict | None = None) -> dict:
     if os.path.exists(paths_file):
         return json.load(open(paths_file))
     base = PipelineConfig.from_yaml(CONFIG)
-    config = base.replace(data=dataclasses.replace(base.data, log_root=str(ROOT / base.data.log_root), span=SPAN),
-                          features=(dataclasses.replace(base.features[0], **(text_settings or {})),
-                                    *base.features[1:]))
     started = time.perf_counter()
-    report = load_run_report(*run_local(config, output_dir=work, serving_dir=os.path.join(work, "serving")))
+    for run_span in range(span - train_spans + 1, span + 1):
+        config = base.replace(
+            data=dataclasses.replace(base.data, log_root=str(ROOT / base.data.log_root), span=run_span,
+                                     train_spans=run_span - (span - train_spans)),
+            features=(dataclasses.replace(base.features[0], **(text_settings or {})), *base.features[1:]))
+        report = load_run_report(*run_local(config, output_dir=work, serving_dir=os.path.join(work, "serving")))
     root = os.path.join(work, "pipeline_root")
     raw_test = glob.glob(f"{report.examples_uri}/Split-test/*")
+    transformed = glob.glob(f"{root}/Transform/transformed_examples/*")
+    newest = max(int(os.path.basename(path).split("-")[0]) for path in transformed)
+    transformed = [path for path in transformed if int(os.path.basename(path).split("-")[0]) == newest]
     paths = {
-        "transform_graph": glob.glob(f"{root}/Transform/transform_graph/*")[0],
-        "train": glob.glob(f"{root}/Transform/transformed_examples/*/Split-train/*"),
-        "eval": glob.glob(f"{root}/Transform/transformed_examples/*/Split-eval/*"),
+        "transform_graph": _newest(f"{root}/Transform/transform_graph/*"),
+        "train": [f for path in transformed for f in glob.glob(f"{path}/**/Split-train/*", recursive=True)],
+        "eval": [f for path in transformed for f in glob.glob(f"{path}/**/Split-eval/*", recursive=True)],
         "raw_test": raw_test,
-        "limits": best_achievable(ROOT / base.data.log_root / f"span-{SPAN}", set(raw_split.event_ids(raw_test))),
+        "limits": best_achievable(ROOT / base.data.log_root / f"span-{span}", set(raw_split.event_ids(raw_test))),
         "pipeline": {"blessed": report.blessed, "seconds": report.seconds,
                      "wall_seconds": time.perf_counter() - started,
                      "metrics": {head: values for (slice_name, head), values in report.metrics.items()
@@ -183,17 +200,17 @@ def latency_table(paths: dict) -> str:
     return "\n".join(lines)
 
 
-def variant_paths(name: str, work: str) -> dict:
+def variant_paths(name: str, work: str, span: int = SPAN, train_spans: int = 1) -> dict:
     """The prepared pipeline run that variant ``name`` trains on: the default one, or one of its Transform
-    settings."""
+    settings (``prepare``'s span and train_spans)."""
     settings = {key: value for key, value in VARIANTS[name].items() if key in TRANSFORM_SETTINGS}
     if not settings:
-        return prepare(work)
+        return prepare(work, span=span, train_spans=train_spans)
     folder = "-".join(f"{key}-{value}" for key, value in sorted(settings.items()))
-    return prepare(os.path.join(work, folder), settings)
+    return prepare(os.path.join(work, folder), settings, span, train_spans)
 
 
-def run_variant(name: str, seeds: list[int], work: str) -> dict:
+def run_variant(name: str, seeds: list[int], work: str, span: int = SPAN, train_spans: int = 1) -> dict:
     """Trains the variant for every seed: per-seed head scores, examples/s, SavedModel size and latency."""
     import tensorflow as tf
     import tensorflow_transform as tft
@@ -206,7 +223,7 @@ def run_variant(name: str, seeds: list[int], work: str) -> dict:
     from models.tasks import make_tasks, with_class_counts
     from models.training import fit
 
-    paths = variant_paths(name, work)
+    paths = variant_paths(name, work, span, train_spans)
     tft_output = tft.TFTransformOutput(paths["transform_graph"])
     spec = tft_output.transformed_feature_spec()
     test_features = raw_split.transformed(paths["raw_test"], tft_output)
@@ -246,6 +263,13 @@ def run_variant(name: str, seeds: list[int], work: str) -> dict:
     return {"runs": runs}
 
 
+def _count(files: list[str]) -> int:
+    """The records in gzipped TFRecord ``files``."""
+    import tensorflow as tf
+
+    return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+
+
 def _cell(values: list[float], digits: int = 4) -> str:
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
@@ -275,9 +299,13 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--latency", action="store_true",
                         help="only the latency of each encoder, alone on the machine (assistant-latency.md)")
+    parser.add_argument("--span", type=int, default=SPAN, help="the bundled span whose test split scores the heads")
+    parser.add_argument("--train-spans", type=int, default=1,
+                        help="train on the newest N spans up to --span (config's data.train_spans)")
+    parser.add_argument("--output", default="assistant", help="the tables' file name in benchmarks/results/")
     args = parser.parse_args(argv)
     os.makedirs(args.work, exist_ok=True)
-    paths = prepare(args.work)
+    paths = prepare(args.work, span=args.span, train_spans=args.train_spans)
     if args.latency:
         text = (f"# The assistant's batch-1 latency per encoder ({platform.machine()}, {os.cpu_count()} cores)\n\n"
                 "`benchmarks/assistant.py --latency`: the exported model's serving_raw, one 30-token utterance, "
@@ -291,25 +319,30 @@ def main(argv=None) -> int:
     results = json.load(open(cache)) if os.path.exists(cache) else {}
     for name in args.variants:
         if name not in results or len(results[name]["runs"]) != len(args.seeds):
-            results[name] = run_variant(name, args.seeds, args.work)
+            results[name] = run_variant(name, args.seeds, args.work, args.span, args.train_spans)
             json.dump(results, open(cache, "w"))
     results = {name: results[name] for name in args.variants}
     pipeline = paths["pipeline"]
+    pipeline = paths["pipeline"]
+    spans = (f"span {args.span}" if args.train_spans == 1
+             else f"spans {args.span - args.train_spans + 1} to {args.span} (its test split: span {args.span}'s)")
     text = (f"# The assistant's model: encoders, sharing and single-task models ({platform.machine()}, "
-            f"{os.cpu_count()} cores)\n\n`benchmarks/assistant.py`: `config/assistant.yaml` on span {SPAN} of the "
-            f"bundled assistant logs (8,000 training, 1,000 eval and 1,000 test events, hash split), seeds "
-            f"{args.seeds} (mean ± std); epochs chosen on the eval split, each head scored on the test split by its "
-            "task's exact metric, the single-task row by one model per head. The rows after the first three read the "
-            "text with hard sharing (one encoder for every head). `char n-grams`: `char_ngram_buckets: "
-            "20000` (3- to 5-grams, 16 per token). Latency: the exported model's serving_raw, batch 1, "
-            f"{SERVING_CALLS} calls.\n\n"
+            f"{os.cpu_count()} cores)\n\n`benchmarks/assistant.py --span {args.span} --train-spans "
+            f"{args.train_spans}`: `config/assistant.yaml` on {spans} of the bundled assistant logs "
+            f"({_count(paths['train']):,} training, {_count(paths['eval']):,} eval and {_count(paths['raw_test']):,} "
+            f"test events, hash split), seeds {args.seeds} (mean ± std); epochs chosen on the eval split, each head "
+            "scored on the test split by its task's exact metric, the single-task row by one model per head. Rows "
+            "that name no sharing read the text with hard sharing (one encoder for every head). `char "
+            "n-grams`: `char_ngram_buckets: 20000` (3- to 5-grams, 16 per token). Latency: the exported model's "
+            f"serving_raw, batch 1, {SERVING_CALLS} calls.\n\n"
             + table(results, paths["limits"], args.seeds)
-            + f"\n\nThe pipeline run it trains on (`mtl run --config config/assistant.yaml --span {SPAN}`): "
+            + f"\n\nThe pipeline run it trains on (`mtl run --config config/assistant.yaml --span {args.span}`): "
             f"{'BLESSED' if pipeline['blessed'] else 'NOT BLESSED'} in {pipeline['wall_seconds']:.0f} s; "
             + ", ".join(f"{component} {seconds:.1f} s" for component, seconds in pipeline["seconds"].items())
             + ".\n\n" + measured_line() + "\n")
-    (RESULTS / "assistant.md").write_text(text)
-    (RESULTS / "assistant.json").write_text(json.dumps({"paths": paths, "results": results}, indent=1, default=str))
+    (RESULTS / f"{args.output}.md").write_text(text)
+    (RESULTS / f"{args.output}.json").write_text(json.dumps({"paths": paths, "results": results}, indent=1,
+                                                           default=str))
     print(text)
     return 0
 
