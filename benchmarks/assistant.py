@@ -241,7 +241,8 @@ def run_variant(name: str, seeds: list[int], work: str, span: int = SPAN, train_
                                      _transformed(paths["eval"], spec, batch_size, False), train_steps=None,
                                      eval_steps=None, verbose=0)
             speeds.append(float(np.median(history.history["examples_per_second"][1:])))
-            by_head = head_models(functools.partial(build_model, config, sizes),
+            shared = model if config.model.head_copies == "dense_weights" else None  # as run_fn does
+            by_head = head_models(functools.partial(build_model, config, sizes, id_layers_from=shared),
                                   selection.head_weights if selection else {},
                                   {key: values[:1] for key, values in test_features.items()})
             predictions = model.predict(test_features, batch_size=1024, verbose=0)

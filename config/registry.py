@@ -111,7 +111,8 @@ class HeadCopies(StrEnum):
     (``models.head_selection``)."""
 
     WHOLE_MODEL = "whole_model"  # every weight: the head reads that epoch's id tables
-    DENSE_WEIGHTS = "dense_weights"  # all but the id tables: the head reads the restored epoch's tables
+    DENSE_WEIGHTS = "dense_weights"  # all but the layers with id tables: the head reads the restored epoch's tables
+    # and text encoders (MultiTaskModel.id_layers) and has its own towers and architecture
 
 
 class Distribution(StrEnum):

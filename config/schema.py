@@ -202,7 +202,8 @@ class ModelConfig:
     it by the share of the batch with that label, so every labelled example weighs the same in every task.
     ``per_head_selection`` trains while any head's validation loss improves and serves each head from the epoch of
     its own best one (models.head_selection); ``head_copies`` says what it keeps of those epochs: whole_model (their
-    id tables too) or dense_weights (the heads read the restored epoch's id tables: one copy of the tables).
+    id tables too) or dense_weights (the heads read the restored epoch's id tables and text encoders: one copy of
+    the tables).
     ``id_updates``: whole_table steps every row of every id table each step, and ``embedding_l2``, ``factor_l2``
     and ``task_embedding_l2`` penalise whole tables; rows steps only the rows a batch read (a step's cost no longer
     grows with the tables) and catches a row up with the steps it missed, those L2s included, when it is next read

@@ -17,9 +17,10 @@ class BestEpochPerHead(tf_keras.callbacks.Callback):
     every other epoch that is some head's best. ``head_weights`` then maps each head whose best epoch differs from
     the restored one to those weights; ``best_epochs`` maps every head to its best epoch (0-based).
 
-    With ``copy_id_tables`` False, the copies of the other epochs leave out the id tables (None in their place):
-    a head served from another epoch then reads the restored epoch's tables (head_models), so a 10-million-row
-    table is held once for training's restore, not once per epoch."""
+    With ``copy_id_tables`` False, the copies of the other epochs leave out every weight of the layers that hold
+    the id tables (``MultiTaskModel.id_layers``: the feature encoders, the factor interaction, the text encoders;
+    None in their place): a head served from another epoch then reads the restored epoch's tables and text
+    encoders (head_models), so a 10-million-row table is held once for training's restore, not once per epoch."""
 
     def __init__(self, task_names: list[str], patience: int, copy_id_tables: bool = True):
         super().__init__()
@@ -62,17 +63,17 @@ class BestEpochPerHead(tf_keras.callbacks.Callback):
         self.head_weights = {name: self._weights[epoch] for name, epoch in self.best_epochs.items()
                              if epoch != self.kept_epoch}
 
-    def _table_positions(self) -> set[int]:
-        tables = {id(v) for v in self.model.id_tables()}
-        return {i for i, v in enumerate(self.model.weights) if id(v) in tables}
+    def _shared_positions(self) -> set[int]:
+        shared = {id(v) for layer in self.model.id_layers() for v in layer.weights}
+        return {i for i, v in enumerate(self.model.weights) if id(v) in shared}
 
     def _dense_weights(self) -> list:
-        tables = self._table_positions()
-        return [None if i in tables else v.numpy() for i, v in enumerate(self.model.weights)]
+        shared = self._shared_positions()
+        return [None if i in shared else v.numpy() for i, v in enumerate(self.model.weights)]
 
     def _without_id_tables(self, weights: list) -> list:
-        tables = self._table_positions()
-        return [None if i in tables else w for i, w in enumerate(weights)]
+        shared = self._shared_positions()
+        return [None if i in shared else w for i, w in enumerate(weights)]
 
     def summary(self) -> str:
         """One line for the Trainer's progress: which epoch (1-based) serves which head."""
@@ -86,9 +87,9 @@ class BestEpochPerHead(tf_keras.callbacks.Callback):
 def head_models(build, weights_by_head: dict[str, list], example_batch) -> dict:
     """{head: a copy of the model holding that head's best-epoch weights}, one copy per distinct epoch (heads that
     peaked together share it). ``build()`` returns a fresh model of the same config (for weights without id tables,
-    one that shares the restored model's id-table layers: models.builder.build_model's ``id_layers_from``);
-    ``example_batch`` builds its variables; a None weight is left as built. Called by run_fn and the benchmarks
-    after training with BestEpochPerHead."""
+    one that shares the restored model's id layers: models.builder.build_model's ``id_layers_from``);
+    ``example_batch`` builds its variables; a None weight is left as built (or as shared). Called by run_fn and the
+    benchmarks after training with BestEpochPerHead."""
     copies, by_head = {}, {}
     for name, weights in weights_by_head.items():
         key = id(weights)

@@ -207,6 +207,13 @@ class MultiTaskModel(tf_keras.Model):
                 children.pop(name, None)
         return children
 
+    def id_layers(self) -> list[tf_keras.layers.Layer]:
+        """The layers that hold the id tables: the feature encoder, the task encoders, the factor interaction and
+        the text encoders (their sequence encoders with their token tables). A head copy with ``head_copies:
+        dense_weights`` shares these layers with this model (models.builder.build_model's ``id_layers_from``)."""
+        return [layer for layer in (self.encoder, *self.task_encoders.values(), self.interaction,
+                                    *self.text_encoders.values()) if layer is not None]
+
     def id_tables(self) -> list[tf.Variable]:
         """The tables of every Embedding layer: the shared and per-task embeddings and the factor tables."""
         return [layer.embeddings for layer in self._flatten_layers() if isinstance(layer, tf_keras.layers.Embedding)]

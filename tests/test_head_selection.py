@@ -96,3 +96,43 @@ def test_dense_weight_copies_leave_the_id_tables_to_the_restored_model():
     for variable, original in zip(copy.weights, epoch_0, strict=True):
         shift = 0.0 if id(variable) in tables else 1.0  # the tables: the restored epoch's; the rest: epoch 1's
         np.testing.assert_allclose(variable.numpy(), original + shift, rtol=1e-6)
+
+
+def test_dense_weight_copies_of_a_text_model_share_its_text_encoder_and_leave_the_restored_model_intact():
+    import tensorflow as tf
+    import tf_keras
+
+    from config import PipelineConfig
+
+    config = PipelineConfig.from_dict({
+        "name": "tiny-assistant",
+        "features": [{"name": "text", "kind": "text", "max_tokens": 4, "embedding_dim": 4, "encoder": "cnn",
+                      "encoder_units": 4, "sharing": "by_level"}],
+        "tasks": [{"name": "intent", "type": "multiclass", "label_key": "intent", "classes": ["a", "b", "c"]},
+                  {"name": "slots", "type": "sequence_labeling", "label_key": "slots", "text_feature": "text",
+                   "classes": ["date", "city"]}],
+        "model": {"head_copies": "dense_weights"}})
+    tf_keras.utils.set_random_seed(0)
+    features = {"text": tf.constant([[3, 5, 1, 0], [2, 0, 0, 0]], tf.int64)}
+    model = build_model(config, {"text": 10})
+    model(features)
+    callback = BestEpochPerHead(["intent", "slots"], patience=2, copy_id_tables=False)
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_epoch_end(0, {"val_intent_loss": 1.0, "val_slots_loss": 1.0, "val_loss": 2.0})
+    epoch_0 = [w.copy() for w in model.get_weights()]
+    for variable in model.weights:
+        variable.assign(variable + 1.0)
+    callback.on_epoch_end(1, {"val_intent_loss": 2.0, "val_slots_loss": 0.5, "val_loss": 2.5})  # slots' best
+    callback.on_train_end()
+    shared = {id(v) for v in model.text_encoders["text"].weights}
+    assert [w is None for w in callback.head_weights["slots"]] == [id(v) in shared for v in model.weights]
+
+    copy = head_models(lambda: build_model(config, {"text": 10}, id_layers_from=model), callback.head_weights,
+                       features)["slots"]
+    for restored, expected in zip(model.get_weights(), epoch_0, strict=True):  # nothing written into the shared
+        np.testing.assert_array_equal(restored, expected)
+    assert copy.text_encoders["text"] is model.text_encoders["text"]
+    for variable, original in zip(copy.weights, epoch_0, strict=True):
+        shift = 0.0 if id(variable) in shared else 1.0  # text encoder: the restored epoch's; the rest: epoch 1's
+        np.testing.assert_allclose(variable.numpy(), original + shift, rtol=1e-6)
