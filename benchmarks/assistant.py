@@ -54,7 +54,7 @@ SINGLE_TASK = "single-task, cnn (one model per head)"
 HARD = {"sharing": "hard"}
 VARIANTS = {  # changes to the text feature's settings (and under "model", to the model's)
     DEFAULT: {},
-    "multi-task, cnn, by-level sharing, head copies without the token table": {"model": {"head_copies":
+    "multi-task, cnn, by-level sharing, head copies share the text encoders": {"model": {"head_copies":
                                                                                      "dense_weights"}},
     "multi-task, cnn, hard sharing": HARD,
     "multi-task, cnn, soft sharing": {"sharing": "soft"},
