@@ -221,7 +221,7 @@ def run_variant(name: str, seeds: list[int], work: str, span: int = SPAN, train_
     from models.features import cardinalities
     from models.head_selection import head_models
     from models.tasks import make_tasks, with_class_counts
-    from models.training import fit
+    from models.training import fit, head_copy_layers_from
 
     paths = variant_paths(name, work, span, train_spans)
     tft_output = tft.TFTransformOutput(paths["transform_graph"])
@@ -241,8 +241,8 @@ def run_variant(name: str, seeds: list[int], work: str, span: int = SPAN, train_
                                      _transformed(paths["eval"], spec, batch_size, False), train_steps=None,
                                      eval_steps=None, verbose=0)
             speeds.append(float(np.median(history.history["examples_per_second"][1:])))
-            shared = model if config.model.head_copies == "dense_weights" else None  # as run_fn does
-            by_head = head_models(functools.partial(build_model, config, sizes, id_layers_from=shared),
+            by_head = head_models(functools.partial(build_model, config, sizes,
+                                                    id_layers_from=head_copy_layers_from(config.model, model)),
                                   selection.head_weights if selection else {},
                                   {key: values[:1] for key, values in test_features.items()})
             predictions = model.predict(test_features, batch_size=1024, verbose=0)

@@ -203,7 +203,7 @@ def run_variant(name: str, seeds: list[int], events: int, paths: dict) -> dict:
     from models.features import cardinalities
     from models.head_selection import head_models
     from models.tasks import make_tasks
-    from models.training import fit
+    from models.training import fit, head_copy_layers_from
 
     tft_output = tft.TFTransformOutput(paths["transform_graph"])
     spec = tft_output.transformed_feature_spec()
@@ -232,8 +232,8 @@ def run_variant(name: str, seeds: list[int], events: int, paths: dict) -> dict:
             epochs.append(len(history["loss"]))
             speeds.append(float(np.median(history["examples_per_second"])))
             predictions = model.predict(eval_features, batch_size=4096, verbose=0)
-            shared = model if config.model.head_copies == "dense_weights" else None
-            by_head = head_models(functools.partial(build_model, config, sizes, id_layers_from=shared),
+            by_head = head_models(functools.partial(build_model, config, sizes,
+                                                    id_layers_from=head_copy_layers_from(config.model, model)),
                                   selection.head_weights if selection else {},
                                   {name: values[:1] for name, values in eval_features.items()})
             for head, copy in by_head.items():  # served from its own best epoch, as in the exported model

@@ -182,7 +182,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     _, selection = fit(model, config.model, train, evaluation, train_steps=fn_args.train_steps,
                        eval_steps=fn_args.eval_steps, log_dir=fn_args.model_run_dir if chief else None)
     with strategy.scope():  # the copies that serve the heads whose best epoch was not the one restored
-        by_head = head_models(lambda: build_model(config, sizes, id_layers_from=_sharing(config.model, model)),
+        by_head = head_models(lambda: build_model(config, sizes,
+                                                  id_layers_from=head_copy_layers_from(config.model, model)),
                               selection.head_weights if selection else {}, _placeholder_batch(tf_transform_output))
     export_dir = fn_args.serving_model_dir if chief else tempfile.mkdtemp(prefix="non-chief-export-")
     serving = signatures.export(model, tf_transform_output, list(config.features), export_dir,  # every worker
@@ -212,8 +213,9 @@ def write_lite_models(serving: signatures.ServingModule, tf_transform_output, co
     PROGRESS.info(f"Trainer: TFLite {sizes} in {time.time() - started:.1f} s")
 
 
-def _sharing(model_config: ModelConfig, model: MultiTaskModel) -> MultiTaskModel | None:
-    """The model whose id tables the head copies read: ``model`` when they keep no tables of their own."""
+def head_copy_layers_from(model_config: ModelConfig, model: MultiTaskModel) -> MultiTaskModel | None:
+    """The model whose id layers the head copies share (``id_layers_from``): ``model`` when they keep no id tables
+    of their own (``head_copies: dense_weights``), else None. Called by run_fn and the benchmarks."""
     return model if model_config.head_copies == HeadCopies.DENSE_WEIGHTS else None
 
 
