@@ -56,6 +56,10 @@ VARIANTS = {  # changes to the text feature's settings (and under "model", to th
     DEFAULT: {},
     "multi-task, cnn, by-level sharing, head copies share the text encoders": {"model": {"head_copies":
                                                                                      "dense_weights"}},
+    "multi-task, cnn, by-level sharing, token dropout 0.2": {"token_dropout": 0.2},
+    "multi-task, cnn, by-level sharing, char n-grams": {"char_ngram_buckets": 20_000},
+    "multi-task, cnn, by-level sharing, char n-grams, token dropout 0.2": {"char_ngram_buckets": 20_000,
+                                                                         "token_dropout": 0.2},
     "multi-task, cnn, hard sharing": HARD,
     "multi-task, cnn, soft sharing": {"sharing": "soft"},
     "multi-task, mean": {**HARD, "encoder": "mean"},

@@ -57,7 +57,8 @@ class FeatureConfig:
     ``char_ngram_buckets`` each token also reads its character n-grams (``char_ngram_sizes`` characters long,
     counting a ``<`` before the token and a ``>`` after it; its first ``char_ngrams_per_token``), hashed into that
     many buckets: a word training never saw (a typo, a new product name, a number) shares them with the words it
-    resembles."""
+    resembles. ``token_dropout`` is the probability with which training reads each token as an OOV one, so the
+    model learns to tag and classify a word it does not know from its context (a vocabulary's OOV ids only)."""
 
     name: str
     kind: FeatureKind
@@ -77,6 +78,7 @@ class FeatureConfig:
     char_ngram_buckets: int = 0
     char_ngram_sizes: tuple[int, ...] = (3, 4, 5)
     char_ngrams_per_token: int = 16
+    token_dropout: float = 0.0
 
     def __post_init__(self):
         where = f"feature '{self.name}'"
@@ -107,6 +109,12 @@ class FeatureConfig:
                      f"{where}: char_ngram_sizes must list lengths in [1, 16], got {list(self.char_ngram_sizes)}")
             _require(1 <= self.char_ngrams_per_token <= 64,
                      f"{where}: char_ngrams_per_token must be in [1, 64], got {self.char_ngrams_per_token}")
+        if self.token_dropout:
+            _require(self.kind == FeatureKind.TEXT and not self.hash_buckets,
+                     f"{where}: token_dropout reads tokens as OOV ids, which only a text feature's vocabulary has "
+                     "(not hash_buckets)")
+            _require(0.0 < self.token_dropout < 1.0, f"{where}: token_dropout must be in [0, 1), got "
+                     f"{self.token_dropout}")
         if self.encoder == SequenceEncoder.TRANSFORMER:
             _require(self.encoder_units % 2 == 0, f"{where}: the transformer encoder's two attention heads need an "
                      f"even encoder_units, got {self.encoder_units}")

@@ -128,7 +128,8 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int],
                                    num_layers=f.encoder_layers, max_tokens=f.max_tokens,
                                    readers=_text_readers(f, tasks),
                                    char_ngram_buckets=f.char_ngram_buckets,
-                                   char_ngrams_per_token=f.char_ngrams_per_token, name=f"{f.name}_text_encoder")
+                                   char_ngrams_per_token=f.char_ngrams_per_token, token_dropout=f.token_dropout,
+                                   oov_ids=0 if f.hash_buckets else f.oov_buckets, name=f"{f.name}_text_encoder")
         for f in config.features if features.is_text(f)}
     towers = {}
     for task in tasks:

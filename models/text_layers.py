@@ -15,6 +15,14 @@ def zero_padding(values, mask):
     return tf.where(mask[:, :, None], values, tf.zeros_like(values))
 
 
+def dropped_ids(ids, rate: float, first_oov: int, end: int):
+    """``ids`` [batch, L] int64 with each real (non-zero) id replaced, with probability ``rate``, by an id drawn
+    uniformly from [``first_oov``, ``end``): a known token read as an unknown one. Padding (0) stays. Output: [batch,
+    L] int64."""
+    drop = (tf.random.uniform(tf.shape(ids)) < rate) & tf.not_equal(ids, 0)
+    return tf.where(drop, tf.random.uniform(tf.shape(ids), first_oov, end, dtype=ids.dtype), ids)
+
+
 def masked_mean(values, mask):
     """The mean of ``values`` [batch, L, d] over the positions where ``mask`` [batch, L] is True; zeros for a row
     with no True position. Output: [batch, d]."""
@@ -131,12 +139,16 @@ class TextFeatureEncoder(tf_keras.layers.Layer):
     (hard sharing, the reader ""), or by one SequenceEncoder per reader (soft sharing: a task each, over the same
     token embeddings). With ``char_ngram_buckets``, a token's vector is its row of the token table plus the mean of
     its character n-grams' rows in a table of their own (``<feature>_char_ngrams``: 1 + ``char_ngram_buckets`` rows
-    of ``embedding_dim``, row 0 padding), so a token with an OOV id still has a vector of its own.
+    of ``embedding_dim``, row 0 padding), so a token with an OOV id still has a vector of its own. With
+    ``token_dropout``, training reads each real token as one of the last ``oov_ids`` ids of the table (the
+    vocabulary's OOV ids; ``dropped_ids``) with that probability, so the encoders learn to read a word they do not
+    know from its context, as they must for every value, name and typo that training never saw.
 
     Arguments: ``feature``, ``cardinality`` and ``embedding_dim`` (the token table); ``kind``, ``units`` = 32,
     ``num_layers`` = 1 and ``max_tokens`` = 64 (each SequenceEncoder's, and the input's token positions);
     ``readers`` = () (hard sharing; a reader "" among others is an encoder the heads without one of their own
-    share); ``char_ngram_buckets`` = 0 (no n-grams) and ``char_ngrams_per_token`` = 0.
+    share); ``char_ngram_buckets`` = 0 (no n-grams) and ``char_ngrams_per_token`` = 0; ``token_dropout`` = 0.0 (none)
+    and ``oov_ids`` = 0 (the count of OOV ids at the end of the table; token_dropout needs at least one).
 
     Input: [batch, L] int64 token ids, 0 for padding (``models.text.token_ids``); with n-grams [batch, max_tokens
     x (1 + char_ngrams_per_token)], the token ids then each token's n-gram ids (``models.text.model_input``).
@@ -145,13 +157,17 @@ class TextFeatureEncoder(tf_keras.layers.Layer):
 
     def __init__(self, feature: str, cardinality: int, embedding_dim: int, kind: str, units: int = 32,
                  num_layers: int = 1, max_tokens: int = 64, readers: list[str] = (), char_ngram_buckets: int = 0,
-                 char_ngrams_per_token: int = 0, **kwargs):
+                 char_ngrams_per_token: int = 0, token_dropout: float = 0.0, oov_ids: int = 0, **kwargs):
         super().__init__(**kwargs)
+        if token_dropout and not 1 <= oov_ids < cardinality:
+            raise ValueError(f"text feature '{feature}': token_dropout reads tokens as OOV ids, but the table has "
+                             f"{oov_ids} of its {cardinality} ids for OOV tokens")
         self.feature, self.cardinality, self.embedding_dim, self.kind = feature, cardinality, embedding_dim, \
             Kind(kind).value
         self.units, self.num_layers, self.max_tokens, self.readers = units, num_layers, max_tokens, list(readers)
         self.char_ngram_buckets = char_ngram_buckets
         self.char_ngrams_per_token = char_ngrams_per_token if char_ngram_buckets else 0
+        self.token_dropout, self.oov_ids = token_dropout, oov_ids
         # Named as every id table is (models.layers.EMBEDDING_SUFFIX): warm start carries its rows by token.
         self.tokens = tf_keras.layers.Embedding(cardinality, embedding_dim, name=f"{feature}{EMBEDDING_SUFFIX}")
         # Hash buckets mean the same n-grams in every run: warm start copies the table as it is.
@@ -173,7 +189,10 @@ class TextFeatureEncoder(tf_keras.layers.Layer):
         width = tf.shape(ids)[1]
         mask = tf.not_equal(ids, 0)
         used = tf.maximum(tf.reduce_max(tf.where(mask, tf.range(1, width + 1)[None, :], 0)), 1)
-        vectors, mask = self.tokens(ids[:, :used]), mask[:, :used]
+        ids, mask = ids[:, :used], mask[:, :used]
+        if training and self.token_dropout:
+            ids = dropped_ids(ids, self.token_dropout, self.cardinality - self.oov_ids, self.cardinality)
+        vectors = self.tokens(ids)
         if grams is not None:
             grams = grams[:, :used]
             present = tf.cast(tf.not_equal(grams, 0), vectors.dtype)[..., None]
@@ -189,4 +208,5 @@ class TextFeatureEncoder(tf_keras.layers.Layer):
         return {**super().get_config(), "feature": self.feature, "cardinality": self.cardinality,
                 "embedding_dim": self.embedding_dim, "kind": self.kind, "units": self.units,
                 "num_layers": self.num_layers, "max_tokens": self.max_tokens, "readers": self.readers,
-                "char_ngram_buckets": self.char_ngram_buckets, "char_ngrams_per_token": self.char_ngrams_per_token}
+                "char_ngram_buckets": self.char_ngram_buckets, "char_ngrams_per_token": self.char_ngrams_per_token,
+                "token_dropout": self.token_dropout, "oov_ids": self.oov_ids}
