@@ -50,6 +50,13 @@ def test_round_trip_through_json(default_dict):
     (lambda d: d["features"].append({"name": "query", "kind": "text", "char_ngram_buckets": 100,
                                      "char_ngrams_per_token": 0}),
      r"feature 'query': char_ngrams_per_token must be in \[1, 64\], got 0"),
+    (lambda d: d["features"].append({"name": "query", "kind": "text", "hash_buckets": 100, "token_dropout": 0.1}),
+     r"feature 'query': token_dropout reads tokens as OOV ids, which only a text feature's vocabulary has \(not "
+     r"hash_buckets\)"),
+    (lambda d: d["features"][0].update(token_dropout=0.1),
+     r"feature 'user_id': token_dropout reads tokens as OOV ids, which only a text feature's vocabulary has"),
+    (lambda d: d["features"].append({"name": "query", "kind": "text", "token_dropout": 1.0}),
+     r"feature 'query': token_dropout must be in \[0, 1\), got 1.0"),
     (lambda d: d["features"].append({"name": "query", "kind": "text", "sharing": "by_level"}),
      "feature 'query': sharing by_level gives each head that tags its tokens an encoder of its own, but no "
      "sequence_labeling task names it as text_feature: use sharing: hard"),

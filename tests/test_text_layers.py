@@ -6,7 +6,7 @@ import tensorflow as tf
 import tf_keras
 
 from config import SequenceEncoder as Kind
-from models.text_layers import SequenceEncoder, TextFeatureEncoder, masked_max, masked_mean
+from models.text_layers import SequenceEncoder, TextFeatureEncoder, dropped_ids, masked_max, masked_mean
 
 HUGE = 1e30
 # Four rows of five tokens: full, padded at the end, a hole in the middle, all padding.
@@ -179,3 +179,38 @@ def test_an_input_without_the_char_ngrams_the_encoder_reads_is_refused_by_name()
     with pytest.raises(ValueError, match="text feature 'text': its input has 2 ids per example, but 2 tokens with 2 "
                                          "n-grams each need 6"):
         encoder(tf.constant([[1, 2]], tf.int64))
+
+
+def test_dropped_ids_read_real_tokens_as_oov_ids_at_the_rate_and_leave_padding():
+    tf.random.set_seed(0)
+    ids = tf.constant(np.tile([[1, 2, 3, 4, 5, 0, 0, 0]], [5000, 1]), tf.int64)
+    dropped = dropped_ids(ids, 0.25, first_oov=6, end=9).numpy()
+    changed = dropped != ids.numpy()
+    assert not changed[:, 5:].any() and (dropped[:, 5:] == 0).all()
+    assert set(np.unique(dropped[changed])) == {6, 7, 8}
+    # 25,000 real tokens: the share read as OOV is 0.25 within 4 binomial standard deviations (0.011).
+    assert abs(changed[:, :5].mean() - 0.25) < 0.011
+    assert (dropped_ids(ids, 0.0, 6, 9).numpy() == ids.numpy()).all()
+
+
+def test_token_dropout_reads_only_the_oov_rows_in_training_and_nothing_changes_in_inference():
+    # Table of 6 ids: padding, 3 known tokens, 2 OOV ids; "mean" states are the token vectors themselves.
+    encoder = TextFeatureEncoder("text", 6, 1, "mean", max_tokens=4, token_dropout=0.5, oov_ids=2)
+    inputs = tf.constant(np.tile([[1, 2, 3, 0]], [400, 1]), tf.int64)
+    encoder(inputs)
+    encoder.tokens.set_weights([np.array([[0], [1], [2], [3], [100], [100]], np.float32)])
+    inference, _ = encoder(inputs)[""]
+    np.testing.assert_array_equal(inference.numpy()[0, :, 0], [1, 2, 3, 0])
+    training, _ = encoder(inputs, training=True)[""]
+    values = training.numpy()[:, :, 0]
+    assert set(np.unique(values[:, :3])) == {1, 2, 3, 100} and (values[:, 3] == 0).all()
+    for column, own in enumerate([1, 2, 3]):
+        assert 0.4 < (values[:, column] == 100).mean() < 0.6 and set(np.unique(values[:, column])) == {own, 100}
+
+
+def test_token_dropout_needs_oov_ids_and_round_trips_its_config():
+    with pytest.raises(ValueError, match="text feature 'text': token_dropout reads tokens as OOV ids, but the table "
+                                         "has 0 of its 6 ids for OOV tokens"):
+        TextFeatureEncoder("text", 6, 1, "mean", token_dropout=0.1)
+    encoder = TextFeatureEncoder("text", 6, 1, "cnn", token_dropout=0.1, oov_ids=2)
+    assert TextFeatureEncoder.from_config(encoder.get_config()).get_config() == encoder.get_config()
