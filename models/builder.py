@@ -18,7 +18,7 @@ from config import (
     PipelineConfig,
     TextSharing,
 )
-from models import features
+from models import features, text
 from models.balancing import Balancer, FixedWeights, GradNorm, PCGrad, UncertaintyWeighting
 from models.layers import MLP, FactorInteraction, FeatureEncoder
 from models.multitask_model import MultiTaskModel
@@ -129,7 +129,7 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int],
                                    readers=_text_readers(f, tasks),
                                    char_ngram_buckets=f.char_ngram_buckets,
                                    char_ngrams_per_token=f.char_ngrams_per_token, token_dropout=f.token_dropout,
-                                   oov_ids=0 if f.hash_buckets else f.oov_buckets, name=f"{f.name}_text_encoder")
+                                   oov_ids=text.oov_ids(f), name=f"{f.name}_text_encoder")
         for f in config.features if features.is_text(f)}
     towers = {}
     for task in tasks:

@@ -102,6 +102,12 @@ def cardinality(feature: FeatureConfig, tf_transform_output) -> int:
     return tf_transform_output.vocabulary_size_by_name(feature.name) + feature.oov_buckets + 1
 
 
+def oov_ids(feature: FeatureConfig) -> int:
+    """How many ids at the end of a text feature's table (``cardinality``) are OOV ids: its ``oov_buckets`` under a
+    vocabulary, none under hashing, where every token has a bucket."""
+    return 0 if feature.hash_buckets else feature.oov_buckets
+
+
 def _ngrams(words: tf.Tensor, size: int) -> tf.RaggedTensor:
     """[n, (grams)] strings: the n-grams of ``size`` characters of each of the [n] ``words``, in order. Substrings by
     UTF-8 character, not ``tf.strings.ngrams``: TFLite's Select TF ops have Substr and not StringNGrams."""

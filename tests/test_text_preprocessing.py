@@ -1,6 +1,8 @@
 """Text features and text labels through preprocessing_fn, run by tf.Transform on Beam over a tiny dataset (analysed
 on the first rows, applied to those and to rows with values the analysis never saw), with exact expected ids."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -68,6 +70,13 @@ def test_a_word_training_never_saw_takes_the_oov_id(transformed):
 def test_text_cardinality_counts_vocabulary_oov_and_padding(transformed):
     output = tft.TFTransformOutput(transformed[2])
     assert features.cardinality(CONFIG.features[0], output) == 9 + 1 + 1
+
+
+def test_the_oov_ids_token_dropout_reads_are_the_ids_an_unseen_word_takes(transformed):
+    size = features.cardinality(CONFIG.features[0], tft.TFTransformOutput(transformed[2]))
+    assert text.oov_ids(CONFIG.features[0]) == 1
+    assert list(range(size - text.oov_ids(CONFIG.features[0]), size)) == [transformed[1]["text"][0][0]]
+    assert text.oov_ids(dataclasses.replace(CONFIG.features[0], hash_buckets=50)) == 0
 
 
 def test_intent_names_become_ids_by_frequency_and_missing_or_empty_weigh_nothing(transformed):
