@@ -141,12 +141,12 @@ def _statistics_options(spec_file):
     return tfdv.StatsOptions.from_json(constant["stringValue"] if isinstance(constant, dict) else constant)
 
 
-def test_statistics_count_values_exactly_unless_the_config_asks_for_sketches(tmp_path):
-    default, sketch = tmp_path / "default.json", tmp_path / "sketch.json"
+def test_statistics_sketch_value_counts_in_the_default_config_and_count_exactly_when_asked(tmp_path):
+    default, exact = tmp_path / "default.json", tmp_path / "exact.json"
     config = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    config["validation"]["value_counts"] = "sketch"
-    (tmp_path / "sketch.yaml").write_text(yaml.safe_dump(config))
+    config["validation"]["value_counts"] = "exact"
+    (tmp_path / "exact.yaml").write_text(yaml.safe_dump(config))
     assert main(["compile-kubeflow", "--output", str(default)]) == 0
-    assert main(["compile-kubeflow", "--config", str(tmp_path / "sketch.yaml"), "--output", str(sketch)]) == 0
-    assert not _statistics_options(default).use_sketch_based_topk_uniques
-    assert _statistics_options(sketch).use_sketch_based_topk_uniques
+    assert main(["compile-kubeflow", "--config", str(tmp_path / "exact.yaml"), "--output", str(exact)]) == 0
+    assert _statistics_options(default).use_sketch_based_topk_uniques
+    assert not _statistics_options(exact).use_sketch_based_topk_uniques
