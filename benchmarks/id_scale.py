@@ -13,6 +13,16 @@ comes on top: about 7 bytes per id), its load seconds and the batch-1 latency of
 
 writes benchmarks/results/id-scale.md and .json.
 
+    .venv/bin/python benchmarks/id_scale.py --raw-serving [--rows 5000 1000000 10000000]
+
+measures what serving raw ids costs at that vocabulary size: the default config's model (untrained: serving
+reads the weights, not what they learned) with a user table of that many ids plus the config's OOV buckets, behind
+the lookup Transform puts in the serving graph for a vocabulary feature (tft.compute_and_apply_vocabulary's
+tf.lookup.StaticVocabularyTable over a TextFileInitializer of the vocabulary file, an asset of the SavedModel).
+It reports the SavedModel's size with its vocabulary file, export seconds, then, in a fresh process as a model
+server starts, load seconds, that process's peak memory and batch-1 latency for a known and an unknown user_id;
+writes benchmarks/results/id-scale-serving.md and .json.
+
     .venv/bin/python benchmarks/id_scale.py --pipeline [--events 1000000] [--users 1000000]
 
 runs the whole pipeline (`mtl run`, default config, Beam on all cores; user_id and item_id vocabularies keep
@@ -116,6 +126,92 @@ def measure(rows: int, mode: str) -> dict:
             "serving_p99_ms": float(np.percentile(latencies, 99))}
 
 
+def measure_raw_serving(rows: int) -> dict:
+    """One --raw-serving cell, in this process: see the module docstring."""
+    import tensorflow as tf
+    import tf_keras
+
+    from config import DEFAULT_CONFIG, PipelineConfig
+    from models.builder import build_model
+
+    config = PipelineConfig.from_yaml(DEFAULT_CONFIG)
+    oov = next(f.oov_buckets for f in config.features if f.name == "user_id")
+    tf_keras.utils.set_random_seed(0)
+    sizes = {**OTHER_SIZES, "user_id": rows + oov}
+    model = build_model(config, sizes)
+    work = Path(tempfile.mkdtemp(prefix="id-scale-serving-"))
+    try:
+        vocabulary = work / "user_id"
+        width = max(5, len(str(rows - 1)))
+        with open(vocabulary, "w") as f:  # the generator's ids, most frequent first as Transform writes them
+            f.writelines(f"u{i:0{width}d}\n" for i in range(rows))
+        module = tf.Module()
+        module.model = model
+        module.vocabulary = tf.saved_model.Asset(str(vocabulary))
+        module.table = tf.lookup.StaticVocabularyTable(tf.lookup.TextFileInitializer(
+            module.vocabulary, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64,
+            tf.lookup.TextFileIndex.LINE_NUMBER), num_oov_buckets=oov)
+        inputs = {"user_id": tf.TensorSpec([None], tf.string, name="user_id"),
+                  **{name: tf.TensorSpec([None], tf.int64, name=name) for name in OTHER_SIZES},
+                  **{name: tf.TensorSpec([None], tf.float32, name=name) for name in NUMERIC}}
+
+        @tf.function(input_signature=[inputs])
+        def serve(features):
+            return module.model({**features, "user_id": module.table.lookup(features["user_id"])})
+
+        module.serve = serve
+        model({**{name: tf.zeros([1], tf.int64) for name in sizes}, **{name: tf.zeros([1]) for name in NUMERIC}})
+        start = time.perf_counter()
+        tf.saved_model.save(module, str(work / "model"), signatures={"serving_default": module.serve})
+        export_seconds = time.perf_counter() - start
+        size_mb = sum(f.stat().st_size for f in (work / "model").rglob("*") if f.is_file()) / 2 ** 20
+        served = subprocess.run([sys.executable, __file__, "--serve", str(work / "model"), f"u{rows - 1:0{width}d}"],
+                                capture_output=True, text=True)
+        if served.returncode:
+            raise RuntimeError(f"serving {rows:,} ids failed\n{served.stderr[-3000:]}")
+        return {"rows": rows, "savedmodel_mb": size_mb, "export_seconds": export_seconds,
+                **json.loads(served.stdout.strip().splitlines()[-1])}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def serve_raw(export_dir: str, known_id: str) -> dict:
+    """In a fresh process: loads ``export_dir`` and times batch-1 calls with ``known_id`` and with an id the
+    vocabulary lacks; returns load seconds, this process's peak memory and the latencies."""
+    import numpy as np
+    import tensorflow as tf
+
+    start = time.perf_counter()
+    served = tf.saved_model.load(export_dir).signatures["serving_default"]
+    load_seconds = time.perf_counter() - start
+    result = {"load_seconds": load_seconds}
+    for name, user_id in (("known", known_id), ("unknown", "never-seen")):
+        one = {"user_id": tf.constant([user_id]), **{n: tf.constant([0], tf.int64) for n in OTHER_SIZES},
+               **{n: tf.constant([0.0]) for n in NUMERIC}}
+        for _ in range(20):
+            served(**one)
+        latencies = []
+        for _ in range(SERVING_CALLS):
+            start = time.perf_counter()
+            served(**one)
+            latencies.append((time.perf_counter() - start) * 1000)
+        result[f"{name}_p50_ms"] = float(np.percentile(latencies, 50))
+        result[f"{name}_p99_ms"] = float(np.percentile(latencies, 99))
+    result["serving_peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    return result
+
+
+def raw_serving_table(cells: list[dict]) -> str:
+    lines = ["| user_id vocabulary | SavedModel with its vocabulary file | export | load | serving process peak | "
+             "batch-1 p50 / p99, known id | batch-1 p50 / p99, unknown id |", "|---|---|---|---|---|---|---|"]
+    for c in cells:
+        lines.append(f"| {c['rows']:,} | {c['savedmodel_mb']:,.0f} MB | {c['export_seconds']:.1f} s | "
+                     f"{c['load_seconds']:.1f} s | {c['serving_peak_gib']:.2f} GiB | "
+                     f"{c['known_p50_ms']:.2f} / {c['known_p99_ms']:.2f} ms | "
+                     f"{c['unknown_p50_ms']:.2f} / {c['unknown_p99_ms']:.2f} ms |")
+    return "\n".join(lines)
+
+
 def table(cells: list[dict]) -> str:
     by = {(c["rows"], c["mode"]): c for c in cells}
     rows = sorted({c["rows"] for c in cells})
@@ -172,6 +268,26 @@ def run_pipelines(events: int, users: int, base_events: int) -> str:
     return text
 
 
+def run_raw_serving(rows: list[int]) -> str:
+    """Each size's --raw-serving cell in a process of its own; writes id-scale-serving.md and .json."""
+    cells = []
+    for n in rows:
+        child = subprocess.run([sys.executable, __file__, "--one-raw", str(n)], capture_output=True, text=True)
+        if child.returncode:
+            raise RuntimeError(f"{n:,} ids: failed\n{child.stderr[-3000:]}")
+        cells.append(json.loads(child.stdout.strip().splitlines()[-1]))
+        print(f"{n:,} ids: load {cells[-1]['load_seconds']:.1f} s", file=sys.stderr, flush=True)
+    (RESULTS / "id-scale-serving.json").write_text(json.dumps(cells, indent=1))
+    text = (f"# Serving raw ids through a vocabulary of millions ({platform.machine()}, {os.cpu_count()} cores)\n\n"
+            "`benchmarks/id_scale.py --raw-serving`: the default config's model with a user table of that many ids "
+            "plus its OOV buckets, behind Transform's vocabulary lookup of the raw user_id (a "
+            "StaticVocabularyTable over the vocabulary file, an asset of the SavedModel); load, peak memory and "
+            f"latency in a fresh process, {SERVING_CALLS} batch-1 calls per id.\n\n" + raw_serving_table(cells)
+            + "\n\n" + measured_line() + "\n")
+    (RESULTS / "id-scale-serving.md").write_text(text)
+    return text
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[5_000, 100_000, 1_000_000, 10_000_000])
@@ -181,8 +297,20 @@ def main(argv=None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--base-events", type=int, default=1_000_000, help="events of the 5,000-user run")
+    parser.add_argument("--raw-serving", action="store_true", help="serving raw ids through the vocabulary instead")
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--one-raw", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve:
+        print(json.dumps(serve_raw(*args.serve)))
+        return 0
+    if args.one_raw:
+        print(json.dumps(measure_raw_serving(args.one_raw)))
+        return 0
+    if args.raw_serving:
+        print(run_raw_serving(args.rows))
+        return 0
     if args.pipeline:
         print(run_pipelines(args.events, args.users, args.base_events))
         return 0
