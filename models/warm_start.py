@@ -41,27 +41,46 @@ class WarmStartReport:
                 f"{len(self.fresh)} fresh")
 
 
-def carry_rows(old: np.ndarray, old_tokens: list[bytes], new: np.ndarray, new_tokens: list[bytes],
-               oov_buckets: int, first_row: int = 0) -> tuple[np.ndarray, int]:
-    """The new embedding matrix with each token's old vector where the token was in the old vocabulary (rows
-    0..len(tokens)-1, then ``oov_buckets`` OOV rows copied bucket by bucket); returns it and the tokens kept.
-    A sorted intersection of the two vocabularies: about a second for 1,000,000 tokens on these 2 cores."""
-    if first_row:  # rows before it (a text feature's padding row) are no token's: they stay as they are
-        tail, kept = carry_rows(old[first_row:], old_tokens, new[first_row:], new_tokens, oov_buckets)
+@dataclass(frozen=True)
+class TokenRows:
+    """Where the tokens that two vocabularies share sit: ``old[i]`` in the old vocabulary and ``new[i]`` in the new
+    one (row arrays), with both vocabularies' sizes. ``between`` finds them once per feature, and carry_rows moves
+    every table of that feature with them (the shared embedding, the factors, a task's own)."""
+
+    old: np.ndarray
+    new: np.ndarray
+    old_size: int
+    new_size: int
+
+    @classmethod
+    def between(cls, old_tokens: list[bytes], new_tokens: list[bytes]) -> TokenRows:
+        """A sorted intersection of the two vocabularies: about 1.5 s for 1,000,000 tokens on these 2 cores
+        (benchmarks/results/id-scale-warm-start.md)."""
+        if not old_tokens or not new_tokens:
+            none = np.zeros(0, np.int64)
+            return cls(none, none, len(old_tokens), len(new_tokens))
+        _, new_rows, old_rows = np.intersect1d(np.array(new_tokens, dtype=bytes), np.array(old_tokens, dtype=bytes),
+                                               assume_unique=True, return_indices=True)
+        return cls(old_rows, new_rows, len(old_tokens), len(new_tokens))
+
+
+def carry_rows(old: np.ndarray, new: np.ndarray, rows: TokenRows, oov_buckets: int,
+               first_row: int = 0) -> tuple[np.ndarray, int]:
+    """The new embedding matrix with each shared token's old vector (``rows``: the tokens' rows 0..size-1, then
+    ``oov_buckets`` OOV rows copied bucket by bucket); returns it and the tokens kept. Rows before ``first_row`` (a
+    text feature's padding row) are no token's and stay as they are."""
+    if first_row:
+        tail, kept = carry_rows(old[first_row:], new[first_row:], rows, oov_buckets)
         return np.concatenate([new[:first_row], tail]), kept
     carried = new.copy()
-    if carried.shape[1:] != old.shape[1:]:
+    if carried.shape[1:] != old.shape[1:] or not len(rows.new):
         return carried, 0
-    if not old_tokens or not new_tokens:
-        return carried, 0
-    old_array, new_array = np.array(old_tokens, dtype=bytes), np.array(new_tokens, dtype=bytes)
-    _, new_rows, old_rows = np.intersect1d(new_array, old_array, assume_unique=True, return_indices=True)
-    carried[new_rows] = old[old_rows]
+    carried[rows.new] = old[rows.old]
     for bucket in range(oov_buckets):
-        old_row, new_row = len(old_tokens) + bucket, len(new_tokens) + bucket
+        old_row, new_row = rows.old_size + bucket, rows.new_size + bucket
         if old_row < len(old) and new_row < len(carried):
             carried[new_row] = old[old_row]
-    return carried, len(new_rows)
+    return carried, len(rows.new)
 
 
 def variable_paths(variables) -> dict[str, list[tf.Variable]]:
@@ -82,6 +101,7 @@ def warm_start(model, base_model_dir: str, tf_transform_output, features: list[F
     base = tf.saved_model.load(base_model_dir)
     old_paths = variable_paths(base.model.variables)
     vocabularies = {f.name: f for f in features if KINDS[f.kind].vocabulary}
+    token_rows: dict[str, TokenRows | None] = {}  # per feature, for each of its tables
     report = WarmStartReport()
     for path, variables in variable_paths(model.weights).items():
         olds = old_paths.get(path, [])
@@ -89,10 +109,12 @@ def warm_start(model, base_model_dir: str, tf_transform_output, features: list[F
         for index, variable in enumerate(variables):
             old = olds[index].numpy() if index < len(olds) else None
             if old is not None and feature in vocabularies:
-                old_tokens = _vocabulary_file(os.path.join(base_model_dir, "assets", feature))
-                if old_tokens is not None:
-                    new_tokens = tf_transform_output.vocabulary_by_name(feature)
-                    value, kept = carry_rows(old, old_tokens, variable.numpy(), new_tokens,
+                if feature not in token_rows:
+                    old_tokens = _vocabulary_file(os.path.join(base_model_dir, "assets", feature))
+                    token_rows[feature] = None if old_tokens is None else TokenRows.between(
+                        old_tokens, tf_transform_output.vocabulary_by_name(feature))
+                if token_rows[feature] is not None:
+                    value, kept = carry_rows(old, variable.numpy(), token_rows[feature],
                                              vocabularies[feature].oov_buckets,
                                              first_row=1 if KINDS[vocabularies[feature].kind].sequence else 0)
                     variable.assign(value)
