@@ -23,6 +23,14 @@ It reports the SavedModel's size with its vocabulary file, export seconds, then,
 server starts, load seconds, that process's peak memory and batch-1 latency for a known and an unknown user_id;
 writes benchmarks/results/id-scale-serving.md and .json.
 
+    .venv/bin/python benchmarks/id_scale.py --warm-start [--rows 1000000 10000000]
+
+times warm start's token remap (models.warm_start) for one vocabulary feature of that many ids: the new span's
+vocabulary keeps 90% of the old ids in a new order and adds 10% new ones, and each of the user_id tables of the
+default model (shared embedding, factors, interest's own) is carried over by token, with the tokens matched for
+each table and once per feature (as warm_start does), in one run; writes
+benchmarks/results/id-scale-warm-start.md and .json.
+
     .venv/bin/python benchmarks/id_scale.py --pipeline [--events 1000000] [--users 1000000]
 
 runs the whole pipeline (`mtl run`, default config, Beam on all cores; user_id and item_id vocabularies keep
@@ -288,6 +296,69 @@ def run_raw_serving(rows: list[int]) -> str:
     return text
 
 
+USER_TABLE_DIMS = (8, 16, 8)  # the default model's user_id tables: shared embedding, factors, interest's own
+WARM_START_WAYS = ("each table", "once per feature")  # where the tokens are matched: models.warm_start does the latter
+
+
+def measure_warm_start(rows: int) -> dict:
+    """One --warm-start cell, in this process: see the module docstring."""
+    import numpy as np
+
+    from models.warm_start import TokenRows, _vocabulary_file, carry_rows
+
+    rng = np.random.default_rng(0)
+    width = max(5, len(str(2 * rows)))
+    old_tokens = [f"u{i:0{width}d}".encode() for i in range(rows)]
+    kept = rng.permutation(rows)[: rows * 9 // 10]
+    new_tokens = [old_tokens[i] for i in kept] + [f"u{i:0{width}d}".encode() for i in range(rows, rows + rows // 10)]
+    new_tokens = [new_tokens[i] for i in rng.permutation(len(new_tokens))]
+    oov = 16
+    work = Path(tempfile.mkdtemp(prefix="id-scale-warm-start-"))
+    seconds = {}
+    try:
+        (work / "user_id").write_bytes(b"".join(t + b"\n" for t in old_tokens))
+        tables = [(rng.normal(size=(rows + oov, d)).astype(np.float32),
+                   rng.normal(size=(len(new_tokens) + oov, d)).astype(np.float32)) for d in USER_TABLE_DIMS]
+        for way in WARM_START_WAYS:
+            start = time.perf_counter()
+            token_rows = None
+            for old, new in tables:
+                if token_rows is None or way == "each table":  # the base model's file read, the tokens matched
+                    token_rows = TokenRows.between(_vocabulary_file(str(work / "user_id")), new_tokens)
+                carried, count = carry_rows(old, new, token_rows, oov)
+            seconds[way] = time.perf_counter() - start
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"rows": rows, "new_rows": len(new_tokens), "tokens_kept": count, "tables": len(tables),
+            "seconds": seconds, "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
+
+
+def run_warm_start(rows: list[int]) -> str:
+    """Each size's --warm-start cell in a process of its own; writes id-scale-warm-start.md and .json."""
+    cells = []
+    for n in rows:
+        child = subprocess.run([sys.executable, __file__, "--one-warm-start", str(n)], capture_output=True, text=True)
+        if child.returncode:
+            raise RuntimeError(f"{n:,} ids: failed\n{child.stderr[-3000:]}")
+        cells.append(json.loads(child.stdout.strip().splitlines()[-1]))
+    (RESULTS / "id-scale-warm-start.json").write_text(json.dumps(cells, indent=1))
+    lines = ["| user_id vocabulary (old / new) | tokens carried | tables | tokens matched for each table | "
+             "matched once per feature | ratio | peak memory |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {c['rows']:,} / {c['new_rows']:,} | {c['tokens_kept']:,} | {c['tables']} | "
+              f"{c['seconds']['each table']:.1f} s | {c['seconds']['once per feature']:.1f} s | "
+              f"{c['seconds']['once per feature'] / c['seconds']['each table']:.2f} | {c['peak_gib']:.2f} GiB |"
+              for c in cells]
+    text = (f"# Warm start's token remap at millions of ids ({platform.machine()}, {os.cpu_count()} cores)\n\n"
+            "`benchmarks/id_scale.py --warm-start`: the new span's vocabulary keeps 90% of the old ids in a new order "
+            "and adds 10% new ones; each of the default model's user_id tables "
+            f"({', '.join(map(str, USER_TABLE_DIMS))} columns) is carried over by token. Seconds: the remap of all "
+            "of them, with the base model's vocabulary file read and the tokens matched for each table, or once per "
+            "feature as models.warm_start does; peak: the process's.\n\n" + "\n".join(lines) + "\n\n"
+            + measured_line() + "\n")
+    (RESULTS / "id-scale-warm-start.md").write_text(text)
+    return text
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[5_000, 100_000, 1_000_000, 10_000_000])
@@ -301,12 +372,20 @@ def main(argv=None) -> int:
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--one-raw", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--warm-start", action="store_true", help="warm start's token remap instead")
+    parser.add_argument("--one-warm-start", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         print(json.dumps(serve_raw(*args.serve)))
         return 0
     if args.one_raw:
         print(json.dumps(measure_raw_serving(args.one_raw)))
+        return 0
+    if args.one_warm_start:
+        print(json.dumps(measure_warm_start(args.one_warm_start)))
+        return 0
+    if args.warm_start:
+        print(run_warm_start(args.rows))
         return 0
     if args.raw_serving:
         print(run_raw_serving(args.rows))
