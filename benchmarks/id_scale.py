@@ -31,6 +31,14 @@ default model (shared embedding, factors, interest's own) is carried over by tok
 each table and once per feature (as warm_start does), in one run; writes
 benchmarks/results/id-scale-warm-start.md and .json.
 
+    .venv/bin/python benchmarks/id_scale.py --head-copies [--rows 1000000 10000000]
+
+measures per-head selection's weight copies at that many user ids, for each ``model.head_copies``: the default
+model, fed four epochs' validation losses in which each head peaks at an epoch of its own, copies those epochs'
+weights; the copies are then built and saved with the model. Reports the seconds of copying and building, the
+process's peak memory, and the SavedModel's size and export seconds; writes
+benchmarks/results/id-scale-head-copies.md and .json.
+
     .venv/bin/python benchmarks/id_scale.py --pipeline [--events 1000000] [--users 1000000]
 
 runs the whole pipeline (`mtl run`, default config, Beam on all cores; user_id and item_id vocabularies keep
@@ -83,14 +91,8 @@ def measure(rows: int, mode: str) -> dict:
     tf_keras.utils.set_random_seed(0)
     sizes = {**OTHER_SIZES, "user_id": rows}
     model = build_model(config, sizes)
-    batch_size, rng = config.model.batch_size, np.random.default_rng(0)
-    columns = {name: rng.integers(0, size, (20, batch_size)) for name, size in sizes.items()}
-    columns.update({name: rng.normal(size=(20, batch_size)).astype(np.float32) for name in NUMERIC})
-    for task in model.tasks:
-        classes = getattr(task, "units", 1) if task.config.type == "multiclass" else 2
-        columns[task.label_feature] = rng.integers(0, classes, (20, batch_size)).astype(
-            np.int64 if task.config.type == "multiclass" else np.float32)
-        columns[task.weight_feature] = np.ones((20, batch_size), np.float32)
+    batch_size = config.model.batch_size
+    columns = random_batches(model, sizes, batch_size)
     data = tf.data.Dataset.from_tensor_slices(columns).cache().repeat()
     steps = 40 if mode == "rows" or rows <= 100_000 else 8
     model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)  # traces and warms up
@@ -218,6 +220,113 @@ def raw_serving_table(cells: list[dict]) -> str:
                      f"{c['known_p50_ms']:.2f} / {c['known_p99_ms']:.2f} ms | "
                      f"{c['unknown_p50_ms']:.2f} / {c['unknown_p99_ms']:.2f} ms |")
     return "\n".join(lines)
+
+
+def random_batches(model, sizes: dict[str, int], batch_size: int, batches: int = 20) -> dict:
+    """``batches`` random transformed batches for ``model``: ids within ``sizes``, standard-normal numbers, labels
+    of each task's kind, every label weighted 1; {column: [batches, batch_size] array}."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    columns = {name: rng.integers(0, size, (batches, batch_size)) for name, size in sizes.items()}
+    columns.update({name: rng.normal(size=(batches, batch_size)).astype(np.float32) for name in NUMERIC})
+    for task in model.tasks:
+        classes = getattr(task, "units", 1) if task.config.type == "multiclass" else 2
+        columns[task.label_feature] = rng.integers(0, classes, (batches, batch_size)).astype(
+            np.int64 if task.config.type == "multiclass" else np.float32)
+        columns[task.weight_feature] = np.ones((batches, batch_size), np.float32)
+    return columns
+
+
+HEAD_COPIES = ("whole_model", "dense_weights")
+
+
+def measure_head_copies(rows: int, copies: str) -> dict:
+    """One --head-copies cell, in this process: see the module docstring."""
+    import tensorflow as tf
+    import tf_keras
+
+    from config import DEFAULT_CONFIG, PipelineConfig
+    from models.builder import build_model
+    from models.head_selection import BestEpochPerHead, head_models
+    from models.training import head_copy_layers_from
+
+    base = PipelineConfig.from_yaml(DEFAULT_CONFIG)
+    config = base.replace(model=dataclasses.replace(base.model, head_copies=copies))
+    tf_keras.utils.set_random_seed(0)
+    sizes = {**OTHER_SIZES, "user_id": rows}
+    model = build_model(config, sizes)
+    data = tf.data.Dataset.from_tensor_slices(random_batches(model, sizes, config.model.batch_size)).repeat()
+    names = [t.name for t in model.tasks]
+    selection = BestEpochPerHead(names, config.model.early_stopping_patience, copy_id_tables=copies == "whole_model")
+    selection.set_model(model)
+    copy_seconds = 0.0
+    for epoch in range(len(names)):  # head i peaks at epoch i; the last epoch is also the best total
+        model.fit(data, steps_per_epoch=2, epochs=1, verbose=0)
+        logs = {f"val_{name}_loss": 1.0 - 0.1 * min(epoch, i) for i, name in enumerate(names)}
+        logs["val_loss"] = sum(logs.values())
+        if epoch == 0:
+            selection.on_train_begin()
+        start = time.perf_counter()
+        selection.on_epoch_end(epoch, logs)
+        copy_seconds += time.perf_counter() - start
+    selection.on_train_end()
+    example = {name: values[0, :1] for name, values in random_batches(model, sizes, 1, batches=1).items()}
+    start = time.perf_counter()
+    by_head = head_models(lambda: build_model(config, sizes, id_layers_from=head_copy_layers_from(config.model, model)),
+                          selection.head_weights, example)
+    build_seconds = time.perf_counter() - start
+    peak_training = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    inputs = {name: tf.TensorSpec([None], tf.int64 if name in sizes else tf.float32, name=name)
+              for name in (*sizes, *NUMERIC)}
+    module = tf.Module()
+    module.model, module.head_models = model, by_head
+
+    @tf.function(input_signature=[inputs])
+    def serve(features):  # as models.signatures.ServingModule.predict: each head from its own epoch's model
+        outputs = module.model(features)
+        return {**outputs, **{name: copy(features)[name] for name, copy in module.head_models.items()}}
+
+    module.serve = serve
+    export_dir = tempfile.mkdtemp(prefix="id-scale-copies-")
+    try:
+        start = time.perf_counter()
+        tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serve})
+        export_seconds = time.perf_counter() - start
+        size_mb = sum(f.stat().st_size for f in Path(export_dir).rglob("*") if f.is_file()) / 2 ** 20
+    finally:
+        shutil.rmtree(export_dir, ignore_errors=True)
+    return {"rows": rows, "copies": copies, "epochs_kept": len({id(w) for w in selection.head_weights.values()}),
+            "copy_seconds": copy_seconds, "build_seconds": build_seconds, "peak_training_gib": peak_training,
+            "savedmodel_mb": size_mb, "export_seconds": export_seconds,
+            "tables_mb": sum(v.shape.num_elements() for v in model.id_tables()) * 4 / 2 ** 20}
+
+
+def run_head_copies(rows: list[int]) -> str:
+    """Each (rows, head_copies) cell in a process of its own; writes id-scale-head-copies.md and .json."""
+    cells = []
+    for n in rows:
+        for copies in HEAD_COPIES:
+            child = subprocess.run([sys.executable, __file__, "--one-copies", str(n), copies], capture_output=True,
+                                   text=True)
+            if child.returncode:
+                raise RuntimeError(f"{n:,} ids, {copies}: failed\n{child.stderr[-3000:]}")
+            cells.append(json.loads(child.stdout.strip().splitlines()[-1]))
+    (RESULTS / "id-scale-head-copies.json").write_text(json.dumps(cells, indent=1))
+    lines = ["| user_id rows | head_copies | epochs copied | id tables | copying in training | building the copies | "
+             "Trainer peak memory | SavedModel | export |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {c['rows']:,} | {c['copies']} | {c['epochs_kept']} | {c['tables_mb']:,.0f} MB | "
+              f"{c['copy_seconds']:.1f} s | {c['build_seconds']:.1f} s | {c['peak_training_gib']:.2f} GiB | "
+              f"{c['savedmodel_mb']:,.0f} MB | {c['export_seconds']:.1f} s |" for c in cells]
+    text = (f"# Per-head selection's copies at millions of ids ({platform.machine()}, {os.cpu_count()} cores)\n\n"
+            "`benchmarks/id_scale.py --head-copies`: the default model with a user table of that many rows; "
+            "per-head selection (models.head_selection) is fed four epochs' validation losses in which each head "
+            "peaks at an epoch of its own (two training steps between), so three epochs other than the restored "
+            "one serve a head; then the head copies are built and saved with the model, as the Trainer exports "
+            "them. whole_model: a copy holds its epoch's id tables; dense_weights: the copies read the restored "
+            "model's tables.\n\n" + "\n".join(lines) + "\n\n" + measured_line() + "\n")
+    (RESULTS / "id-scale-head-copies.md").write_text(text)
+    return text
 
 
 def table(cells: list[dict]) -> str:
@@ -374,12 +483,20 @@ def main(argv=None) -> int:
     parser.add_argument("--one-raw", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--warm-start", action="store_true", help="warm start's token remap instead")
     parser.add_argument("--one-warm-start", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--head-copies", action="store_true", help="per-head selection's copies instead")
+    parser.add_argument("--one-copies", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         print(json.dumps(serve_raw(*args.serve)))
         return 0
     if args.one_raw:
         print(json.dumps(measure_raw_serving(args.one_raw)))
+        return 0
+    if args.one_copies:
+        print(json.dumps(measure_head_copies(int(args.one_copies[0]), args.one_copies[1])))
+        return 0
+    if args.head_copies:
+        print(run_head_copies(args.rows))
         return 0
     if args.one_warm_start:
         print(json.dumps(measure_warm_start(args.one_warm_start)))
