@@ -77,6 +77,38 @@ TIMED_RUNS = 5
 SERVING_CALLS = 300
 
 
+def in_child(*args: str) -> dict:
+    """Runs this script with ``args`` in a fresh process (its own memory peak, nothing shared with the last cell)
+    and returns the JSON its last line printed."""
+    child = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if child.returncode:
+        raise RuntimeError(f"{' '.join(args)}: failed\n{child.stderr[-3000:]}")
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def batch_one_latencies(served, one: dict) -> list[float]:
+    """Milliseconds of SERVING_CALLS calls of the signature ``served`` with the batch-1 request ``one``, after 20
+    untimed calls."""
+    for _ in range(20):
+        served(**one)
+    latencies = []
+    for _ in range(SERVING_CALLS):
+        start = time.perf_counter()
+        served(**one)
+        latencies.append((time.perf_counter() - start) * 1000)
+    return latencies
+
+
+def timed_save(module, export_dir: str) -> tuple[float, float]:
+    """Saves ``module`` with its ``serve`` function as serving_default; returns (seconds, the folder's MB)."""
+    import tensorflow as tf
+
+    start = time.perf_counter()
+    tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serve})
+    seconds = time.perf_counter() - start
+    return seconds, sum(f.stat().st_size for f in Path(export_dir).rglob("*") if f.is_file()) / 2 ** 20
+
+
 def measure(rows: int, mode: str) -> dict:
     """One (rows, mode) cell, in this process: see the module docstring."""
     import numpy as np
@@ -111,21 +143,12 @@ def measure(rows: int, mode: str) -> dict:
     module.serve = tf.function(lambda features: module.model(features), input_signature=[inputs])
     export_dir = tempfile.mkdtemp(prefix="id-scale-")
     try:
-        start = time.perf_counter()
-        tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serve})
-        export_seconds = time.perf_counter() - start
-        size_mb = sum(f.stat().st_size for f in Path(export_dir).rglob("*") if f.is_file()) / 2 ** 20
+        export_seconds, size_mb = timed_save(module, export_dir)
         start = time.perf_counter()
         served = tf.saved_model.load(export_dir).signatures["serving_default"]
         load_seconds = time.perf_counter() - start
-        one = {name: tf.constant(values[0, :1]) for name, values in columns.items() if name in inputs}
-        for _ in range(20):
-            served(**one)
-        latencies = []
-        for _ in range(SERVING_CALLS):
-            start = time.perf_counter()
-            served(**one)
-            latencies.append((time.perf_counter() - start) * 1000)
+        latencies = batch_one_latencies(served, {name: tf.constant(values[0, :1]) for name, values in columns.items()
+                                                 if name in inputs})
     finally:
         shutil.rmtree(export_dir, ignore_errors=True)
     table_mb = sum(v.shape.num_elements() for v in model.id_tables()) * 4 / 2 ** 20
@@ -171,16 +194,9 @@ def measure_raw_serving(rows: int) -> dict:
 
         module.serve = serve
         model({**{name: tf.zeros([1], tf.int64) for name in sizes}, **{name: tf.zeros([1]) for name in NUMERIC}})
-        start = time.perf_counter()
-        tf.saved_model.save(module, str(work / "model"), signatures={"serving_default": module.serve})
-        export_seconds = time.perf_counter() - start
-        size_mb = sum(f.stat().st_size for f in (work / "model").rglob("*") if f.is_file()) / 2 ** 20
-        served = subprocess.run([sys.executable, __file__, "--serve", str(work / "model"), f"u{rows - 1:0{width}d}"],
-                                capture_output=True, text=True)
-        if served.returncode:
-            raise RuntimeError(f"serving {rows:,} ids failed\n{served.stderr[-3000:]}")
-        return {"rows": rows, "savedmodel_mb": size_mb, "export_seconds": export_seconds,
-                **json.loads(served.stdout.strip().splitlines()[-1])}
+        export_seconds, size_mb = timed_save(module, str(work / "model"))
+        served = in_child("--serve", str(work / "model"), f"u{rows - 1:0{width}d}")
+        return {"rows": rows, "savedmodel_mb": size_mb, "export_seconds": export_seconds, **served}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -196,15 +212,9 @@ def serve_raw(export_dir: str, known_id: str) -> dict:
     load_seconds = time.perf_counter() - start
     result = {"load_seconds": load_seconds}
     for name, user_id in (("known", known_id), ("unknown", "never-seen")):
-        one = {"user_id": tf.constant([user_id]), **{n: tf.constant([0], tf.int64) for n in OTHER_SIZES},
-               **{n: tf.constant([0.0]) for n in NUMERIC}}
-        for _ in range(20):
-            served(**one)
-        latencies = []
-        for _ in range(SERVING_CALLS):
-            start = time.perf_counter()
-            served(**one)
-            latencies.append((time.perf_counter() - start) * 1000)
+        latencies = batch_one_latencies(served, {"user_id": tf.constant([user_id]),
+                                                 **{n: tf.constant([0], tf.int64) for n in OTHER_SIZES},
+                                                 **{n: tf.constant([0.0]) for n in NUMERIC}})
         result[f"{name}_p50_ms"] = float(np.percentile(latencies, 50))
         result[f"{name}_p99_ms"] = float(np.percentile(latencies, 99))
     result["serving_peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
@@ -290,10 +300,7 @@ def measure_head_copies(rows: int, copies: str) -> dict:
     module.serve = serve
     export_dir = tempfile.mkdtemp(prefix="id-scale-copies-")
     try:
-        start = time.perf_counter()
-        tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serve})
-        export_seconds = time.perf_counter() - start
-        size_mb = sum(f.stat().st_size for f in Path(export_dir).rglob("*") if f.is_file()) / 2 ** 20
+        export_seconds, size_mb = timed_save(module, export_dir)
     finally:
         shutil.rmtree(export_dir, ignore_errors=True)
     return {"rows": rows, "copies": copies, "epochs_kept": len({id(w) for w in selection.head_weights.values()}),
@@ -307,11 +314,7 @@ def run_head_copies(rows: list[int]) -> str:
     cells = []
     for n in rows:
         for copies in HEAD_COPIES:
-            child = subprocess.run([sys.executable, __file__, "--one-copies", str(n), copies], capture_output=True,
-                                   text=True)
-            if child.returncode:
-                raise RuntimeError(f"{n:,} ids, {copies}: failed\n{child.stderr[-3000:]}")
-            cells.append(json.loads(child.stdout.strip().splitlines()[-1]))
+            cells.append(in_child("--one-copies", str(n), copies))
     (RESULTS / "id-scale-head-copies.json").write_text(json.dumps(cells, indent=1))
     lines = ["| user_id rows | head_copies | epochs copied | id tables | copying in training | building the copies | "
              "Trainer peak memory | SavedModel | export |", "|---|---|---|---|---|---|---|---|---|"]
@@ -389,10 +392,7 @@ def run_raw_serving(rows: list[int]) -> str:
     """Each size's --raw-serving cell in a process of its own; writes id-scale-serving.md and .json."""
     cells = []
     for n in rows:
-        child = subprocess.run([sys.executable, __file__, "--one-raw", str(n)], capture_output=True, text=True)
-        if child.returncode:
-            raise RuntimeError(f"{n:,} ids: failed\n{child.stderr[-3000:]}")
-        cells.append(json.loads(child.stdout.strip().splitlines()[-1]))
+        cells.append(in_child("--one-raw", str(n)))
         print(f"{n:,} ids: load {cells[-1]['load_seconds']:.1f} s", file=sys.stderr, flush=True)
     (RESULTS / "id-scale-serving.json").write_text(json.dumps(cells, indent=1))
     text = (f"# Serving raw ids through a vocabulary of millions ({platform.machine()}, {os.cpu_count()} cores)\n\n"
@@ -446,10 +446,7 @@ def run_warm_start(rows: list[int]) -> str:
     """Each size's --warm-start cell in a process of its own; writes id-scale-warm-start.md and .json."""
     cells = []
     for n in rows:
-        child = subprocess.run([sys.executable, __file__, "--one-warm-start", str(n)], capture_output=True, text=True)
-        if child.returncode:
-            raise RuntimeError(f"{n:,} ids: failed\n{child.stderr[-3000:]}")
-        cells.append(json.loads(child.stdout.strip().splitlines()[-1]))
+        cells.append(in_child("--one-warm-start", str(n)))
     (RESULTS / "id-scale-warm-start.json").write_text(json.dumps(cells, indent=1))
     lines = ["| user_id vocabulary (old / new) | tokens carried | tables | tokens matched for each table | "
              "matched once per feature | ratio | peak memory |", "|---|---|---|---|---|---|---|"]
@@ -516,11 +513,7 @@ def main(argv=None) -> int:
     cells = []
     for rows in args.rows:
         for mode in args.modes:
-            child = subprocess.run([sys.executable, __file__, "--one", str(rows), mode], capture_output=True,
-                                   text=True)
-            if child.returncode:
-                raise RuntimeError(f"{rows} rows, {mode}: failed\n{child.stderr[-3000:]}")
-            cells.append(json.loads(child.stdout.strip().splitlines()[-1]))
+            cells.append(in_child("--one", str(rows), mode))
             print(f"{rows:,} rows, {mode}: {cells[-1]['ms_per_step']:.1f} ms/step", file=sys.stderr, flush=True)
     text = (f"# Id tables at production size ({platform.machine()}, {os.cpu_count()} cores)\n\n"
             "`benchmarks/id_scale.py`: the default config's model with only the user table resized, trained on "
