@@ -74,7 +74,7 @@ def carry_rows(old: np.ndarray, new: np.ndarray, rows: TokenRows, oov_buckets: i
         tail, kept = carry_rows(old[first_row:], new[first_row:], rows, oov_buckets)
         return np.concatenate([new[:first_row], tail]), kept
     carried = new.copy()
-    if carried.shape[1:] != old.shape[1:] or not len(rows.new):
+    if carried.shape[1:] != old.shape[1:] or not rows.old_size or not rows.new_size:
         return carried, 0
     carried[rows.new] = old[rows.old]
     for bucket in range(oov_buckets):

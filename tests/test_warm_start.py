@@ -110,3 +110,10 @@ def test_every_table_of_a_feature_moves_by_its_tokens(tmp_path):
         before = tables(old)[path].numpy()
         np.testing.assert_array_equal(table.numpy(), [before[2], initial[path][1], before[0], before[3]], path)
     assert report.tokens_kept == {"device": 2}
+
+
+def test_the_oov_buckets_carry_over_when_no_token_is_shared():
+    old = np.array([[1.0], [9.0]])  # token a; one OOV bucket
+    carried, kept = carry_rows(old, np.zeros((2, 1)), TokenRows.between([b"a"], [b"b"]), oov_buckets=1)
+    np.testing.assert_array_equal(carried, [[0.0], [9.0]])
+    assert kept == 0
