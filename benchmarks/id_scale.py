@@ -109,6 +109,11 @@ def timed_save(module, export_dir: str) -> tuple[float, float]:
     return seconds, sum(f.stat().st_size for f in Path(export_dir).rglob("*") if f.is_file()) / 2 ** 20
 
 
+def user_oov_buckets(config) -> int:
+    """The OOV buckets of ``config``'s user_id feature: the rows its table has beyond the vocabulary."""
+    return next(f.oov_buckets for f in config.features if f.name == "user_id")
+
+
 def measure(rows: int, mode: str) -> dict:
     """One (rows, mode) cell, in this process: see the module docstring."""
     import numpy as np
@@ -168,7 +173,7 @@ def measure_raw_serving(rows: int) -> dict:
     from models.builder import build_model
 
     config = PipelineConfig.from_yaml(DEFAULT_CONFIG)
-    oov = next(f.oov_buckets for f in config.features if f.name == "user_id")
+    oov = user_oov_buckets(config)
     tf_keras.utils.set_random_seed(0)
     sizes = {**OTHER_SIZES, "user_id": rows + oov}
     model = build_model(config, sizes)
@@ -413,15 +418,16 @@ def measure_warm_start(rows: int) -> dict:
     """One --warm-start cell, in this process: see the module docstring."""
     import numpy as np
 
+    from config import DEFAULT_CONFIG, PipelineConfig
     from models.warm_start import TokenRows, _vocabulary_file, carry_rows
 
+    oov = user_oov_buckets(PipelineConfig.from_yaml(DEFAULT_CONFIG))
     rng = np.random.default_rng(0)
     width = max(5, len(str(2 * rows)))
     old_tokens = [f"u{i:0{width}d}".encode() for i in range(rows)]
     kept = rng.permutation(rows)[: rows * 9 // 10]
     new_tokens = [old_tokens[i] for i in kept] + [f"u{i:0{width}d}".encode() for i in range(rows, rows + rows // 10)]
     new_tokens = [new_tokens[i] for i in rng.permutation(len(new_tokens))]
-    oov = 16
     work = Path(tempfile.mkdtemp(prefix="id-scale-warm-start-"))
     seconds = {}
     try:
