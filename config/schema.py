@@ -58,7 +58,12 @@ class FeatureConfig:
     counting a ``<`` before the token and a ``>`` after it; its first ``char_ngrams_per_token``), hashed into that
     many buckets: a word training never saw (a typo, a new product name, a number) shares them with the words it
     resembles. ``token_dropout`` is the probability with which training reads each token as an OOV one, so the
-    model learns to tag and classify a word it does not know from its context (a vocabulary's OOV ids only)."""
+    model learns to tag and classify a word it does not know from its context (a vocabulary's OOV ids only).
+    With ``oov_by_shape`` a token outside the vocabulary takes the OOV bucket of its shape (``models.text.shapes``:
+    ``48213`` and ``95341610`` are both ``0000``, ``dlolars`` is ``aaaa``) instead of its own text's hash, so an
+    unseen number, code or word shares its rows with others of its kind. ``encoder_dropout`` is the dropout rate
+    inside each sequence encoder in training (cnn: after each convolution; gru, lstm: on each step's input;
+    transformer: on attention and each residual branch; mean and max have none)."""
 
     name: str
     kind: FeatureKind
@@ -79,6 +84,8 @@ class FeatureConfig:
     char_ngram_sizes: tuple[int, ...] = (3, 4, 5)
     char_ngrams_per_token: int = 16
     token_dropout: float = 0.0
+    encoder_dropout: float = 0.0
+    oov_by_shape: bool = False
 
     def __post_init__(self):
         where = f"feature '{self.name}'"
@@ -115,6 +122,15 @@ class FeatureConfig:
                      "(not hash_buckets)")
             _require(0.0 < self.token_dropout < 1.0, f"{where}: token_dropout must be in [0, 1), got "
                      f"{self.token_dropout}")
+        if self.oov_by_shape:
+            _require(self.kind == FeatureKind.TEXT and not self.hash_buckets,
+                     f"{where}: oov_by_shape picks a text token's OOV bucket by its shape, which only a text "
+                     "feature's vocabulary has (not hash_buckets)")
+        if self.encoder_dropout:
+            _require(self.kind == FeatureKind.TEXT, f"{where}: encoder_dropout is for a text feature, not kind "
+                     f"'{self.kind}'")
+            _require(0.0 < self.encoder_dropout < 1.0, f"{where}: encoder_dropout must be in [0, 1), got "
+                     f"{self.encoder_dropout}")
         if self.encoder == SequenceEncoder.TRANSFORMER:
             _require(self.encoder_units % 2 == 0, f"{where}: the transformer encoder's two attention heads need an "
                      f"even encoder_units, got {self.encoder_units}")

@@ -125,7 +125,7 @@ def build_model(config: PipelineConfig, cardinalities: dict[str, int],
                      for task, names in model_config.task_embeddings.items()}
     text_encoders = {
         f.name: TextFeatureEncoder(f.name, cardinalities[f.name], f.embedding_dim, f.encoder, units=f.encoder_units,
-                                   num_layers=f.encoder_layers, max_tokens=f.max_tokens,
+                                   num_layers=f.encoder_layers, max_tokens=f.max_tokens, dropout=f.encoder_dropout,
                                    readers=_text_readers(f, tasks),
                                    char_ngram_buckets=f.char_ngram_buckets,
                                    char_ngrams_per_token=f.char_ngrams_per_token, token_dropout=f.token_dropout,

@@ -52,10 +52,41 @@ def token_ids(feature: FeatureConfig, raw) -> tf.Tensor:
 
 
 def model_input(cut: tf.RaggedTensor, feature: FeatureConfig, lookup) -> tf.Tensor:
-    """[batch, input_width(feature)] int64: the token ids of ``cut`` (``ids_of``), then with
-    ``char_ngram_buckets`` their character n-gram ids (``char_ngram_ids``)."""
-    ids = ids_of(cut, feature, lookup)
+    """[batch, input_width(feature)] int64: the token ids of ``cut`` (``ids_of``; with ``oov_by_shape`` an OOV
+    token's bucket is its shape's, ``by_shape``), then with ``char_ngram_buckets`` their character n-gram ids
+    (``char_ngram_ids``)."""
+    ids = ids_of(cut, feature, by_shape(lookup, feature.oov_buckets) if feature.oov_by_shape else lookup)
     return tf.concat([ids, char_ngram_ids(cut, feature)], axis=1) if feature.char_ngram_buckets else ids
+
+
+def shapes(tokens: tf.Tensor) -> tf.Tensor:
+    """[n] strings: the shape of each token, its upper-case letters as ``A``, other letters as ``a``, digits as
+    ``0``, every other character as it is, and each run of one of those three longer than 4 cut to 4: ``order`` ->
+    ``aaaa``, ``48213`` -> ``0000``, ``iy364847`` -> ``aa0000``, ``$19.90`` -> ``$00.00``, ``Málaga`` -> ``Aaaaa``."""
+    shape = tf.strings.regex_replace(tokens, r"[\p{Ll}\p{Lt}\p{Lm}\p{Lo}]", "a")  # first: "A" is a letter too
+    shape = tf.strings.regex_replace(shape, r"\p{Lu}", "A")
+    shape = tf.strings.regex_replace(shape, r"\pN", "0")
+    for mark in ("A", "a", "0"):
+        shape = tf.strings.regex_replace(shape, f"{mark}{{5,}}", mark * 4)
+    return shape
+
+
+# What an OOV token is looked up as under oov_by_shape: its shape after a space, which no token holds (tokenizers
+# cut at whitespace), so the lookup hashes it into the OOV buckets. The space alone gives the first OOV id.
+_SHAPE_PREFIX = " "
+
+
+def by_shape(lookup, oov_buckets: int):
+    """``lookup`` (tokens -> ids, a vocabulary's then ``oov_buckets`` hashed OOV ids) with each OOV token's id
+    taken from its shape's hash instead of its own text's (``shapes``): unseen numbers, codes and words each share
+    the OOV rows of their own kind. A vocabulary token keeps its id."""
+    def lookup_by_shape(tokens):
+        ids = lookup(tokens)
+        sentinel = tf.constant([_SHAPE_PREFIX])
+        first_oov = lookup(sentinel)[0] - tf.strings.to_hash_bucket_fast(sentinel, oov_buckets)[0]
+        shaped = lookup(tf.strings.join([_SHAPE_PREFIX, shapes(tokens)]))
+        return tf.where(ids < first_oov, ids, shaped)
+    return lookup_by_shape
 
 
 def split_input(inputs: tf.Tensor, max_tokens: int, ngrams_per_token: int) -> tuple[tf.Tensor, tf.Tensor | None]:

@@ -145,7 +145,8 @@ class TextFeatureEncoder(tf_keras.layers.Layer):
     know from its context, as they must for every value, name and typo that training never saw.
 
     Arguments: ``feature``, ``cardinality`` and ``embedding_dim`` (the token table); ``kind``, ``units`` = 32,
-    ``num_layers`` = 1 and ``max_tokens`` = 64 (each SequenceEncoder's, and the input's token positions);
+    ``num_layers`` = 1, ``max_tokens`` = 64 and ``dropout`` = 0.0 (each SequenceEncoder's; ``max_tokens`` is also
+    the input's token positions);
     ``readers`` = () (hard sharing; a reader "" among others is an encoder the heads without one of their own
     share); ``char_ngram_buckets`` = 0 (no n-grams) and ``char_ngrams_per_token`` = 0; ``token_dropout`` = 0.0 (none)
     and ``oov_ids`` = 0 (the count of OOV ids at the end of the table; token_dropout needs at least one).
@@ -156,7 +157,8 @@ class TextFeatureEncoder(tf_keras.layers.Layer):
     """
 
     def __init__(self, feature: str, cardinality: int, embedding_dim: int, kind: str, units: int = 32,
-                 num_layers: int = 1, max_tokens: int = 64, readers: list[str] = (), char_ngram_buckets: int = 0,
+                 num_layers: int = 1, max_tokens: int = 64, dropout: float = 0.0, readers: list[str] = (),
+                 char_ngram_buckets: int = 0,
                  char_ngrams_per_token: int = 0, token_dropout: float = 0.0, oov_ids: int = 0, **kwargs):
         super().__init__(**kwargs)
         if token_dropout and not 1 <= oov_ids < cardinality:
@@ -165,6 +167,7 @@ class TextFeatureEncoder(tf_keras.layers.Layer):
         self.feature, self.cardinality, self.embedding_dim, self.kind = feature, cardinality, embedding_dim, \
             Kind(kind).value
         self.units, self.num_layers, self.max_tokens, self.readers = units, num_layers, max_tokens, list(readers)
+        self.dropout = dropout
         self.char_ngram_buckets = char_ngram_buckets
         self.char_ngrams_per_token = char_ngrams_per_token if char_ngram_buckets else 0
         self.token_dropout, self.oov_ids = token_dropout, oov_ids
@@ -174,7 +177,7 @@ class TextFeatureEncoder(tf_keras.layers.Layer):
         self.char_ngrams = tf_keras.layers.Embedding(char_ngram_buckets + 1, embedding_dim,
                                                      name=f"{feature}_char_ngrams") if char_ngram_buckets else None
         self.encoders = {reader: SequenceEncoder(self.kind, units=units, num_layers=num_layers, max_tokens=max_tokens,
-                                                 name=f"{reader or 'shared'}_sequence_encoder")
+                                                 dropout=dropout, name=f"{reader or 'shared'}_sequence_encoder")
                          for reader in self.readers or [""]}
 
     def call(self, inputs, training=False):
@@ -207,6 +210,7 @@ class TextFeatureEncoder(tf_keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "feature": self.feature, "cardinality": self.cardinality,
                 "embedding_dim": self.embedding_dim, "kind": self.kind, "units": self.units,
-                "num_layers": self.num_layers, "max_tokens": self.max_tokens, "readers": self.readers,
+                "num_layers": self.num_layers, "max_tokens": self.max_tokens, "dropout": self.dropout,
+                "readers": self.readers,
                 "char_ngram_buckets": self.char_ngram_buckets, "char_ngrams_per_token": self.char_ngrams_per_token,
                 "token_dropout": self.token_dropout, "oov_ids": self.oov_ids}

@@ -57,6 +57,15 @@ def test_round_trip_through_json(default_dict):
      r"feature 'user_id': token_dropout reads tokens as OOV ids, which only a text feature's vocabulary has"),
     (lambda d: d["features"].append({"name": "query", "kind": "text", "token_dropout": 1.0}),
      r"feature 'query': token_dropout must be in \[0, 1\), got 1.0"),
+    (lambda d: d["features"][0].update(oov_by_shape=True),
+     r"feature 'user_id': oov_by_shape picks a text token's OOV bucket by its shape, which only a text feature's "
+     r"vocabulary has \(not hash_buckets\)"),
+    (lambda d: d["features"].append({"name": "query", "kind": "text", "hash_buckets": 100, "oov_by_shape": True}),
+     r"feature 'query': oov_by_shape picks a text token's OOV bucket by its shape"),
+    (lambda d: d["features"][0].update(encoder_dropout=0.1),
+     "feature 'user_id': encoder_dropout is for a text feature, not kind 'vocabulary'"),
+    (lambda d: d["features"].append({"name": "query", "kind": "text", "encoder_dropout": 1.0}),
+     r"feature 'query': encoder_dropout must be in \[0, 1\), got 1.0"),
     (lambda d: d["features"].append({"name": "query", "kind": "text", "sharing": "by_level"}),
      "feature 'query': sharing by_level gives each head that tags its tokens an encoder of its own, but no "
      "sequence_labeling task names it as text_feature: use sharing: hard"),

@@ -214,3 +214,27 @@ def test_token_dropout_needs_oov_ids_and_round_trips_its_config():
         TextFeatureEncoder("text", 6, 1, "mean", token_dropout=0.1)
     encoder = TextFeatureEncoder("text", 6, 1, "cnn", token_dropout=0.1, oov_ids=2)
     assert TextFeatureEncoder.from_config(encoder.get_config()).get_config() == encoder.get_config()
+
+
+def test_encoder_dropout_zeroes_or_doubles_each_cnn_state_in_training_and_leaves_inference_and_padding_alone():
+    # One 3-token row and one padded row, 400 times; cnn states after dropout 0.5 are 0 or 2x inference's.
+    encoder = TextFeatureEncoder("text", 6, 4, "cnn", units=8, max_tokens=4, dropout=0.5, readers=["", "slots"])
+    inputs = tf.constant(np.tile([[1, 2, 3, 0], [4, 5, 0, 0]], [200, 1]), tf.int64)
+    inference = {reader: states.numpy() for reader, (states, _) in encoder(inputs).items()}
+    assert all(encoder.encoders[reader].dropout == 0.5 for reader in ("", "slots"))
+    for reader, (states, _) in encoder(inputs, training=True).items():
+        states, kept = states.numpy(), inference[reader]
+        doubled, zeroed = np.isclose(states, 2 * kept, atol=1e-6), states == 0
+        assert (doubled | zeroed).all()
+        active = kept != 0
+        assert 0.4 < zeroed[active].mean() < 0.6
+        assert (states[0::2, 3] == 0).all() and (states[1::2, 2:] == 0).all()  # padding stays exactly 0
+    again = {reader: states.numpy() for reader, (states, _) in encoder(inputs).items()}
+    assert all((again[reader] == inference[reader]).all() for reader in inference)
+
+
+def test_encoder_dropout_round_trips_its_config():
+    encoder = TextFeatureEncoder("text", 6, 2, "gru", dropout=0.25)
+    config = encoder.get_config()
+    assert config["dropout"] == 0.25
+    assert TextFeatureEncoder.from_config(config).encoders[""].dropout == 0.25

@@ -43,17 +43,22 @@ def _rows(rows):
     return [dict(zip(("text", "intent", "keywords", "slots"), row, strict=True)) for row in rows]
 
 
-@pytest.fixture(scope="module")
-def transformed(tmp_path_factory):
+def _transform(config, unseen_rows, out):
+    """``config``'s Transform analysed on TRAIN and applied to it and to ``unseen_rows``: ({column: TRAIN's
+    values}, {column: unseen_rows' values}, the transform's folder)."""
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(FEATURE_SPEC))
-    out = tmp_path_factory.mktemp("tft")
     with tft_beam.Context(temp_dir=str(out / "tmp"), force_tf_compat_v1=False):
         (rows, _), transform_fn = (_rows(TRAIN), metadata) | tft_beam.AnalyzeAndTransformDataset(
-            lambda inputs: preprocessing_fn(inputs, to_custom_config(CONFIG)))
-        unseen, _ = ((_rows(UNSEEN), metadata), transform_fn) | tft_beam.TransformDataset()
+            lambda inputs: preprocessing_fn(inputs, to_custom_config(config)))
+        unseen, _ = ((_rows(unseen_rows), metadata), transform_fn) | tft_beam.TransformDataset()
         _ = transform_fn | tft_beam.WriteTransformFn(str(out / "transform"))
     columns = {key: np.array([row[key] for row in rows]) for key in rows[0]}
     return columns, {key: np.array([row[key] for row in unseen]) for key in unseen[0]}, str(out / "transform")
+
+
+@pytest.fixture(scope="module")
+def transformed(tmp_path_factory):
+    return _transform(CONFIG, UNSEEN, tmp_path_factory.mktemp("tft"))
 
 
 def test_token_ids_lowercased_split_at_punctuation_truncated_and_padded(transformed):
@@ -159,3 +164,36 @@ def test_the_text_input_with_char_ngrams_is_the_token_ids_then_each_tokens_ngram
     ids, grams = text.split_input(inputs, 3, 4)
     np.testing.assert_array_equal(ids, inputs[:, :3])
     np.testing.assert_array_equal(grams, text.char_ngram_ids(text.tokens(raw, NGRAMS), NGRAMS).numpy().reshape(2, 3, 4))
+
+
+SHAPED = CONFIG.replace(features=(dataclasses.replace(CONFIG.features[0], oov_buckets=5, oov_by_shape=True),))
+UNSEEN_SHAPES = [(["refund order 48213 95341610 dlolars"], [], [], []), (["iy364847"], [], [], [])]
+
+
+@pytest.fixture(scope="module")
+def shaped(tmp_path_factory):
+    """SHAPED's Transform (5 OOV buckets, chosen by shape): as ``transformed`` for SHAPED and UNSEEN_SHAPES."""
+    return _transform(SHAPED, UNSEEN_SHAPES, tmp_path_factory.mktemp("tft-shaped"))
+
+
+def test_shapes_cut_letters_digits_and_long_runs():
+    words = ["order", "48213", "iy364847", "$19.90", "Málaga", "HELP", "a", "17th"]
+    assert text.shapes(tf.constant(words)).numpy().tolist() == [
+        b"aaaa", b"0000", b"aa0000", b"$00.00", b"Aaaaa", b"AAAA", b"a", b"00aa"]
+
+
+def test_an_oov_token_takes_its_shapes_bucket_and_a_vocabulary_token_keeps_its_id(shaped):
+    # Vocabulary ids 1-9 as in the test above, OOV ids 10 + the bucket of " " + shape among 5: " aaaa" 2, " 0000" 4,
+    # " aa0000" 1, " !" 0 (by their text the numbers would take 4 and 1, dlolars 0).
+    np.testing.assert_array_equal(shaped[0]["text"][1], [3, 5, 1, 7, 10])  # "!" is beyond top_k
+    np.testing.assert_array_equal(shaped[1]["text"], [[12, 1, 14, 14, 12], [11, 0, 0, 0, 0]])
+    assert features.cardinality(SHAPED.features[0], tft.TFTransformOutput(shaped[2])) == 9 + 5 + 1
+
+
+def test_the_on_device_lookup_gives_an_oov_token_the_same_shape_bucket_as_transform(shaped):
+    from models import lite
+
+    constants = lite._TransformConstants(None, tft.TFTransformOutput(shaped[2]))
+    on_device = features.on_device_transform(SHAPED.features[0], constants)
+    utterances = tf.constant([row[0][0] for row in UNSEEN_SHAPES])
+    np.testing.assert_array_equal(on_device(utterances).numpy(), shaped[1]["text"])
