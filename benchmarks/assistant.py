@@ -52,7 +52,10 @@ UTTERANCE = ("hi um i ordered the blue running shoes last friday and they still 
 DEFAULT = "multi-task, cnn, by-level sharing (default)"
 SINGLE_TASK = "single-task, cnn (one model per head)"
 HARD = {"sharing": "hard"}
-VARIANTS = {  # changes to the text feature's settings (and under "model", to the model's)
+BY_TEXT = {"oov_buckets": 8, "oov_by_shape": False}  # OOV tokens hashed by their text into 8 buckets
+NO_TOWER_DROPOUT = "multi-task, cnn, by-level sharing, no tower dropout"
+PREVIOUS_DEFAULT = "multi-task, cnn, by-level sharing, 8 OOV buckets by text, no tower dropout (the previous default)"
+VARIANTS = {  # changes to the text feature's settings (under "model", to the model's; under "tasks", to every task's)
     DEFAULT: {},
     "multi-task, cnn, by-level sharing, head copies share the text encoders": {"model": {"head_copies":
                                                                                      "dense_weights"}},
@@ -60,6 +63,13 @@ VARIANTS = {  # changes to the text feature's settings (and under "model", to th
     "multi-task, cnn, by-level sharing, char n-grams": {"char_ngram_buckets": 20_000},
     "multi-task, cnn, by-level sharing, char n-grams, token dropout 0.2": {"char_ngram_buckets": 20_000,
                                                                          "token_dropout": 0.2},
+    NO_TOWER_DROPOUT: {"tasks": {"dropout": 0.0}},
+    "multi-task, cnn, by-level sharing, 32 OOV buckets by text, no tower dropout": {"oov_by_shape": False,
+                                                                                   "tasks": {"dropout": 0.0}},
+    "multi-task, cnn, by-level sharing, 8 OOV buckets by text": BY_TEXT,
+    PREVIOUS_DEFAULT: {**BY_TEXT, "tasks": {"dropout": 0.0}},
+    "multi-task, cnn, by-level sharing, 8 OOV buckets by text, no tower dropout, encoder dropout 0.3": {
+        **BY_TEXT, "tasks": {"dropout": 0.0}, "encoder_dropout": 0.3},
     "multi-task, cnn, hard sharing": HARD,
     "multi-task, cnn, soft sharing": {"sharing": "soft"},
     "multi-task, mean": {**HARD, "encoder": "mean"},
@@ -81,7 +91,7 @@ LIMIT_KEYS = {"intent": "intent_accuracy", "keywords": "keyword_auc", "sentiment
 
 # The text feature's settings that change Transform's output: a variant that sets one trains on a pipeline run of its
 # own (the same span and split).
-TRANSFORM_SETTINGS = ("char_ngram_buckets", "char_ngram_sizes", "char_ngrams_per_token")
+TRANSFORM_SETTINGS = ("char_ngram_buckets", "char_ngram_sizes", "char_ngrams_per_token", "oov_buckets", "oov_by_shape")
 
 
 def _newest(pattern: str) -> str:
@@ -135,7 +145,9 @@ def variant_configs(name: str) -> list[PipelineConfig]:
     base = PipelineConfig.from_yaml(CONFIG)
     changes = dict(VARIANTS[name])
     model = dataclasses.replace(base.model, **changes.pop("model", {}))
-    config = base.replace(features=(dataclasses.replace(base.features[0], **changes), *base.features[1:]), model=model)
+    tasks = changes.pop("tasks", {})
+    config = base.replace(features=(dataclasses.replace(base.features[0], **changes), *base.features[1:]), model=model,
+                          tasks=tuple(dataclasses.replace(task, **tasks) for task in base.tasks))
     if name == SINGLE_TASK:
         return [config.replace(tasks=(task,)) for task in config.tasks]
     return [config]
