@@ -4,7 +4,8 @@ Transform, in both serving signatures, in stock TF Serving and in TFLite's Selec
 An utterance is lowercased (``lowercase``), cut into tokens (``tokenizer``: whitespace; or word_punct, where every
 punctuation character is a token of its own), and its first ``max_tokens`` tokens become ids: 0 is padding, and a
 token's id is 1 + its row in a vocabulary over tokens (``top_k``, ``frequency_threshold``, then ``oov_buckets``
-ids for the rest) or 1 + its hash bucket (``hash_buckets``). The model input is [batch, max_tokens] int64, padded
+ids for the rest, hashed by the token's text or, with ``oov_by_shape``, by its shape: ``by_shape``) or 1 + its
+hash bucket (``hash_buckets``). The model input is [batch, max_tokens] int64, padded
 with 0 at the end; a missing or empty utterance is all padding. A sequence_labeling head tags the same tokens
 (``tokens``), so its tags line up with the ids.
 
