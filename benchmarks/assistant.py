@@ -53,6 +53,7 @@ DEFAULT = "multi-task, cnn, by-level sharing (default)"
 SINGLE_TASK = "single-task, cnn (one model per head)"
 HARD = {"sharing": "hard"}
 BY_TEXT = {"oov_buckets": 8, "oov_by_shape": False}  # OOV tokens hashed by their text into 8 buckets
+TOWERS_UNDROPPED = {"tasks": {"dropout": 0.0}}
 NO_TOWER_DROPOUT = "multi-task, cnn, by-level sharing, no tower dropout"
 PREVIOUS_DEFAULT = "multi-task, cnn, by-level sharing, 8 OOV buckets by text, no tower dropout (the previous default)"
 VARIANTS = {  # changes to the text feature's settings (under "model", to the model's; under "tasks", to every task's)
@@ -63,13 +64,13 @@ VARIANTS = {  # changes to the text feature's settings (under "model", to the mo
     "multi-task, cnn, by-level sharing, char n-grams": {"char_ngram_buckets": 20_000},
     "multi-task, cnn, by-level sharing, char n-grams, token dropout 0.2": {"char_ngram_buckets": 20_000,
                                                                          "token_dropout": 0.2},
-    NO_TOWER_DROPOUT: {"tasks": {"dropout": 0.0}},
+    NO_TOWER_DROPOUT: TOWERS_UNDROPPED,
     "multi-task, cnn, by-level sharing, 32 OOV buckets by text, no tower dropout": {"oov_by_shape": False,
-                                                                                   "tasks": {"dropout": 0.0}},
+                                                                                   **TOWERS_UNDROPPED},
     "multi-task, cnn, by-level sharing, 8 OOV buckets by text": BY_TEXT,
-    PREVIOUS_DEFAULT: {**BY_TEXT, "tasks": {"dropout": 0.0}},
+    PREVIOUS_DEFAULT: {**BY_TEXT, **TOWERS_UNDROPPED},
     "multi-task, cnn, by-level sharing, 8 OOV buckets by text, no tower dropout, encoder dropout 0.3": {
-        **BY_TEXT, "tasks": {"dropout": 0.0}, "encoder_dropout": 0.3},
+        **BY_TEXT, **TOWERS_UNDROPPED, "encoder_dropout": 0.3},
     "multi-task, cnn, hard sharing": HARD,
     "multi-task, cnn, soft sharing": {"sharing": "soft"},
     "multi-task, mean": {**HARD, "encoder": "mean"},

@@ -158,8 +158,8 @@ class TextFeatureEncoder(tf_keras.layers.Layer):
 
     def __init__(self, feature: str, cardinality: int, embedding_dim: int, kind: str, units: int = 32,
                  num_layers: int = 1, max_tokens: int = 64, dropout: float = 0.0, readers: list[str] = (),
-                 char_ngram_buckets: int = 0,
-                 char_ngrams_per_token: int = 0, token_dropout: float = 0.0, oov_ids: int = 0, **kwargs):
+                 char_ngram_buckets: int = 0, char_ngrams_per_token: int = 0, token_dropout: float = 0.0,
+                 oov_ids: int = 0, **kwargs):
         super().__init__(**kwargs)
         if token_dropout and not 1 <= oov_ids < cardinality:
             raise ValueError(f"text feature '{feature}': token_dropout reads tokens as OOV ids, but the table has "
@@ -211,6 +211,6 @@ class TextFeatureEncoder(tf_keras.layers.Layer):
         return {**super().get_config(), "feature": self.feature, "cardinality": self.cardinality,
                 "embedding_dim": self.embedding_dim, "kind": self.kind, "units": self.units,
                 "num_layers": self.num_layers, "max_tokens": self.max_tokens, "dropout": self.dropout,
-                "readers": self.readers,
-                "char_ngram_buckets": self.char_ngram_buckets, "char_ngrams_per_token": self.char_ngrams_per_token,
+                "readers": self.readers, "char_ngram_buckets": self.char_ngram_buckets,
+                "char_ngrams_per_token": self.char_ngrams_per_token,
                 "token_dropout": self.token_dropout, "oov_ids": self.oov_ids}
