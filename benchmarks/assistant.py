@@ -341,7 +341,6 @@ def main(argv=None) -> int:
             json.dump(results, open(cache, "w"))
     results = {name: results[name] for name in args.variants}
     pipeline = paths["pipeline"]
-    pipeline = paths["pipeline"]
     spans = (f"span {args.span}" if args.train_spans == 1
              else f"spans {args.span - args.train_spans + 1} to {args.span} (its test split: span {args.span}'s)")
     text = (f"# The assistant's model: encoders, sharing and single-task models ({platform.machine()}, "

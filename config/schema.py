@@ -349,10 +349,14 @@ class ValidationConfig:
     distance its distribution may move (L-infinity for categorical, Jensen-Shannon divergence for numeric
     features, both in [0, 1]); a larger move stops the run before Transform. ``value_counts``: how StatisticsGen
     counts a string feature's values, ``exact`` (TFDV's default: a count per distinct value) or ``sketch``
-    (bounded memory and time per event whatever the number of distinct ids; ``config.registry.ValueCounts``)."""
+    (bounded memory and time per event whatever the number of distinct ids; ``config.registry.ValueCounts``).
+    ``transform_statistics``: Transform also computes TFDV statistics of its input and output and validates its
+    output against the schema (TFX's default); nothing in the pipeline reads them, so they are off unless asked for,
+    for a look at the transformed features in the Kubeflow UI."""
 
     drift: dict[str, float] = field(default_factory=dict)
     value_counts: ValueCounts = ValueCounts.EXACT
+    transform_statistics: bool = False
 
     def __post_init__(self):
         _set_member(self, "value_counts", ValueCounts, "validation.value_counts")

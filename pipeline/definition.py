@@ -77,12 +77,14 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str, serving_dir: 
     span_window = _span_window(example_gen, config.data.train_spans) if config.data.train_spans > 1 else None
 
     # Features and (label, weight) pairs from the config; the same graph is baked into the serving model. Analyzed on
-    # train; the test split is not transformed, so the Trainer cannot read it.
+    # train; the test split is not transformed, so the Trainer cannot read it. Its own statistics of the raw and the
+    # transformed splits only when asked for (validation.transform_statistics): the gate above judged the raw span.
     transform = tfx.components.Transform(
         examples=span_window.outputs["examples"] if span_window else example_gen.outputs["examples"],
         schema=schema,
         splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, VALIDATION]),
-        preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config)
+        preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config,
+        disable_statistics=not config.validation.transform_statistics)
     transform.add_upstream_node(anomaly_gate)
 
     # The latest model the blessing gate blessed: the Trainer's starting point with model.warm_start, and the

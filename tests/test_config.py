@@ -73,6 +73,8 @@ def test_round_trip_through_json(default_dict):
                 d["tasks"][3].update(text_feature="query")),
      "feature 'query': sharing by_level gives each head that tags its tokens an encoder of its own, but no "
      "sequence_labeling task names it as text_feature: use sharing: hard"),
+    (lambda d: d["validation"].update(transform_statistics="on"),
+     r"config.validation.transform_statistics: expected true or false"),
     (lambda d: d["validation"].update(value_counts="approximate"),
      r"validation.value_counts 'approximate' not in \['exact', 'sketch'\]"),
     (lambda d: d["tasks"][0].pop("label_key"), r"config.tasks\[0\]: .*label_key"),

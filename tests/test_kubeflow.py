@@ -150,3 +150,27 @@ def test_statistics_sketch_value_counts_in_the_default_config_and_count_exactly_
     assert main(["compile-kubeflow", "--config", str(tmp_path / "exact.yaml"), "--output", str(exact)]) == 0
     assert _statistics_options(default).use_sketch_based_topk_uniques
     assert not _statistics_options(exact).use_sketch_based_topk_uniques
+
+
+def _transform_outputs(spec_file) -> tuple[bool, list[str]]:
+    """The Transform task's disable_statistics parameter and its component's output artifacts in a compiled spec."""
+    spec = json.loads(spec_file.read_text())["pipelineSpec"]
+    task = spec["root"]["dag"]["tasks"]["Transform"]
+    value = task["inputs"]["parameters"]["disable_statistics"]["runtimeValue"]
+    constant = value.get("constantValue", value.get("constant"))  # by KFP version
+    disabled = int(constant["intValue"] if isinstance(constant, dict) else constant)
+    return bool(disabled), sorted(spec["components"][task["componentRef"]["name"]]["outputDefinitions"]["artifacts"])
+
+
+def test_transform_computes_statistics_only_when_the_config_asks(tmp_path):
+    default, asked = tmp_path / "default.json", tmp_path / "asked.json"
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["validation"]["transform_statistics"] = True
+    (tmp_path / "asked.yaml").write_text(yaml.safe_dump(config))
+    assert main(["compile-kubeflow", "--output", str(default)]) == 0
+    assert main(["compile-kubeflow", "--config", str(tmp_path / "asked.yaml"), "--output", str(asked)]) == 0
+    disabled, outputs = _transform_outputs(default)
+    assert disabled and not any("stats" in name or "anomalies" in name for name in outputs)
+    disabled, outputs = _transform_outputs(asked)
+    assert not disabled
+    assert {"pre_transform_stats", "post_transform_stats", "post_transform_anomalies"} <= set(outputs)
