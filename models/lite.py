@@ -31,7 +31,7 @@ QUANTIZED_FILE = "model_dynamic_range.tflite"
 _PROBE = 1000.0  # the second probe value: far from the first, so the standard deviation is read to float precision
 
 
-class _TransformConstants:
+class TransformConstants:
     """Transform's vocabularies and statistics as constants for ``features.on_device_transform``: ``tables``
     holds the tables it made (the module that uses them must track them)."""
 
@@ -72,7 +72,7 @@ class LiteModule(tf.Module):
     def __init__(self, serving: ServingModule, tf_transform_output, features: list[FeatureConfig]):
         super().__init__()
         self.serving = serving
-        constants = _TransformConstants(serving, tf_transform_output)
+        constants = TransformConstants(serving, tf_transform_output)
         self._transforms = {f.name: feature_kinds.on_device_transform(f, constants) for f in features}
         spec = tf_transform_output.transformed_feature_spec()
         self._shapes = {f.name: [-1, *spec[f.name].shape] for f in features}

@@ -193,7 +193,7 @@ def test_an_oov_token_takes_its_shapes_bucket_and_a_vocabulary_token_keeps_its_i
 def test_the_on_device_lookup_gives_an_oov_token_the_same_shape_bucket_as_transform(shaped):
     from models import lite
 
-    constants = lite._TransformConstants(None, tft.TFTransformOutput(shaped[2]))
+    constants = lite.TransformConstants(None, tft.TFTransformOutput(shaped[2]))
     on_device = features.on_device_transform(SHAPED.features[0], constants)
     utterances = tf.constant([row[0][0] for row in UNSEEN_SHAPES])
     np.testing.assert_array_equal(on_device(utterances).numpy(), shaped[1]["text"])
