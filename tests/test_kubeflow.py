@@ -17,6 +17,14 @@ COMPONENTS = ["ImportExampleGen", "previous_statistics_resolver", "StatisticsGen
               "BlessingGate", "ServingCheck", "Pusher"]
 
 
+def _constant(task: dict, parameter: str, kind: str):
+    """The constant value of a compiled task's input parameter (``kind``: stringValue, intValue), whichever way the
+    KFP version writes it."""
+    value = task["inputs"]["parameters"][parameter]["runtimeValue"]
+    constant = value.get("constantValue", value.get("constant"))
+    return constant[kind] if isinstance(constant, dict) else constant
+
+
 def test_compiles_to_a_pipeline_spec_with_every_component(tmp_path):
     output = tmp_path / "pipeline.json"
     assert main(["compile-kubeflow", "--output", str(output), "--image", "registry.example/mtl:1",
@@ -37,9 +45,8 @@ def test_compiles_to_a_pipeline_spec_with_every_component(tmp_path):
     assert any(t.startswith("ServingCheck") for t in tasks["Pusher"].dependent_tasks)
     assert any(t.startswith("BlessingGate") for t in tasks["ServingCheck"].dependent_tasks)
     assert any(t.startswith("Evaluator") for t in tasks["BlessingGate"].dependent_tasks)
-    splits = job["pipelineSpec"]["root"]["dag"]["tasks"]["Evaluator"]["inputs"]["parameters"]["example_splits"]
-    value = splits["runtimeValue"].get("constantValue", splits["runtimeValue"].get("constant"))  # by KFP version
-    assert json.loads(value["stringValue"] if isinstance(value, dict) else value) == ["test"]  # the test split alone
+    evaluator = job["pipelineSpec"]["root"]["dag"]["tasks"]["Evaluator"]
+    assert json.loads(_constant(evaluator, "example_splits", "stringValue")) == ["test"]  # the test split alone
 
 
 def test_span_window_is_refused_with_a_clear_error(tmp_path, capsys):
@@ -134,11 +141,9 @@ def _statistics_options(spec_file):
     import tensorflow_data_validation as tfdv
 
     task = json.loads(spec_file.read_text())["pipelineSpec"]["root"]["dag"]["tasks"]["StatisticsGen"]
-    value = task["inputs"]["parameters"].get("stats_options_json")
-    if value is None:
+    if "stats_options_json" not in task["inputs"]["parameters"]:
         return tfdv.StatsOptions()
-    constant = value["runtimeValue"].get("constantValue", value["runtimeValue"].get("constant"))  # by KFP version
-    return tfdv.StatsOptions.from_json(constant["stringValue"] if isinstance(constant, dict) else constant)
+    return tfdv.StatsOptions.from_json(_constant(task, "stats_options_json", "stringValue"))
 
 
 def test_statistics_sketch_value_counts_in_the_default_config_and_count_exactly_when_asked(tmp_path):
@@ -156,10 +161,8 @@ def _transform_outputs(spec_file) -> tuple[bool, list[str]]:
     """The Transform task's disable_statistics parameter and its component's output artifacts in a compiled spec."""
     spec = json.loads(spec_file.read_text())["pipelineSpec"]
     task = spec["root"]["dag"]["tasks"]["Transform"]
-    value = task["inputs"]["parameters"]["disable_statistics"]["runtimeValue"]
-    constant = value.get("constantValue", value.get("constant"))  # by KFP version
-    disabled = int(constant["intValue"] if isinstance(constant, dict) else constant)
-    return bool(disabled), sorted(spec["components"][task["componentRef"]["name"]]["outputDefinitions"]["artifacts"])
+    disabled = bool(int(_constant(task, "disable_statistics", "intValue")))
+    return disabled, sorted(spec["components"][task["componentRef"]["name"]]["outputDefinitions"]["artifacts"])
 
 
 def test_transform_computes_statistics_only_when_the_config_asks(tmp_path):
