@@ -209,3 +209,19 @@ def test_a_summary_ships_its_histograms_by_their_filled_bins_and_comes_back_the_
     np.testing.assert_array_equal(back.negatives, summary.negatives)
     np.testing.assert_array_equal(back.plot, summary.plot)
     assert _value(hm.HeadAUC, back) == _value(hm.HeadAUC, summary)
+
+
+def test_a_summary_ships_its_confusion_matrices_by_their_filled_cells_and_comes_back_the_same():
+    import pickle
+
+    predictions = np.full((3, 500), 0.001)
+    predictions[[0, 1, 2], [7, 7, 499]] = 0.5  # 500 classes: two dense [500, 500] matrices would be 4 MB
+    summary = _summary(MULTICLASS, [7, 3, 499], predictions, [1, 2, 0])
+    shipped = pickle.dumps(summary)
+    assert len(shipped) < 2_000
+    back = pickle.loads(shipped)
+    assert back.confusion.shape == back.seen.shape == (500, 500)
+    assert np.flatnonzero(back.seen).tolist() == [3 * 500 + 7, 7 * 500 + 7, 499 * 500 + 499]  # [actual, predicted]
+    np.testing.assert_array_equal(back.confusion, summary.confusion)
+    np.testing.assert_array_equal(back.seen, summary.seen)
+    assert _value(hm.HeadSparseCategoricalAccuracy, back) == pytest.approx(1 / 3)
