@@ -14,11 +14,12 @@ sentiment on the 30% with a cue, slots 60%.
 
     .venv/bin/python benchmarks/assistant_surface.py [--events 200000] [--intents 500] [--slot-types 200]
         [--vocabulary 1000000] [--zipf 1.0] [--top-k 1000000] [--frequency-threshold 1] [--max-tokens 64]
-        [--work /tmp/mtl-assistant-surface]
+        [--config config/assistant.yaml] [--work /tmp/mtl-assistant-surface] [--output PATH]
 
-runs `mtl run --config <work>/assistant.yaml` on one span in a fresh output folder and writes
-benchmarks/results/assistant-surface.md: the logs' shape (distinct tokens, the vocabulary Transform kept), each
-component's seconds, the run's peak memory, the verdict and each head's metrics on the test split.
+runs `mtl run --config <work>/assistant.yaml` (``--config`` with those vocabulary settings) on one span in a fresh
+output folder and writes benchmarks/results/assistant-surface.md: the logs' shape (distinct tokens, the vocabulary
+Transform kept), each component's seconds and peak memory, the run's peak memory, the verdict and each head's
+metrics on the test split.
 """
 
 import argparse
@@ -97,11 +98,12 @@ def write_logs(path: Path, events: int, intents: int, slot_types: int, vocabular
             "vocabulary": vocabulary, "distinct_tokens": len(seen), "max_tokens": max_tokens}
 
 
-def write_config(work: Path, top_k: int, frequency_threshold: int) -> Path:
-    """``config/assistant.yaml`` with the text vocabulary's ``top_k`` and ``frequency_threshold`` set."""
+def write_config(work: Path, base: Path, top_k: int, frequency_threshold: int) -> Path:
+    """The config ``base`` (an assistant config) with its text vocabulary's ``top_k`` and ``frequency_threshold``
+    set."""
     import yaml
 
-    config = yaml.safe_load(CONFIG.read_text())
+    config = yaml.safe_load(base.read_text())
     text = next(feature for feature in config["features"] if feature["kind"] == "text")
     text.update(top_k=top_k, frequency_threshold=frequency_threshold)
     path = work / "assistant.yaml"
@@ -123,12 +125,16 @@ def run_pipeline(work: Path, config: Path) -> dict:
     if child.returncode:
         raise RuntimeError(f"mtl run failed ({child.returncode}):\n{out[-2000:]}\n{child.stderr[-3000:]}")
     seconds = dict(re.findall(r"(\w+) ([\d.]+)", re.search(r"Component seconds: (.*)", out).group(1)))
+    # Each component's own peak (this process and Beam's workers, resident), from its console line.
+    peaks = {name: float(gib) for name, gib in re.findall(r"^  (\w+) done in .* peak memory ([\d.]+) GiB$", out,
+                                                           re.MULTILINE)}
     peak = int(re.search(r"peak_kib (\d+)", child.stderr).group(1)) / 2 ** 20
     overall = {}
     for head, header, row in re.findall(r"### (\w+)\n(\|.*\|)\n\|[-|]+\|\n(\| overall .*\|)", out):
         names, values = [c.strip() for c in header.split("|")[2:-1]], [c.strip() for c in row.split("|")[2:-1]]
         overall[head] = dict(zip(names, values, strict=True))
     return {"wall_seconds": wall, "components": {k: float(v) for k, v in seconds.items()}, "peak_gib": peak,
+            "component_peak_gib": peaks,
             "blessing": re.search(r"Blessing: (.*)", out).group(1),
             "serving_check": re.search(r"Serving check: (.*)", out).group(1), "overall": overall}
 
@@ -138,16 +144,24 @@ def vocabulary_kept(work: Path) -> int:
     return sum(1 for _ in open(path, "rb"))
 
 
+def _shown(path: str) -> str:
+    """``path`` relative to the repository when it is inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def table(shape: dict, run: dict, kept: int, args) -> str:
     lines = [f"One span of {shape['events']:,} generated utterances: {shape['intents']} intents (Zipf), "
              f"{shape['slot_types']} slot types ({shape['slot_types_seen']} of them tagged), filler words from "
              f"{shape['vocabulary']:,} (Zipf {args.zipf}): {shape['distinct_tokens']:,} distinct tokens, of which "
              f"Transform's vocabulary keeps {kept:,} (`top_k` {args.top_k:,}, seen at least "
              f"{args.frequency_threshold}x); 1 to {shape['max_tokens']} tokens per utterance. `mtl run` with "
-             "`config/assistant.yaml` and these two vocabulary settings, fresh output folder.", "",
-             "| component | seconds |", "|---|---|"]
-    lines += [f"| {name} | {seconds:.1f} |" for name, seconds in run["components"].items() if seconds >= 0.1]
-    lines += [f"| whole run | {run['wall_seconds']:.0f} |", "",
+             f"`{_shown(args.config)}` and these two vocabulary settings, fresh output folder.", "",
+             "| component | seconds | peak memory |", "|---|---|---|"]
+    peaks = run["component_peak_gib"]
+    lines += [f"| {name} | {seconds:.1f} | {peaks[name]:.2f} GiB |" if name in peaks else
+              f"| {name} | {seconds:.1f} | |" for name, seconds in run["components"].items() if seconds >= 0.1]
+    lines += [f"| whole run | {run['wall_seconds']:.0f} | {run['peak_gib']:.2f} GiB |", "",
               f"Peak memory {run['peak_gib']:.2f} GiB. Blessing: {run['blessing']}. "
               f"Serving check: {run['serving_check']}.", "",
               "| head | test split, overall |", "|---|---|"]
@@ -167,6 +181,7 @@ def main(argv=None) -> int:
     parser.add_argument("--top-k", type=int, default=1_000_000)
     parser.add_argument("--frequency-threshold", type=int, default=1)
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--config", default=str(CONFIG), help="the assistant config to start from")
     parser.add_argument("--work", default="/tmp/mtl-assistant-surface")
     parser.add_argument("--output", default=str(RESULTS / "assistant-surface.md"))
     args = parser.parse_args(argv)
@@ -174,7 +189,7 @@ def main(argv=None) -> int:
     (work / "logs" / "span-1").mkdir(parents=True, exist_ok=True)
     shape = write_logs(work / "logs" / "span-1" / "events-00000-of-00001.tfrecord.gz", args.events, args.intents,
                        args.slot_types, args.vocabulary, args.max_tokens, args.zipf)
-    run = run_pipeline(work, write_config(work, args.top_k, args.frequency_threshold))
+    run = run_pipeline(work, write_config(work, Path(args.config), args.top_k, args.frequency_threshold))
     kept = vocabulary_kept(work)
     (work / "result.json").write_text(json.dumps({"shape": shape, "run": run, "kept": kept}, indent=1))
     text = (f"# The assistant at the edges of its surface ({platform.machine()}, {os.cpu_count()} cores)\n\n"
