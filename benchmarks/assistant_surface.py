@@ -34,7 +34,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from provenance import measured_line  # noqa: E402  (benchmarks/, beside this script)
+from pipeline_scaling import component_costs  # noqa: E402  (benchmarks/, beside this script)
+from provenance import measured_line  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -126,8 +127,7 @@ def run_pipeline(work: Path, config: Path) -> dict:
         raise RuntimeError(f"mtl run failed ({child.returncode}):\n{out[-2000:]}\n{child.stderr[-3000:]}")
     seconds = dict(re.findall(r"(\w+) ([\d.]+)", re.search(r"Component seconds: (.*)", out).group(1)))
     # Each component's own peak (this process and Beam's workers, resident), from its console line.
-    peaks = {name: float(gib) for name, gib in re.findall(r"^  (\w+) done in .* peak memory ([\d.]+) GiB$", out,
-                                                           re.MULTILINE)}
+    peaks = {name: cost["peak_gib"] for name, cost in component_costs(out).items()}
     peak = int(re.search(r"peak_kib (\d+)", child.stderr).group(1)) / 2 ** 20
     overall = {}
     for head, header, row in re.findall(r"### (\w+)\n(\|.*\|)\n\|[-|]+\|\n(\| overall .*\|)", out):

@@ -52,12 +52,9 @@ def run_pipeline(log_root: str, workers: int, work: str, top_k: int | None = Non
     wall = time.perf_counter() - started
     if completed.returncode != 0:
         raise RuntimeError(f"mtl run failed ({completed.returncode}): {completed.stderr[-2000:]}")
-    result = {"wall_seconds": wall, "components": {}, "epochs": []}
+    result = {"wall_seconds": wall, "components": component_costs(completed.stdout), "epochs": []}
     for line in completed.stdout.splitlines():
-        if match := _DONE.match(line):
-            name, seconds, cores, peak = match.groups()
-            result["components"][name] = {"seconds": float(seconds), "cores": float(cores), "peak_gib": float(peak)}
-        elif match := _EPOCH.search(line):
+        if match := _EPOCH.search(line):
             result["epochs"].append(float(match.group(2).replace(",", "")))
         elif match := _PEAK.match(line):
             result["peak_gib"] = float(match.group(1))
@@ -67,6 +64,17 @@ def run_pipeline(log_root: str, workers: int, work: str, top_k: int | None = Non
     result["pushed"] = "Pushed model: nothing pushed" not in report
     result["trainer_examples_per_second"] = statistics.median(result["epochs"][1:] or result["epochs"])
     return result
+
+
+def component_costs(stdout: str) -> dict[str, dict]:
+    """{component: {"seconds", "cores", "peak_gib"}} from the line `mtl run` prints as each component ends (a
+    component done in under 0.05 s has no cost on its line and is left out)."""
+    costs = {}
+    for line in stdout.splitlines():
+        if match := _DONE.match(line):
+            name, seconds, cores, peak = match.groups()
+            costs[name] = {"seconds": float(seconds), "cores": float(cores), "peak_gib": float(peak)}
+    return costs
 
 
 def _overall_count(report: str, head: str) -> int:
