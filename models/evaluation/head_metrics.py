@@ -61,7 +61,7 @@ class HeadSummary:
         for name in _SPARSE_ON_THE_WIRE:
             if state[name] is not None:
                 filled = np.flatnonzero(state[name])
-                state[name] = (state[name].shape, filled.astype(np.int64), state[name].ravel()[filled])
+                state[name] = (state[name].shape, filled, state[name].ravel()[filled])
         return state
 
     def __setstate__(self, state: dict) -> None:
