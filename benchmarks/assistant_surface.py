@@ -20,6 +20,13 @@ runs `mtl run --config <work>/assistant.yaml` (``--config`` with those vocabular
 output folder and writes benchmarks/results/assistant-surface.md: the logs' shape (distinct tokens, the vocabulary
 Transform kept), each component's seconds and peak memory, the run's peak memory, the verdict and each head's
 metrics on the test split.
+
+    .venv/bin/python benchmarks/assistant_surface.py --trainer [--batches 300] [--repeats 3] [--work ...]
+
+instead times the Trainer's model on that finished run (its config and Transform output in ``--work``): examples/s
+of training steps with the text feature's character n-grams and without them (the token ids alone), on the same
+first ``--batches`` training batches held in memory, one-pass epochs alternating, medians of ``--repeats``; writes
+benchmarks/results/assistant-surface-trainer.md (and .json).
 """
 
 import argparse
@@ -35,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 from pipeline_scaling import component_costs  # noqa: E402  (benchmarks/, beside this script)
-from provenance import measured_line  # noqa: E402
+from provenance import measured_line, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -171,6 +178,56 @@ def table(shape: dict, run: dict, kept: int, args) -> str:
     return "\n".join(lines)
 
 
+def trainer_speeds(work: Path, batches: int, repeats: int) -> dict:
+    """Examples/s of training steps of the finished run's model (``work/assistant.yaml``) with its text feature's
+    character n-grams and without them (char_ngram_buckets 0, fed the token ids of the same batches), on the first
+    ``batches`` training batches of the run's Transform output held in memory."""
+    import dataclasses
+    import statistics
+
+    from trainer_input import dataset_factory, examples_per_second, in_memory, pipeline_source
+
+    from config import PipelineConfig
+    from models.builder import build_model
+    from models.training import example_datasets
+
+    config = PipelineConfig.from_yaml(work / "assistant.yaml")
+    config = config.replace(model=dataclasses.replace(config.model, train_steps=None, eval_steps=None))
+    files, schema, cardinalities = pipeline_source(config, str(work / "out" / "pipeline_root"))
+    data, _ = example_datasets(dataset_factory, files, files, schema, config.model)
+    with_ngrams, examples = in_memory(data.take(batches))
+    text = next(f for f in config.features if f.kind == "text")
+    without_ngrams = with_ngrams.map(lambda batch: {**batch, text.name: batch[text.name][:, :text.max_tokens]})
+    plain = config.replace(features=tuple(dataclasses.replace(f, char_ngram_buckets=0) if f is text else f
+                                          for f in config.features))
+    runs = {"with n-grams": (build_model(config, cardinalities), with_ngrams),
+            "without n-grams": (build_model(plain, cardinalities), without_ngrams)}
+    for model, dataset in runs.values():
+        examples_per_second(model, dataset, examples)  # warm-up: tracing
+    speeds = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, (model, dataset) in runs.items():
+            speeds[name].append(examples_per_second(model, dataset, examples))
+    used = [int((batch[text.name].numpy()[:, :text.max_tokens] > 0).sum(axis=1).max()) for batch in with_ngrams]
+    return {"examples": examples, "batch_size": config.model.batch_size, "token_rows": cardinalities[text.name],
+            "ngram_rows": text.char_ngram_buckets + 1, "ngrams_per_token": text.char_ngrams_per_token,
+            "median_longest_tokens": statistics.median(used),
+            "speeds": {name: statistics.median(values) for name, values in speeds.items()}, "runs": speeds}
+
+
+def trainer_table(result: dict, repeats: int) -> str:
+    speeds = result["speeds"]
+    return "\n".join([
+        f"`benchmarks/assistant_surface.py --trainer`: the finished surface run's model trained on the first "
+        f"{result['examples']:,} examples of its own Transform output (batch {result['batch_size']}, held in "
+        f"memory; a batch's longest utterance has {result['median_longest_tokens']:.0f} tokens at the median), "
+        f"with the text feature's character n-grams ({result['ngrams_per_token']} per token, a table of "
+        f"{result['ngram_rows']:,} rows beside the {result['token_rows']:,} token rows) and without them; "
+        f"examples/s of training steps, median of {repeats} one-pass epochs, the two models alternating.", "",
+        "| model | examples/s | x without n-grams |", "|---|---|---|",
+        *(f"| {name} | {speed:,.0f} | {speed / speeds['without n-grams']:.2f} |" for name, speed in speeds.items())])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
@@ -184,8 +241,17 @@ def main(argv=None) -> int:
     parser.add_argument("--config", default=str(CONFIG), help="the assistant config to start from")
     parser.add_argument("--work", default="/tmp/mtl-assistant-surface")
     parser.add_argument("--output", default=str(RESULTS / "assistant-surface.md"))
+    parser.add_argument("--trainer", action="store_true", help="time the finished run's model instead")
+    parser.add_argument("--batches", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     work = Path(args.work)
+    if args.trainer:
+        result = trainer_speeds(work, args.batches, args.repeats)
+        write_results(str(RESULTS / "assistant-surface-trainer.md"),
+                      f"The assistant's Trainer at the edges of its surface ({platform.machine()}, "
+                      f"{os.cpu_count()} cores)", trainer_table(result, args.repeats), result)
+        return 0
     (work / "logs" / "span-1").mkdir(parents=True, exist_ok=True)
     shape = write_logs(work / "logs" / "span-1" / "events-00000-of-00001.tfrecord.gz", args.events, args.intents,
                        args.slot_types, args.vocabulary, args.max_tokens, args.zipf)
