@@ -187,13 +187,22 @@ def trainer_speeds(work: Path, batches: int, repeats: int) -> dict:
 
     from trainer_input import dataset_factory, examples_per_second, in_memory, pipeline_source
 
+    # trainer_input sets up the repository's imports and Keras' environment first
+    # isort: split
+    import tensorflow_transform as tft
+
     from config import PipelineConfig
     from models.builder import build_model
+    from models.tasks import with_class_counts
     from models.training import example_datasets
 
+    root = work / "out" / "pipeline_root"
     config = PipelineConfig.from_yaml(work / "assistant.yaml")
     config = config.replace(model=dataclasses.replace(config.model, train_steps=None, eval_steps=None))
-    files, schema, cardinalities = pipeline_source(config, str(work / "out" / "pipeline_root"))
+    # the heads sized by the classes Transform's label vocabularies name, as the Trainer sizes them
+    graph = sorted((root / "Transform" / "transform_graph").glob("*"))[-1]
+    config = with_class_counts(config, tft.TFTransformOutput(str(graph)))
+    files, schema, cardinalities = pipeline_source(config, str(root))
     data, _ = example_datasets(dataset_factory, files, files, schema, config.model)
     with_ngrams, examples = in_memory(data.take(batches))
     text = next(f for f in config.features if f.kind == "text")
