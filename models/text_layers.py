@@ -38,6 +38,21 @@ def masked_max(values, mask):
     return tf.where(tf.reduce_any(mask, axis=1)[:, None], largest, tf.zeros_like(largest))
 
 
+def ngram_means(table: tf_keras.layers.Embedding, grams):
+    """Per token position, the mean of the rows of ``table`` that its n-gram ids ``grams`` [batch, L, n] name (0:
+    no n-gram); 0.0 at a position with none. Only the ids present are looked up, so the table's gradient names
+    their rows alone: most of a padded batch's ids are 0 (short tokens, short utterances), and a lookup of every
+    id would hand the row optimizer all of them. Output: [batch, L, table's output_dim]."""
+    where = tf.where(tf.not_equal(grams, 0))  # [ids present, 3]: (row, position, n-gram)
+    shape = tf.shape(grams, out_type=tf.int64)
+    position = where[:, 0] * shape[1] + where[:, 1]
+    positions = shape[0] * shape[1]
+    rows = table(tf.gather_nd(grams, where))
+    sums = tf.math.unsorted_segment_sum(rows, position, positions)
+    counts = tf.math.unsorted_segment_sum(tf.ones_like(position, rows.dtype), position, positions)
+    return tf.reshape(sums / tf.maximum(counts, 1.0)[:, None], [shape[0], shape[1], table.output_dim])
+
+
 # How each kind pools its states into one vector.
 POOLING = {Kind.MEAN: masked_mean, Kind.MAX: masked_max, Kind.CNN: masked_max, Kind.GRU: masked_mean,
            Kind.LSTM: masked_mean, Kind.TRANSFORMER: masked_mean}
@@ -197,10 +212,7 @@ class TextFeatureEncoder(tf_keras.layers.Layer):
             ids = dropped_ids(ids, self.token_dropout, self.cardinality - self.oov_ids, self.cardinality)
         vectors = self.tokens(ids)
         if grams is not None:
-            grams = grams[:, :used]
-            present = tf.cast(tf.not_equal(grams, 0), vectors.dtype)[..., None]
-            vectors += tf.reduce_sum(self.char_ngrams(grams) * present, axis=2) / tf.maximum(
-                tf.reduce_sum(present, axis=2), 1.0)
+            vectors += ngram_means(self.char_ngrams, grams[:, :used])
         outputs = {}
         for reader, encoder in self.encoders.items():
             states, pooled = encoder(vectors, mask, training=training)

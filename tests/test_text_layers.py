@@ -165,6 +165,7 @@ def test_the_char_ngram_table_gets_its_gradient_from_the_ngrams_a_batch_reads_on
         loss = tf.reduce_sum(pooled)
     gradient = tape.gradient(loss, encoder.char_ngrams.embeddings)
     assert isinstance(gradient, tf.IndexedSlices)
+    np.testing.assert_array_equal(gradient.indices.numpy(), [2])  # the n-gram read, not the 0 that pads it
     np.testing.assert_array_equal(tf.convert_to_tensor(gradient).numpy(), [[0, 0], [0, 0], [1, 1], [0, 0]])
 
 
