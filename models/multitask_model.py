@@ -74,18 +74,20 @@ class MultiTaskModel(tf_keras.Model):
             own += [text[task.name][1] for text in texts.values() if task.name in text]
             if own:
                 tower_input = tf.concat([tower_input, *own], axis=-1)
-            if task.per_token:  # each token's state, with the example's representation
+            reads = interaction and task.name in self.interaction_tasks
+            example_parts = [tower_input, *interaction] if reads else [tower_input]
+            if task.per_token:  # a row per real token: its state, with its example's representation
                 text = texts[task.config.text_feature]
                 states = text[task.name if task.name in text else ""][0]
-                tower_input = tf.concat(
-                    [states, tf.tile(tower_input[:, None, :], tf.stack([1, tf.shape(states)[1], 1]))], axis=-1)
+                mask = self._token_mask(task.config.text_feature, features)
+                tokens = tf.where(mask)  # [real tokens, 2]: (example, position); padding costs the tower nothing
+                example_parts = [tf.gather(part, tokens[:, 0]) for part in example_parts]
+                tower_input = tf.concat([tf.gather_nd(states, tokens), example_parts[0]], axis=-1)
             tower_output = self.towers[task.name](tower_input, training=training)
-            reads = interaction and task.name in self.interaction_tasks
-            head_input = tf.concat([tower_output, *interaction], axis=-1) if reads else tower_output
+            head_input = tf.concat([tower_output, *example_parts[1:]], axis=-1) if reads else tower_output
             outputs[task.name] = task.predictions(self.heads[task.name](head_input))
-            if task.per_token:
-                outputs[task.name] = task.padding_as_outside(outputs[task.name],
-                                                             self._token_mask(task.config.text_feature, features))
+            if task.per_token:  # back to [batch, max_tokens, units], padding read as outside every span
+                outputs[task.name] = task.at_positions(outputs[task.name], mask)
         if self.fusion:
             outputs[FUSION_OUTPUT] = self.fusion_score(outputs)
         return outputs

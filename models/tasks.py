@@ -399,8 +399,12 @@ class SequenceLabelingTask(Task):
         return label, weight
 
     def per_example_loss(self, labels, predictions):
-        """[batch, tokens]: each token's cross-entropy (the base loss averages it over the weighted tokens)."""
-        return tf_keras.losses.sparse_categorical_crossentropy(labels, predictions)
+        """[batch, tokens]: each token's cross-entropy, -log of its tag's probability clipped to [epsilon, 1 -
+        epsilon] as Keras clips (the base loss averages it over the weighted tokens). It reads the one probability
+        per token: Keras' sparse cross-entropy takes the log of every tag's at every position, padding included."""
+        epsilon = tf_keras.backend.epsilon()
+        chosen = tf.gather(predictions, labels, batch_dims=2)
+        return -tf.math.log(tf.clip_by_value(chosen, epsilon, 1.0 - epsilon))
 
     def make_metrics(self):
         return [tf_keras.metrics.SparseCategoricalAccuracy(name=self.keras_metric_name)]
@@ -409,11 +413,16 @@ class SequenceLabelingTask(Task):
         """O, then B- and I- of each slot type, in the order of the tag ids."""
         return ["O", *(f"{prefix}-{name}" for name in class_names for prefix in ("B", "I"))]
 
-    def padding_as_outside(self, probabilities, mask):
-        """``probabilities`` [batch, L, units] with each position where ``mask`` [batch, L] is False (padding) set to
-        ``O`` with probability 1: padding then scores as no span and never changes a real token's decoded tag."""
-        outside = tf.one_hot(0, self.units, dtype=probabilities.dtype)
-        return tf.where(mask[:, :, None], probabilities, outside)
+    def at_positions(self, probabilities, mask):
+        """[batch, L, units]: ``probabilities`` [real tokens, units], the rows of the True positions of ``mask``
+        [batch, L] in tf.where's (row-major) order, each at its position, and ``O`` with probability 1 at every
+        padded position: padding then scores as no span and never changes a real token's decoded tag. One gather
+        from the rows, so the gradient reaches the real tokens' rows alone."""
+        outside = tf.one_hot([0], self.units, dtype=probabilities.dtype)
+        flat = tf.reshape(mask, [-1])
+        index = tf.where(flat, tf.cumsum(tf.cast(flat, tf.int32)), 0)  # 1 + a real token's rank; 0 at padding
+        spread = tf.gather(tf.concat([outside, probabilities], axis=0), index)
+        return tf.reshape(spread, tf.concat([tf.shape(mask), [self.units]], axis=0))
 
     def named_outputs(self, prediction, names, tokens):
         """``<task>_tags``: [batch, tokens] the tag of each token in the most likely well-formed BIO sequence

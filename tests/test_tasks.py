@@ -202,6 +202,24 @@ def test_per_token_loss_is_the_cross_entropy_mean_over_the_weighted_tokens():
     assert _loss(task, labels, weights, probs.astype(np.float32)) == pytest.approx(expected, rel=1e-5)
 
 
+def test_a_tokens_loss_reads_its_tags_probability_clipped_at_keras_epsilon():
+    task = _tagger()
+    probs = np.zeros((1, 2, 5), np.float32)
+    probs[0, 0] = [0.0, 1.0, 0.0, 0.0, 0.0]  # its tag at 0: -log(1e-7), not inf
+    probs[0, 1] = [0.25, 0.0, 0.0, 0.0, 0.75]
+    losses = task.per_example_loss(tf.constant([[0, 4]], tf.int64), tf.constant(probs)).numpy()
+    np.testing.assert_allclose(losses, [[-math.log(1e-7), -math.log(0.75)]], rtol=1e-6)
+
+
+def test_a_taggers_rows_go_to_their_tokens_positions_and_padding_reads_outside():
+    task = _tagger()
+    rows = np.arange(15, dtype=np.float32).reshape(3, 5)  # the real tokens' rows, in row-major order
+    mask = tf.constant([[True, False, True], [False, False, False], [True, False, False]])
+    spread = task.at_positions(tf.constant(rows), mask).numpy()
+    outside = [1, 0, 0, 0, 0]
+    np.testing.assert_array_equal(spread, [[rows[0], outside, rows[1]], [outside] * 3, [rows[2], outside, outside]])
+
+
 def test_a_class_training_never_saw_weighs_nothing_and_gives_no_nan():
     task = _task(MulticlassTask, "multiclass", classes=("a", "b", "c"))
     loss = _loss(task, np.array([-1, 1], np.int64), [0, 1], [[0.2, 0.3, 0.5], [0.1, 0.6, 0.3]])
