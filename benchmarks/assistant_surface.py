@@ -27,6 +27,12 @@ instead times the Trainer's model on that finished run (its config and Transform
 of training steps with the text feature's character n-grams and without them (the token ids alone), on the same
 first ``--batches`` training batches held in memory, one-pass epochs alternating, medians of ``--repeats``; writes
 benchmarks/results/assistant-surface-trainer.md (and .json).
+
+    .venv/bin/python benchmarks/assistant_surface.py --evaluator [--work ...]
+
+runs TFMA alone on that finished run's model and test split, as its Evaluator ran it (no baseline; the blessing
+thresholds left out), once per setting of ``EVALUATIONS``, each in a process of its own: seconds, peak memory and
+each head's key metric on the overall slice; writes benchmarks/results/assistant-surface-evaluator.md (and .json).
 """
 
 import argparse
@@ -237,6 +243,82 @@ def trainer_table(result: dict, repeats: int) -> str:
         *(f"| {name} | {speed:,.0f} | {speed / speeds['without n-grams']:.2f} |" for name, speed in speeds.items())])
 
 
+# What each TFMA-alone run changes in the config's evaluation section.
+EVALUATIONS = {
+    "as configured (jackknife intervals, every slice)": {},
+    "overall slice only": {"slices": ()},
+    "no confidence intervals": {"confidence_intervals": False},
+}
+
+
+def evaluate_alone(work: Path, setting: str) -> dict:
+    """TFMA on the finished run's model and test split with the config's EvalConfig, the evaluation section changed
+    as ``EVALUATIONS[setting]`` says: seconds, and each head's key metric on the overall slice."""
+    import dataclasses
+    import tempfile
+
+    from config import PipelineConfig  # first: it sets up Keras' environment before TensorFlow loads
+
+    # isort: split
+    import tensorflow_model_analysis as tfma
+
+    from models.evaluation.eval_config import make_eval_config
+    from models.tasks import make_tasks
+
+    root = work / "out" / "pipeline_root"
+    config = PipelineConfig.from_yaml(work / "assistant.yaml")
+    config = config.replace(evaluation=dataclasses.replace(config.evaluation, **EVALUATIONS[setting]))
+    eval_config = make_eval_config(config)
+    for spec in eval_config.metrics_specs:  # a first run has no baseline to judge a change against
+        for metric in spec.metrics:
+            metric.ClearField("per_slice_thresholds")
+    (model,) = root.glob("Trainer/model/*/Format-Serving")
+    (examples,) = root.glob("ImportExampleGen/examples/*")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="surface-evaluator-") as output:
+        result = tfma.run_model_analysis(
+            eval_shared_model=tfma.default_eval_shared_model(str(model), eval_config=eval_config),
+            eval_config=eval_config, data_location=str(examples / "Split-test" / "*"), output_path=output)
+    seconds = time.perf_counter() - started
+    overall = next(metrics for key, metrics in result.slicing_metrics if key == ())
+    scores = {}
+    for task in make_tasks(config.tasks):
+        values = overall[task.name][""]
+        name = next(k for k in values if k.lower().replace("_", "") == task.key_metric.lower())
+        scores[task.name] = {name: values[name]["doubleValue"]}
+    return {"setting": setting, "seconds": seconds, "overall": scores}
+
+
+def evaluator_costs(work: Path) -> list[dict]:
+    """evaluate_alone for every setting, each in a child process under GNU time (its peak resident memory)."""
+    rows = []
+    for setting in EVALUATIONS:
+        child = subprocess.run(["/usr/bin/time", "-f", "peak_kib %M", sys.executable, __file__, "--work", str(work),
+                                "--evaluate-one", setting], capture_output=True, text=True, cwd=ROOT,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+        if child.returncode:
+            raise RuntimeError(f"TFMA ({setting}) failed ({child.returncode}):\n{child.stderr[-3000:]}")
+        row = json.loads(child.stdout.strip().splitlines()[-1])
+        row["peak_gib"] = int(re.search(r"peak_kib (\d+)", child.stderr).group(1)) / 2 ** 20
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def evaluator_table(rows: list[dict]) -> str:
+    heads = list(rows[0]["overall"])
+    lines = ["`benchmarks/assistant_surface.py --evaluator`: TFMA alone on the finished surface run's model and test "
+             "split, with the config's EvalConfig as its first Evaluator ran it (no baseline; the blessing "
+             "thresholds left out), each setting in a process of its own.", "",
+             "| setting | seconds | peak memory | " + " | ".join(
+                 f"{head}: {next(iter(rows[0]['overall'][head]))}" for head in heads) + " |",
+             "|---|---|---|" + "---|" * len(heads)]
+    for row in rows:
+        values = " | ".join(f"{next(iter(row['overall'][head].values())):.4f}" for head in heads)
+        lines.append(f"| {row['setting']} | {row['seconds']:.1f} | {row['peak_gib']:.2f} GiB | {values} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
@@ -253,8 +335,19 @@ def main(argv=None) -> int:
     parser.add_argument("--trainer", action="store_true", help="time the finished run's model instead")
     parser.add_argument("--batches", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--evaluator", action="store_true", help="TFMA alone on the finished run instead")
+    parser.add_argument("--evaluate-one", choices=list(EVALUATIONS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     work = Path(args.work)
+    if args.evaluate_one:
+        print(json.dumps(evaluate_alone(work, args.evaluate_one)))
+        return 0
+    if args.evaluator:
+        rows = evaluator_costs(work)
+        write_results(str(RESULTS / "assistant-surface-evaluator.md"),
+                      f"The assistant's Evaluator at the edges of its surface ({platform.machine()}, "
+                      f"{os.cpu_count()} cores)", evaluator_table(rows), rows)
+        return 0
     if args.trainer:
         result = trainer_speeds(work, args.batches, args.repeats)
         write_results(str(RESULTS / "assistant-surface-trainer.md"),
