@@ -285,7 +285,8 @@ def evaluate_alone(work: Path, setting: str) -> dict:
     for task in make_tasks(config.tasks):
         values = overall[task.name][""]
         name = next(k for k in values if k.lower().replace("_", "") == task.key_metric.lower())
-        scores[task.name] = {name: values[name]["doubleValue"]}
+        value = values[name]  # with intervals, the value and its bounds
+        scores[task.name] = {name: value["boundedValue"]["value"] if "boundedValue" in value else value["doubleValue"]}
     return {"setting": setting, "seconds": seconds, "overall": scores}
 
 
