@@ -181,3 +181,17 @@ def test_a_tagger_gives_padding_outside_with_probability_one():
     np.testing.assert_array_equal(tags[1, 1:], np.tile([1, 0, 0, 0, 0], (3, 1)))
     assert (tags[0, :3, 0] < 1).all() and tags[1, 0, 0] < 1  # real tokens: the head's own softmax
     np.testing.assert_allclose(tags.sum(axis=-1), 1.0, rtol=1e-6)
+
+
+def test_a_tagger_given_only_empty_utterances_tags_every_position_outside():
+    # The tower and head run on the real tokens' rows; a batch with none gives them zero rows, in training too.
+    config = PipelineConfig.from_dict({
+        "name": "tiny-tagger",
+        "features": [{"name": "text", "kind": "text", "max_tokens": 3, "embedding_dim": 4, "encoder": "cnn",
+                      "encoder_units": 4, "char_ngram_buckets": 10, "char_ngrams_per_token": 2}],
+        "tasks": [{"name": "slots", "type": "sequence_labeling", "label_key": "slots", "text_feature": "text",
+                   "classes": ["date"], "tower": [8]}]})
+    model = build_model(config, {"text": 10})
+    for in_training in (False, True):
+        tags = model({"text": tf.zeros([2, 9], tf.int64)}, training=in_training)["slots"].numpy()
+        np.testing.assert_array_equal(tags, np.tile([1, 0, 0], (2, 3, 1)))
