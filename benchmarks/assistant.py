@@ -118,6 +118,9 @@ def prepare(work: str, text_settings: dict | None = None, span: int = SPAN, trai
         if paths.get("transform_settings") != settings:
             raise SystemExit(f"{work} holds a pipeline run with the text settings {paths.get('transform_settings')}, "
                              f"not {settings} (config/assistant.yaml changed since): give another --work")
+        if paths.get("spans") != [span, train_spans]:  # its results.json scored that split too
+            raise SystemExit(f"{work} holds a pipeline run of --span and --train-spans {paths.get('spans')}, not "
+                             f"{[span, train_spans]}: give another --work")
         return paths
     started = time.perf_counter()
     for run_span in range(span - train_spans + 1, span + 1):
@@ -133,6 +136,7 @@ def prepare(work: str, text_settings: dict | None = None, span: int = SPAN, trai
     transformed = [path for path in transformed if int(os.path.basename(path).split("-")[0]) == newest]
     paths = {
         "transform_settings": settings,
+        "spans": [span, train_spans],
         "transform_graph": _newest(f"{root}/Transform/transform_graph/*"),
         "train": [f for path in transformed for f in glob.glob(f"{path}/**/Split-train/*", recursive=True)],
         "eval": [f for path in transformed for f in glob.glob(f"{path}/**/Split-eval/*", recursive=True)],
