@@ -125,6 +125,16 @@ def write_config(work: Path, base: Path, top_k: int, frequency_threshold: int) -
     return path
 
 
+def run_timed(command: list[str], what: str) -> tuple[subprocess.CompletedProcess, float]:
+    """``command`` run from the repository under GNU time: (its completed process, its peak resident GiB). Raises
+    RuntimeError naming ``what`` with the ends of its output when it fails."""
+    child = subprocess.run(["/usr/bin/time", "-f", "peak_kib %M", *command], capture_output=True, text=True,
+                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if child.returncode:
+        raise RuntimeError(f"{what} failed ({child.returncode}):\n{child.stdout[-2000:]}\n{child.stderr[-3000:]}")
+    return child, int(re.search(r"peak_kib (\d+)", child.stderr).group(1)) / 2 ** 20
+
+
 def run_pipeline(work: Path, config: Path) -> dict:
     """`mtl run --config <config>` on ``work/logs`` in a fresh output folder, under GNU time."""
     for name in ("out", "serving"):
@@ -132,16 +142,12 @@ def run_pipeline(work: Path, config: Path) -> dict:
     command = [sys.executable, "-m", "pipeline.cli.main", "run", "--config", str(config), "--log-root",
                str(work / "logs"), "--output-dir", str(work / "out"), "--serving-dir", str(work / "serving")]
     started = time.perf_counter()
-    child = subprocess.run(["/usr/bin/time", "-f", "peak_kib %M", *command], capture_output=True, text=True,
-                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    child, peak = run_timed(command, "mtl run")
     wall = time.perf_counter() - started
     out = child.stdout
-    if child.returncode:
-        raise RuntimeError(f"mtl run failed ({child.returncode}):\n{out[-2000:]}\n{child.stderr[-3000:]}")
     seconds = dict(re.findall(r"(\w+) ([\d.]+)", re.search(r"Component seconds: (.*)", out).group(1)))
     # Each component's own peak (this process and Beam's workers, resident), from its console line.
     peaks = {name: cost["peak_gib"] for name, cost in component_costs(out).items()}
-    peak = int(re.search(r"peak_kib (\d+)", child.stderr).group(1)) / 2 ** 20
     overall = {}
     for head, header, row in re.findall(r"### (\w+)\n(\|.*\|)\n\|[-|]+\|\n(\| overall .*\|)", out):
         names, values = [c.strip() for c in header.split("|")[2:-1]], [c.strip() for c in row.split("|")[2:-1]]
@@ -294,13 +300,9 @@ def evaluator_costs(work: Path) -> list[dict]:
     """evaluate_alone for every setting, each in a child process under GNU time (its peak resident memory)."""
     rows = []
     for setting in EVALUATIONS:
-        child = subprocess.run(["/usr/bin/time", "-f", "peak_kib %M", sys.executable, __file__, "--work", str(work),
-                                "--evaluate-one", setting], capture_output=True, text=True, cwd=ROOT,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
-        if child.returncode:
-            raise RuntimeError(f"TFMA ({setting}) failed ({child.returncode}):\n{child.stderr[-3000:]}")
-        row = json.loads(child.stdout.strip().splitlines()[-1])
-        row["peak_gib"] = int(re.search(r"peak_kib (\d+)", child.stderr).group(1)) / 2 ** 20
+        child, peak = run_timed([sys.executable, __file__, "--work", str(work), "--evaluate-one", setting],
+                                f"TFMA ({setting})")
+        row = {**json.loads(child.stdout.strip().splitlines()[-1]), "peak_gib": peak}
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
