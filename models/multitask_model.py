@@ -16,7 +16,9 @@ FUSION_OUTPUT = "fusion_score"
 
 class MultiTaskModel(tf_keras.Model):
     """Takes the transformed features (label and weight columns may ride along) and returns {task: prediction},
-    plus ``fusion_score`` when fusion weights are given.
+    plus ``fusion_score`` when fusion weights are given. A per-token task's prediction is [batch, max_tokens,
+    units]; in training it is (its real tokens' rows [tokens, units], their (example, position) [tokens, 2]), what
+    its loss and metric read (``Task.compared``), so that no padded position costs the step anything.
 
     Parts: ``encoder`` (features -> one vector), ``architecture`` (vector -> {task: representation}), ``towers``
     ({task: layer}), ``task_encoders`` (optional, {task: features -> a vector its tower also reads}),
@@ -86,7 +88,9 @@ class MultiTaskModel(tf_keras.Model):
             tower_output = self.towers[task.name](tower_input, training=training)
             head_input = tf.concat([tower_output, *example_parts[1:]], axis=-1) if reads else tower_output
             outputs[task.name] = task.predictions(self.heads[task.name](head_input))
-            if task.per_token:  # back to [batch, max_tokens, units], padding read as outside every span
+            if task.per_token and training:  # the loss and the metric read the real tokens' rows alone
+                outputs[task.name] = (outputs[task.name], tokens)
+            elif task.per_token:  # back to [batch, max_tokens, units], padding read as outside every span
                 outputs[task.name] = task.at_positions(outputs[task.name], mask)
         if self.fusion:
             outputs[FUSION_OUTPUT] = self.fusion_score(outputs)
@@ -106,8 +110,8 @@ class MultiTaskModel(tf_keras.Model):
 
     def task_losses(self, features, predictions) -> dict[str, tf.Tensor]:
         """Each task's loss, averaged over the examples whose label is present (ESMM: see _esmm_loss)."""
-        losses = {t.name: t.loss(t.targets(features[t.label_feature]), features[t.weight_feature],
-                                 predictions[t.name]) for t in self.tasks}
+        losses = {t.name: t.loss(*t.compared(features[t.label_feature], features[t.weight_feature],
+                                             predictions[t.name])) for t in self.tasks}
         if self.esmm_tasks:
             losses[self.esmm_tasks[1]] = self._esmm_loss(features, predictions)
         return losses
@@ -249,9 +253,10 @@ class MultiTaskModel(tf_keras.Model):
             self.loss_trackers[t.name].update_state(losses[t.name], sample_weight=tf.reduce_sum(
                 features[t.weight_feature]))
             self.weight_trackers[t.name].update_state(weights[i])
+            targets, label_weights, prediction = t.compared(features[t.label_feature], features[t.weight_feature],
+                                                            predictions[t.name])
             for metric in self.task_metrics[t.name]:
-                metric.update_state(t.targets(features[t.label_feature]), predictions[t.name],
-                                    sample_weight=t.metric_weights(features[t.weight_feature]))
+                metric.update_state(targets, prediction, sample_weight=t.metric_weights(label_weights))
         return {m.name: m.result() for m in self.metrics}
 
     @property

@@ -135,6 +135,11 @@ class Task:
         """What the loss and the metrics compare the predictions with, from the label as Transform stores it."""
         return labels
 
+    def compared(self, labels: tf.Tensor, weights: tf.Tensor, prediction) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(targets, weights, predictions): what the loss and the Keras metrics compare, from the label and weight
+        columns as Transform stores them and the model's prediction for this task."""
+        return self.targets(labels), weights, prediction
+
     def served_names(self, class_names: list[str]) -> list[str]:
         """The name of each output unit, from the task's class names (``class_names``)."""
         return list(class_names)
@@ -398,12 +403,22 @@ class SequenceLabelingTask(Task):
         weight = tf.sparse.to_dense(tf.SparseTensor(kept, tf.cast(scored, tf.float32), shape))
         return label, weight
 
+    def compared(self, labels, weights, prediction):
+        """The tags, weights and probabilities of every position ([batch, tokens], [batch, tokens], [batch,
+        tokens, units]) from the served prediction; from training's (rows, positions) (``MultiTaskModel.call``),
+        those of the real tokens alone ([tokens], [tokens], the rows [tokens, units])."""
+        if isinstance(prediction, tuple):
+            rows, positions = prediction
+            return tf.gather_nd(labels, positions), tf.gather_nd(weights, positions), rows
+        return labels, weights, prediction
+
     def per_example_loss(self, labels, predictions):
-        """[batch, tokens]: each token's cross-entropy, -log of its tag's probability clipped to [epsilon, 1 -
-        epsilon] as Keras clips (the base loss averages it over the weighted tokens). It reads the one probability
-        per token: Keras' sparse cross-entropy takes the log of every tag's at every position, padding included."""
+        """Each token's cross-entropy (the shape of ``labels``: [batch, tokens], or [tokens] for rows), -log of
+        its tag's probability clipped to [epsilon, 1 - epsilon] as Keras clips (the base loss averages it over the
+        weighted tokens). It reads the one probability per token: Keras' sparse cross-entropy takes the log of every
+        tag's."""
         epsilon = tf_keras.backend.epsilon()
-        chosen = tf.gather(predictions, labels, batch_dims=2)
+        chosen = tf.gather(predictions, labels, batch_dims=labels.shape.rank)
         return -tf.math.log(tf.clip_by_value(chosen, epsilon, 1.0 - epsilon))
 
     def make_metrics(self):

@@ -192,6 +192,34 @@ def test_a_tagger_given_only_empty_utterances_tags_every_position_outside():
         "tasks": [{"name": "slots", "type": "sequence_labeling", "label_key": "slots", "text_feature": "text",
                    "classes": ["date"], "tower": [8]}]})
     model = build_model(config, {"text": 10})
-    for in_training in (False, True):
-        tags = model({"text": tf.zeros([2, 9], tf.int64)}, training=in_training)["slots"].numpy()
-        np.testing.assert_array_equal(tags, np.tile([1, 0, 0], (2, 3, 1)))
+    features = {"text": tf.zeros([2, 9], tf.int64), "slots_label": tf.zeros([2, 3], tf.int64),
+                "slots_weight": tf.zeros([2, 3])}
+    tags = model(features)["slots"].numpy()
+    np.testing.assert_array_equal(tags, np.tile([1, 0, 0], (2, 3, 1)))
+    rows, positions = model(features, training=True)["slots"]
+    assert rows.shape == (0, 3) and positions.shape == (0, 2)
+    assert float(model.task_losses(features, model(features, training=True))["slots"]) == 0.0
+
+
+def test_a_tagger_trains_on_its_real_tokens_rows_with_the_loss_of_its_served_tags():
+    # In training the tagger's prediction is its real tokens' rows and their places; without dropout the loss and
+    # the metric from them are those of the served [batch, tokens, tags] prediction.
+    config = PipelineConfig.from_dict({
+        "name": "tiny-tagger",
+        "features": [{"name": "text", "kind": "text", "max_tokens": 4, "embedding_dim": 4, "encoder": "cnn",
+                      "encoder_units": 4}],
+        "tasks": [{"name": "slots", "type": "sequence_labeling", "label_key": "slots", "text_feature": "text",
+                   "classes": ["date", "city"]}]})
+    tf_keras.utils.set_random_seed(0)
+    model = build_model(config, {"text": 10})
+    features = {"text": tf.constant([[3, 5, 1, 0], [0, 0, 0, 0], [2, 0, 0, 0]], tf.int64),
+                "slots_label": tf.constant([[1, 2, 0, 0], [0, 0, 0, 0], [3, 0, 0, 0]], tf.int64),
+                "slots_weight": tf.constant([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])}
+    served = model(features)["slots"]
+    rows, positions = model(features, training=True)["slots"]
+    assert positions.numpy().tolist() == [[0, 0], [0, 1], [0, 2], [2, 0]]
+    np.testing.assert_allclose(rows.numpy(), tf.gather_nd(served, positions).numpy(), rtol=1e-6)
+    trained = model.task_losses(features, {"slots": (rows, positions)})["slots"]
+    expected = -np.log(served.numpy()[[0, 0, 2], [0, 1, 0], [1, 2, 3]]).mean()  # the three weighted tokens
+    assert float(trained) == pytest.approx(expected, rel=1e-5)
+    assert float(model.task_losses(features, {"slots": served})["slots"]) == pytest.approx(expected, rel=1e-5)

@@ -211,6 +211,20 @@ def test_a_tokens_loss_reads_its_tags_probability_clipped_at_keras_epsilon():
     np.testing.assert_allclose(losses, [[-math.log(1e-7), -math.log(0.75)]], rtol=1e-6)
 
 
+def test_a_taggers_training_rows_are_compared_with_the_tags_and_weights_at_their_positions():
+    task = _tagger()
+    labels = tf.constant([[1, 2, 0], [3, 0, 0]], tf.int64)
+    weights = tf.constant([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    rows = tf.constant(np.full((3, 5), 0.2, np.float32))
+    positions = tf.constant([[0, 1], [1, 0], [0, 2]], tf.int64)  # any order: each row with its own place
+    tags, token_weights, compared = task.compared(labels, weights, (rows, positions))
+    assert tags.numpy().tolist() == [2, 3, 0] and token_weights.numpy().tolist() == [1.0, 1.0, 0.0]
+    assert compared is rows
+    assert _loss(task, tags.numpy(), token_weights.numpy(), rows.numpy()) == pytest.approx(-math.log(0.2), rel=1e-5)
+    dense = np.zeros((2, 3, 5), np.float32)
+    assert task.compared(labels, weights, dense) == (labels, weights, dense)  # served predictions: as they are
+
+
 def test_a_taggers_rows_go_to_their_tokens_positions_and_padding_reads_outside():
     task = _tagger()
     rows = np.arange(15, dtype=np.float32).reshape(3, 5)  # the real tokens' rows, in row-major order
