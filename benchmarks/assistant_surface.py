@@ -24,9 +24,9 @@ metrics on the test split.
     .venv/bin/python benchmarks/assistant_surface.py --trainer [--batches 300] [--repeats 3] [--work ...]
 
 instead times the Trainer's model on that finished run (its config and Transform output in ``--work``): examples/s
-of training steps with the text feature's character n-grams and without them (the token ids alone), on the same
-first ``--batches`` training batches held in memory, one-pass epochs alternating, medians of ``--repeats``; writes
-benchmarks/results/assistant-surface-trainer.md (and .json).
+of training steps and CPU time per step with the text feature's character n-grams and without them (the token ids
+alone), on the same first ``--batches`` training batches held in memory, one-pass epochs alternating, medians of
+``--repeats``; writes benchmarks/results/assistant-surface-trainer.md (and .json).
 
     .venv/bin/python benchmarks/assistant_surface.py --evaluator [--work ...]
 
@@ -225,28 +225,36 @@ def trainer_speeds(work: Path, batches: int, repeats: int) -> dict:
             "without n-grams": (build_model(plain, cardinalities), without_ngrams)}
     for model, dataset in runs.values():
         examples_per_second(model, dataset, examples)  # warm-up: tracing
-    speeds = {name: [] for name in runs}
+    speeds, cpu_ms = {name: [] for name in runs}, {name: [] for name in runs}
     for _ in range(repeats):
         for name, (model, dataset) in runs.items():
+            cpu = time.process_time()
             speeds[name].append(examples_per_second(model, dataset, examples))
+            cpu_ms[name].append((time.process_time() - cpu) * 1000 * config.model.batch_size / examples)
     used = [int((batch[text.name].numpy()[:, :text.max_tokens] > 0).sum(axis=1).max()) for batch in with_ngrams]
     return {"examples": examples, "batch_size": config.model.batch_size, "token_rows": cardinalities[text.name],
             "ngram_rows": text.char_ngram_buckets + 1, "ngrams_per_token": text.char_ngrams_per_token,
             "median_longest_tokens": statistics.median(used),
-            "speeds": {name: statistics.median(values) for name, values in speeds.items()}, "runs": speeds}
+            "speeds": {name: statistics.median(values) for name, values in speeds.items()}, "runs": speeds,
+            "cpu_ms_per_step": {name: statistics.median(values) for name, values in cpu_ms.items()},
+            "cpu_ms_runs": cpu_ms}
 
 
 def trainer_table(result: dict, repeats: int) -> str:
-    speeds = result["speeds"]
+    speeds, cpu = result["speeds"], result["cpu_ms_per_step"]
     return "\n".join([
         f"`benchmarks/assistant_surface.py --trainer`: the finished surface run's model trained on the first "
         f"{result['examples']:,} examples of its own Transform output (batch {result['batch_size']}, held in "
         f"memory; a batch's longest utterance has {result['median_longest_tokens']:.0f} tokens at the median), "
         f"with the text feature's character n-grams ({result['ngrams_per_token']} per token, a table of "
         f"{result['ngram_rows']:,} rows beside the {result['token_rows']:,} token rows) and without them; "
-        f"examples/s of training steps, median of {repeats} one-pass epochs, the two models alternating.", "",
-        "| model | examples/s | x without n-grams |", "|---|---|---|",
-        *(f"| {name} | {speed:,.0f} | {speed / speeds['without n-grams']:.2f} |" for name, speed in speeds.items())])
+        f"examples/s of training steps and the process's CPU time (both cores) per step, medians of {repeats} "
+        "one-pass epochs, the two models alternating. This machine's epochs take whole multiples of a period "
+        "(examples/s of one model snap between values such as 1,875, 3,750 and 5,500); CPU time per step does "
+        "not.", "",
+        "| model | examples/s | x without n-grams | CPU ms per step | x without n-grams |", "|---|---|---|---|---|",
+        *(f"| {name} | {speed:,.0f} | {speed / speeds['without n-grams']:.2f} | {cpu[name]:.1f} | "
+          f"{cpu[name] / cpu['without n-grams']:.2f} |" for name, speed in speeds.items())])
 
 
 # What each TFMA-alone run changes in the config's evaluation section.
