@@ -71,6 +71,13 @@ VARIANTS = {  # changes to the text feature's settings (under "model", to the mo
     "multi-task, cnn, by-level sharing, 8 OOV buckets by text, no tower dropout": {**BY_TEXT, **TOWERS_UNDROPPED},
     "multi-task, cnn, by-level sharing, 8 OOV buckets by text, no tower dropout, encoder dropout 0.3": {
         **BY_TEXT, **TOWERS_UNDROPPED, "encoder_dropout": 0.3},
+    "multi-task, cnn, by-level sharing, embeddings of 64": {"embedding_dim": 64},
+    "multi-task, cnn, by-level sharing, 64 cnn filters": {"encoder_units": 64},
+    "multi-task, cnn, by-level sharing, a tower of 128 per head": {"tasks": {"tower": [128]}},
+    "multi-task, cnn, by-level sharing, learning rate 0.001, up to 40 epochs": {"model": {"learning_rate": 0.001,
+                                                                                          "epochs": 40}},
+    "multi-task, cnn, by-level sharing, batch 32": {"model": {"batch_size": 32}},
+    "multi-task, cnn, by-level sharing, early stopping patience 5": {"model": {"early_stopping_patience": 5}},
     "multi-task, cnn, hard sharing": HARD,
     "multi-task, cnn, soft sharing": {"sharing": "soft"},
     "multi-task, mean": {**HARD, "encoder": "mean"},
