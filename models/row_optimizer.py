@@ -65,9 +65,10 @@ class RowAdam(tf_keras.optimizers.Optimizer):
         last = tf.gather(updated, rows)[:, None]  # the step of the row's last update
         w_rows, m_rows, v_rows = self._catch_up(tf.gather(variable, rows), tf.gather(m, rows), tf.gather(v, rows),
                                                 last, step - 1, l2)
-        values += 2 * l2 * w_rows  # the whole-table L2's gradient on these rows, this step
-        m_rows = self.beta_1 * m_rows + (1 - self.beta_1) * values
-        v_rows = self.beta_2 * v_rows + (1 - self.beta_2) * tf.square(values)
+        if l2:  # the whole-table L2's gradient on these rows, this step
+            values += 2 * l2 * w_rows
+        m_rows += (1 - self.beta_1) * (values - m_rows)  # b1 m + (1 - b1) g, in fewer ops on [rows, d]
+        v_rows += (1 - self.beta_2) * (tf.square(values) - v_rows)
         updated.scatter_update(tf.IndexedSlices(tf.fill(tf.shape(rows), step), rows))
         m.scatter_update(tf.IndexedSlices(m_rows, rows))
         v.scatter_update(tf.IndexedSlices(v_rows, rows))
@@ -98,7 +99,8 @@ class RowAdam(tf_keras.optimizers.Optimizer):
         missed = now - last
         scale = tf.sqrt(v) + self.epsilon
         r = b1 / b2 ** 0.5
-        w = w - self._alpha(last + 1) * m / scale * r * (1 - r ** missed) / (1 - r)
+        drift = self._alpha(last + 1) * (r / (1 - r)) * (1 - r ** missed)  # [rows, 1]: one factor per row
+        w = w - drift * (m / scale)
         if l2:
             lr, q = self._lr(), b2 ** -0.5
             sums = q * (q ** missed - 1) / (q - 1)
