@@ -166,15 +166,21 @@ def test_text_sharing_decides_which_heads_read_which_sequence_encoder(sharing, r
             assert all((g is not None) == reads for g in gradient), (head, reader)
 
 
-def test_a_tagger_gives_padding_outside_with_probability_one():
+def _tiny_tagger(encoder: str, max_tokens: int, classes=("date", "city"), text=None, task=None):
+    """A model of one text feature (10 token ids) and one tagger, ``slots``, over its tokens; ``text`` and ``task``
+    add settings to the feature's and the task's config."""
     config = PipelineConfig.from_dict({
         "name": "tiny-tagger",
-        "features": [{"name": "text", "kind": "text", "max_tokens": 4, "embedding_dim": 4, "encoder": "gru",
-                      "encoder_units": 4}],
+        "features": [{"name": "text", "kind": "text", "max_tokens": max_tokens, "embedding_dim": 4,
+                      "encoder": encoder, "encoder_units": 4, **(text or {})}],
         "tasks": [{"name": "slots", "type": "sequence_labeling", "label_key": "slots", "text_feature": "text",
-                   "classes": ["date", "city"]}]})
+                   "classes": list(classes), **(task or {})}]})
     tf_keras.utils.set_random_seed(0)
-    model = build_model(config, {"text": 10})
+    return build_model(config, {"text": 10})
+
+
+def test_a_tagger_gives_padding_outside_with_probability_one():
+    model = _tiny_tagger("gru", max_tokens=4)
     tags = model({"text": tf.constant([[3, 5, 1, 0], [2, 0, 0, 0]], tf.int64)})["slots"].numpy()
     assert tags.shape == (2, 4, 5)
     np.testing.assert_array_equal(tags[0, 3], [1, 0, 0, 0, 0])
@@ -185,13 +191,8 @@ def test_a_tagger_gives_padding_outside_with_probability_one():
 
 def test_a_tagger_given_only_empty_utterances_tags_every_position_outside():
     # The tower and head run on the real tokens' rows; a batch with none gives them zero rows, in training too.
-    config = PipelineConfig.from_dict({
-        "name": "tiny-tagger",
-        "features": [{"name": "text", "kind": "text", "max_tokens": 3, "embedding_dim": 4, "encoder": "cnn",
-                      "encoder_units": 4, "char_ngram_buckets": 10, "char_ngrams_per_token": 2}],
-        "tasks": [{"name": "slots", "type": "sequence_labeling", "label_key": "slots", "text_feature": "text",
-                   "classes": ["date"], "tower": [8]}]})
-    model = build_model(config, {"text": 10})
+    model = _tiny_tagger("cnn", max_tokens=3, classes=("date",), text={"char_ngram_buckets": 10,
+                                                                     "char_ngrams_per_token": 2}, task={"tower": [8]})
     features = {"text": tf.zeros([2, 9], tf.int64), "slots_label": tf.zeros([2, 3], tf.int64),
                 "slots_weight": tf.zeros([2, 3])}
     tags = model(features)["slots"].numpy()
@@ -204,14 +205,7 @@ def test_a_tagger_given_only_empty_utterances_tags_every_position_outside():
 def test_a_tagger_trains_on_its_real_tokens_rows_with_the_loss_of_its_served_tags():
     # In training the tagger's prediction is its real tokens' rows and their places; without dropout the loss and
     # the metric from them are those of the served [batch, tokens, tags] prediction.
-    config = PipelineConfig.from_dict({
-        "name": "tiny-tagger",
-        "features": [{"name": "text", "kind": "text", "max_tokens": 4, "embedding_dim": 4, "encoder": "cnn",
-                      "encoder_units": 4}],
-        "tasks": [{"name": "slots", "type": "sequence_labeling", "label_key": "slots", "text_feature": "text",
-                   "classes": ["date", "city"]}]})
-    tf_keras.utils.set_random_seed(0)
-    model = build_model(config, {"text": 10})
+    model = _tiny_tagger("cnn", max_tokens=4)
     features = {"text": tf.constant([[3, 5, 1, 0], [0, 0, 0, 0], [2, 0, 0, 0]], tf.int64),
                 "slots_label": tf.constant([[1, 2, 0, 0], [0, 0, 0, 0], [3, 0, 0, 0]], tf.int64),
                 "slots_weight": tf.constant([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])}
