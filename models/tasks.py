@@ -409,8 +409,8 @@ class SequenceLabelingTask(Task):
         those of the real tokens alone ([tokens], [tokens], the rows [tokens, units])."""
         if isinstance(prediction, tuple):
             rows, positions = prediction
-            return tf.gather_nd(labels, positions), tf.gather_nd(weights, positions), rows
-        return labels, weights, prediction
+            return tf.gather_nd(self.targets(labels), positions), tf.gather_nd(weights, positions), rows
+        return super().compared(labels, weights, prediction)
 
     def per_example_loss(self, labels, predictions):
         """Each token's cross-entropy (the shape of ``labels``: [batch, tokens], or [tokens] for rows), -log of
